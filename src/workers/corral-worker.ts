@@ -1,0 +1,31 @@
+// `corral worker`: one process that runs corral's workflows and activities. Replicas need no
+// leader election; the Temporal server hands each task to exactly one poller.
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { corralTaskQueue } from './task-queues';
+
+export interface CorralWorkerOptions {
+  temporalAddress: string;
+  namespace: string;
+  taskQueue?: string;
+  /** Called once the worker polls, so a supervisor can report readiness. */
+  onReady?: () => void;
+}
+
+export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> {
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: opts.namespace,
+      taskQueue: opts.taskQueue ?? corralTaskQueue,
+      workflowsPath: require.resolve('../workflows'),
+      // SIGINT/SIGTERM (Worker's default shutdownSignals) start a graceful shutdown: in-flight
+      // activities get shutdownGraceTime to finish before being cancelled.
+      shutdownGraceTime: '10s',
+    });
+    opts.onReady?.();
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,165 @@
+// A real control plane for integration tests: etcd + kube-apiserver (built from the Go module
+// proxy by scripts/provision-tools.sh) with RBAC on and a service-account token issuer, so
+// tests can act as a restricted identity. There is no kubelet: tests play it by patching
+// pod status through the `pods/status` subresource.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startProcess, failOnExit, type ManagedProcess } from '../../src/embedded/child-process';
+import { freePort } from '../../src/embedded/ports';
+import { toolPath } from '../../src/embedded/tools';
+import { waitFor } from '../../src/embedded/wait';
+
+/** What a test needs to talk to a cluster; serialisable so the runner can share one. */
+export interface KubeEndpoint {
+  server: string;
+  /** Bearer token of a `system:masters` identity. */
+  adminToken: string;
+  /** PEM of the apiserver's self-signed serving certificate chain. */
+  caFile: string;
+}
+
+export interface RunningKube extends KubeEndpoint {
+  /** Stops only the apiserver (etcd keeps the data), e.g. to test watch resumption. */
+  stopApiserver(): Promise<void>;
+  /** Starts the apiserver again on the same port, certificates and keys. */
+  startApiserver(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function kubeConfigFor(endpoint: KubeEndpoint, token = endpoint.adminToken): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'corral-test', server: endpoint.server, caFile: endpoint.caFile, skipTLSVerify: false }],
+    users: [{ name: 'corral-test-user', token }],
+    contexts: [{ name: 'corral-test', cluster: 'corral-test', user: 'corral-test-user' }],
+    currentContext: 'corral-test',
+  });
+  return kc;
+}
+
+async function httpsOk(url: string, token: string, ca?: Buffer): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      url,
+      { headers: { Authorization: `Bearer ${token}` }, ca, rejectUnauthorized: ca !== undefined, timeout: 2_000 },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout on ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+export async function startKube(): Promise<RunningKube> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-kube-'));
+  const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
+  const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+  const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
+
+  const etcd = startProcess('etcd', toolPath('etcd'), [
+    '--name=corral-test',
+    `--data-dir=${path.join(dir, 'etcd')}`,
+    `--listen-client-urls=${etcdUrl}`,
+    `--advertise-client-urls=${etcdUrl}`,
+    `--listen-peer-urls=${peerUrl}`,
+    `--initial-advertise-peer-urls=${peerUrl}`,
+    `--initial-cluster=corral-test=${peerUrl}`,
+    '--log-level=warn',
+    // Test data is disposable; fsync would only slow the suite down.
+    '--unsafe-no-fsync',
+  ]);
+  try {
+    await Promise.race([
+      failOnExit(etcd),
+      waitFor(async () => (await fetch(`${etcdUrl}/health`, { signal: AbortSignal.timeout(1_000) })).ok, {
+        what: 'etcd health',
+        timeoutMs: 30_000,
+      }),
+    ]);
+  } catch (err) {
+    await etcd.stop();
+    throw err;
+  }
+
+  const adminToken = crypto.randomBytes(24).toString('hex');
+  fs.writeFileSync(
+    path.join(dir, 'tokens.csv'),
+    `${adminToken},corral-test-admin,corral-test-admin,"system:masters"\n`,
+    {
+      mode: 0o600,
+    },
+  );
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  fs.writeFileSync(path.join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+  const certDir = path.join(dir, 'certs');
+  const issuer = 'https://kubernetes.default.svc.cluster.local';
+  const apiArgs = [
+    `--etcd-servers=${etcdUrl}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${apiPort}`,
+    `--cert-dir=${certDir}`,
+    `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
+    '--authorization-mode=RBAC',
+    `--service-account-issuer=${issuer}`,
+    `--api-audiences=${issuer}`,
+    `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
+    `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
+    '--service-cluster-ip-range=10.96.0.0/24',
+    '--enable-priority-and-fairness=false',
+    '--profiling=false',
+    '--v=1',
+  ];
+  const server = `https://127.0.0.1:${apiPort}`;
+  const caFile = path.join(certDir, 'apiserver.crt');
+  let apiserver: ManagedProcess | undefined;
+
+  const startApiserver = async () => {
+    const proc = startProcess('kube-apiserver', toolPath('kubeApiserver'), apiArgs);
+    apiserver = proc;
+    try {
+      await Promise.race([
+        failOnExit(proc),
+        waitFor(async () => fs.existsSync(caFile) && httpsOk(`${server}/readyz`, adminToken, fs.readFileSync(caFile)), {
+          what: 'kube-apiserver /readyz',
+          timeoutMs: 90_000,
+          intervalMs: 200,
+        }),
+      ]);
+    } catch (err) {
+      await proc.stop();
+      throw err;
+    }
+  };
+  const stopApiserver = async () => {
+    await apiserver?.stop();
+    apiserver = undefined;
+  };
+
+  try {
+    await startApiserver();
+  } catch (err) {
+    await etcd.stop();
+    throw err;
+  }
+
+  return {
+    server,
+    adminToken,
+    caFile,
+    startApiserver,
+    stopApiserver,
+    async stop() {
+      await stopApiserver();
+      await etcd.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
