@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { startEmbeddedStack } from '../embedded/stack';
 import { repoRoot } from '../embedded/tools';
+import { migrateRegistry } from '../registry/migrate';
 import { runCorralWorker } from '../workers/corral-worker';
 
 function port(value: string): number {
@@ -36,11 +37,21 @@ program
     await runCorralWorker({
       temporalAddress,
       namespace,
+      databaseUrl: requiredEnv('DATABASE_URL'),
+      log: (line) => console.log(line),
       onReady: () => {
         console.log(`corral worker ready: polling ${temporalAddress} namespace ${namespace}`);
         process.send?.({ type: 'ready' });
       },
     });
+  });
+
+program
+  .command('migrate')
+  .description('apply registry schema migrations to DATABASE_URL (also done at worker start)')
+  .action(async () => {
+    const { applied } = await migrateRegistry(requiredEnv('DATABASE_URL'));
+    console.log(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'schema up to date');
   });
 
 program

@@ -19,6 +19,7 @@ export interface EmbeddedPostgresOptions {
 export interface RunningPostgres {
   readonly port: number;
   readonly database: string;
+  readonly dataDir: string;
   /** Contains the password: never log it. */
   readonly connectionString: string;
   readonly logFile: string;
@@ -76,6 +77,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
   return {
     port,
     database,
+    dataDir,
     connectionString: `postgres://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
     logFile,
     stopServer: () => pg.stop(),

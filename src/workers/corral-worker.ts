@@ -1,17 +1,23 @@
 // `corral worker`: one process that runs corral's workflows and activities. Replicas need no
 // leader election; the Temporal server hands each task to exactly one poller.
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { migrateRegistry } from '../registry/migrate';
 import { corralTaskQueue } from './task-queues';
 
 export interface CorralWorkerOptions {
   temporalAddress: string;
   namespace: string;
   taskQueue?: string;
+  /** The registry; migrated before the worker polls (safe with many replicas starting at once). */
+  databaseUrl: string;
+  log?: (line: string) => void;
   /** Called once the worker polls, so a supervisor can report readiness. */
   onReady?: () => void;
 }
 
 export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> {
+  const { applied } = await migrateRegistry(opts.databaseUrl);
+  opts.log?.(applied.length > 0 ? `registry migrated: ${applied.join(', ')}` : 'registry schema up to date');
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   try {
     const worker = await Worker.create({

@@ -1,0 +1,46 @@
+// The worker state machine from DESIGN.md ("Worker states"): one table that the registry
+// enforces before any SQL and the workflows consult before acting. Pure data, no I/O, so
+// workflow code may import it.
+
+export const workerStates = [
+  'spawning',
+  'activating',
+  'idle',
+  'claimed',
+  'hot_idle',
+  'draining',
+  'retired',
+  'lost',
+] as const;
+export type WorkerState = (typeof workerStates)[number];
+
+export const terminalStates: readonly WorkerState[] = ['retired', 'lost'];
+export const nonTerminalStates: readonly WorkerState[] = workerStates.filter((s) => !terminalStates.includes(s));
+
+/**
+ * Allowed `from → to` moves. Self-loops are real transitions: `spawning → spawning` is a
+ * respawn (spawnAttempt + 1); `idle/claimed/hot_idle → same` is a credential refresh (epoch + 1).
+ * Every non-terminal state may go to `draining`, to `lost` (zombie, crash, failed health) and to
+ * `retired` (the janitor reaping a row whose workflow is gone).
+ */
+export const allowedTransitions: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
+  spawning: ['spawning', 'activating', 'draining', 'retired', 'lost'],
+  // activating → claimed: a cold-path worker spawned already bound to a claim.
+  activating: ['idle', 'claimed', 'draining', 'retired', 'lost'],
+  idle: ['idle', 'claimed', 'draining', 'retired', 'lost'],
+  // claimed → idle | hot_idle | draining: the pool's release policy (recycle, hot_idle, retire).
+  claimed: ['claimed', 'idle', 'hot_idle', 'draining', 'retired', 'lost'],
+  // hot_idle → claimed: same-tenant reuse; → idle: tenant binding dropped at TTL in recycle pools.
+  hot_idle: ['hot_idle', 'claimed', 'idle', 'draining', 'retired', 'lost'],
+  draining: ['retired', 'lost'],
+  retired: [],
+  lost: [],
+};
+
+export function isWorkerState(value: unknown): value is WorkerState {
+  return typeof value === 'string' && (workerStates as readonly string[]).includes(value);
+}
+
+export function canTransition(from: WorkerState, to: WorkerState): boolean {
+  return allowedTransitions[from].includes(to);
+}

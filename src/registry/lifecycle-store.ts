@@ -1,0 +1,346 @@
+// The typed lifecycle store: the only code that writes the `workers` registry. Every write is
+// one compare-and-set round trip (a SQL function, see migrations/) whose answer says exactly
+// what happened; inputs are validated before any SQL; every call is time-bounded by the pool.
+import { performance } from 'node:perf_hooks';
+import type pg from 'pg';
+import { bumpsEpoch, type LifecycleOperation, type TransitionOrigin } from '../lifecycle/operations';
+import { canTransition, type WorkerState } from '../lifecycle/states';
+import type { LifecycleMetrics, TransitionOutcome } from '../metrics/lifecycle-metrics';
+import { TransitionNotAllowedError } from './errors';
+import {
+  claimIdleInput,
+  createWorkerInput,
+  leaseSchema,
+  listWorkersInput,
+  parseInput,
+  transitionInput,
+  workerIdSchema,
+  type patchSchema,
+} from './validation';
+import type { z } from 'zod';
+
+export interface WorkerSnapshot {
+  id: string;
+  pool: string;
+  image: string;
+  state: WorkerState;
+  epoch: number;
+  tenant: string | null;
+  podName: string | null;
+  endpoint: string | null;
+  spawnAttempt: number;
+  failureReason: string | null;
+  credentialVersion: number;
+  credentialExpiresAt: Date | null;
+  claimRequestId: string | null;
+  stateSince: Date;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A tenant's fencing token: valid while the worker is `claimed` at exactly this epoch. */
+export interface Lease {
+  workerId: string;
+  epoch: number;
+}
+
+/** What a transition expects to find: the epoch it holds and the state(s) it may come from. */
+export interface TransitionExpectation {
+  epoch: number;
+  states: WorkerState[];
+}
+
+export type WorkerPatch = z.input<typeof patchSchema>;
+
+export interface TransitionRequest {
+  workerId: string;
+  expected: TransitionExpectation;
+  to: WorkerState;
+  patch?: WorkerPatch;
+  operation: LifecycleOperation;
+  origin: TransitionOrigin;
+}
+
+export type TransitionResult =
+  | { outcome: 'transitioned'; worker: WorkerSnapshot }
+  | { outcome: 'fence_miss_epoch' | 'fence_miss_state'; actual: { epoch: number; state: WorkerState } }
+  | { outcome: 'row_missing' }
+  | { outcome: 'store_error'; message: string };
+
+export type ClaimIdleResult =
+  | { outcome: 'claimed'; worker: WorkerSnapshot; fromState: 'idle' | 'hot_idle' }
+  | { outcome: 'already_claimed'; worker: WorkerSnapshot }
+  | { outcome: 'none_idle' }
+  | { outcome: 'store_error'; message: string };
+
+export type LeaseCheck =
+  | { status: 'valid'; worker: WorkerSnapshot }
+  | { status: 'stale_lease'; actualEpoch: number; state: WorkerState }
+  | { status: 'not_claimed'; state: WorkerState }
+  | { status: 'row_missing' };
+
+export interface TransitionRecord {
+  workerId: string;
+  fromState: WorkerState | null;
+  toState: WorkerState;
+  epochBefore: number | null;
+  epochAfter: number;
+  operation: LifecycleOperation;
+  origin: TransitionOrigin;
+  tenant: string | null;
+  failureReason: string | null;
+  at: Date;
+}
+
+/** Reads failed because the database could not be reached or answered with an error. */
+export class RegistryUnavailableError extends Error {
+  override readonly name = 'RegistryUnavailableError';
+}
+
+/** Expectation from a snapshot the caller read: exactly that epoch and state. */
+export function expectSnapshot(worker: Pick<WorkerSnapshot, 'epoch' | 'state'>): TransitionExpectation {
+  return { epoch: worker.epoch, states: [worker.state] };
+}
+
+/** Expectation from a tenant's lease: that epoch, and the worker still claimed. */
+export function expectLease(lease: Lease): TransitionExpectation {
+  return { epoch: lease.epoch, states: ['claimed'] };
+}
+
+const workerColumns = `id, pool, image, state, epoch, tenant, pod_name, endpoint, spawn_attempt, failure_reason,
+  credential_version, credential_expires_at, claim_request_id, state_since, created_at, updated_at`;
+
+type Row = Record<string, unknown>;
+const dateOrNull = (v: unknown) => (v == null ? null : new Date(v as string));
+const textOrNull = (v: unknown) => (v == null ? null : String(v));
+
+/** Maps a `workers` row, from a plain SELECT (snake_case, bigint as string) or to_jsonb(). */
+function toSnapshot(row: Row): WorkerSnapshot {
+  return {
+    id: String(row.id),
+    pool: String(row.pool),
+    image: String(row.image),
+    state: row.state as WorkerState,
+    epoch: Number(row.epoch),
+    tenant: textOrNull(row.tenant),
+    podName: textOrNull(row.pod_name),
+    endpoint: textOrNull(row.endpoint),
+    spawnAttempt: Number(row.spawn_attempt),
+    failureReason: textOrNull(row.failure_reason),
+    credentialVersion: Number(row.credential_version),
+    credentialExpiresAt: dateOrNull(row.credential_expires_at),
+    claimRequestId: textOrNull(row.claim_request_id),
+    stateSince: new Date(row.state_since as string),
+    createdAt: new Date(row.created_at as string),
+    updatedAt: new Date(row.updated_at as string),
+  };
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code;
+    return code ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}
+
+export class WorkerLifecycleStore {
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly metrics?: LifecycleMetrics,
+  ) {}
+
+  /**
+   * Creates the row in `spawning` at epoch 1, with its audit row. Idempotent: creating an
+   * existing id returns the existing row with `created: false` (activity retries are safe).
+   */
+  async createWorker(input: {
+    id: string;
+    pool: string;
+    image: string;
+    podName?: string;
+    origin: TransitionOrigin;
+  }): Promise<{ created: boolean; worker: WorkerSnapshot }> {
+    const { id, pool, image, podName, origin } = parseInput(createWorkerInput, input);
+    const started = performance.now();
+    let outcome: TransitionOutcome = 'store_error';
+    try {
+      const { rows } = await this.db.query(
+        `WITH inserted AS (
+           INSERT INTO workers (id, pool, image, state, epoch, pod_name)
+           VALUES ($1, $2, $3, 'spawning', 1, $4)
+           ON CONFLICT (id) DO NOTHING
+           RETURNING ${workerColumns}
+         ), audit AS (
+           INSERT INTO worker_transitions (worker_id, from_state, to_state, epoch_before, epoch_after, operation, origin)
+           SELECT id, NULL, 'spawning', NULL, 1, 'create', $5 FROM inserted
+         )
+         SELECT true AS created, ${workerColumns} FROM inserted
+         UNION ALL
+         SELECT false AS created, ${workerColumns} FROM workers WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM inserted)`,
+        [id, pool, image, podName ?? null, origin],
+      );
+      outcome = rows[0].created ? 'transitioned' : 'fence_miss_state';
+      return { created: Boolean(rows[0].created), worker: toSnapshot(rows[0]) };
+    } catch (err) {
+      throw new RegistryUnavailableError(`createWorker ${id}: ${describeError(err)}`);
+    } finally {
+      this.metrics?.recordTransition({
+        operation: 'create',
+        outcome,
+        image,
+        origin,
+        durationSeconds: (performance.now() - started) / 1000,
+      });
+    }
+  }
+
+  /**
+   * One compare-and-set: succeeds only if the row still has the expected epoch and one of the
+   * expected states. Disallowed moves throw TransitionNotAllowedError before any SQL.
+   */
+  async transition(request: TransitionRequest): Promise<TransitionResult> {
+    const { workerId, expected, to, patch, operation, origin } = parseInput(transitionInput, request);
+    for (const from of expected.states) {
+      if (!canTransition(from, to)) throw new TransitionNotAllowedError(from, to);
+    }
+    const started = performance.now();
+    let result: TransitionResult;
+    let image: string | null = null;
+    try {
+      const { rows } = await this.db.query('SELECT * FROM corral_transition($1, $2, $3, $4, $5, $6, $7, $8)', [
+        workerId,
+        expected.epoch,
+        expected.states,
+        to,
+        bumpsEpoch(operation, origin, to),
+        JSON.stringify(patch),
+        operation,
+        origin,
+      ]);
+      const row = rows[0] as Row;
+      image = textOrNull(row.image);
+      const outcome = row.outcome as TransitionResult['outcome'];
+      if (outcome === 'transitioned') {
+        result = { outcome, worker: toSnapshot(row.worker as Row) };
+      } else if (outcome === 'fence_miss_epoch' || outcome === 'fence_miss_state') {
+        result = { outcome, actual: { epoch: Number(row.actual_epoch), state: row.actual_state as WorkerState } };
+      } else {
+        result = { outcome: 'row_missing' };
+      }
+    } catch (err) {
+      result = { outcome: 'store_error', message: describeError(err) };
+    }
+    this.metrics?.recordTransition({
+      operation,
+      outcome: result.outcome,
+      image,
+      origin,
+      durationSeconds: (performance.now() - started) / 1000,
+    });
+    return result;
+  }
+
+  /**
+   * Atomically claims one warm worker of `pool` for `tenant` (its own hot_idle worker first,
+   * then the longest idle). Concurrent callers never get the same worker; a repeated requestId
+   * gets the worker it already holds.
+   */
+  async claimIdle(input: {
+    pool: string;
+    tenant: string;
+    requestId: string;
+    origin: TransitionOrigin;
+  }): Promise<ClaimIdleResult> {
+    const { pool, tenant, requestId, origin } = parseInput(claimIdleInput, input);
+    const started = performance.now();
+    let result: ClaimIdleResult;
+    try {
+      const { rows } = await this.db.query('SELECT * FROM corral_claim_idle($1, $2, $3, $4)', [
+        pool,
+        tenant,
+        requestId,
+        origin,
+      ]);
+      const row = rows[0] as Row;
+      if (row.outcome === 'claimed') {
+        const fromState = row.from_state === 'hot_idle' ? 'hot_idle' : 'idle';
+        result = { outcome: 'claimed', worker: toSnapshot(row.worker as Row), fromState };
+      } else if (row.outcome === 'already_claimed') {
+        result = { outcome: 'already_claimed', worker: toSnapshot(row.worker as Row) };
+      } else {
+        result = { outcome: 'none_idle' };
+      }
+    } catch (err) {
+      result = { outcome: 'store_error', message: describeError(err) };
+    }
+    if (result.outcome === 'claimed' || result.outcome === 'store_error') {
+      this.metrics?.recordTransition({
+        operation: 'claim',
+        outcome: result.outcome === 'claimed' ? 'transitioned' : 'store_error',
+        image: result.outcome === 'claimed' ? result.worker.image : null,
+        origin,
+        durationSeconds: (performance.now() - started) / 1000,
+      });
+    }
+    return result;
+  }
+
+  async getWorker(workerId: string): Promise<WorkerSnapshot | null> {
+    const id = parseInput(workerIdSchema, workerId);
+    const rows = await this.read(`SELECT ${workerColumns} FROM workers WHERE id = $1`, [id]);
+    return rows[0] ? toSnapshot(rows[0]) : null;
+  }
+
+  async listWorkers(filter: { pool?: string; states?: WorkerState[]; limit?: number } = {}): Promise<WorkerSnapshot[]> {
+    const { pool, states, limit } = parseInput(listWorkersInput, filter);
+    const rows = await this.read(
+      `SELECT ${workerColumns} FROM workers
+       WHERE ($1::text IS NULL OR pool = $1) AND ($2::text[] IS NULL OR state = ANY ($2))
+       ORDER BY pool, created_at, id
+       LIMIT $3`,
+      [pool ?? null, states ?? null, limit],
+    );
+    return rows.map(toSnapshot);
+  }
+
+  /** Anyone may check a lease: valid only while the worker is claimed at exactly that epoch. */
+  async checkLease(lease: Lease): Promise<LeaseCheck> {
+    const { workerId, epoch } = parseInput(leaseSchema, lease);
+    const worker = await this.getWorker(workerId);
+    if (!worker) return { status: 'row_missing' };
+    if (worker.epoch !== epoch) return { status: 'stale_lease', actualEpoch: worker.epoch, state: worker.state };
+    if (worker.state !== 'claimed') return { status: 'not_claimed', state: worker.state };
+    return { status: 'valid', worker };
+  }
+
+  /** The audit trail of one worker, oldest first. */
+  async history(workerId: string): Promise<TransitionRecord[]> {
+    const id = parseInput(workerIdSchema, workerId);
+    const rows = await this.read(
+      `SELECT worker_id, from_state, to_state, epoch_before, epoch_after, operation, origin, tenant, failure_reason, at
+       FROM worker_transitions WHERE worker_id = $1 ORDER BY id`,
+      [id],
+    );
+    return rows.map((r) => ({
+      workerId: String(r.worker_id),
+      fromState: (r.from_state as WorkerState | null) ?? null,
+      toState: r.to_state as WorkerState,
+      epochBefore: r.epoch_before == null ? null : Number(r.epoch_before),
+      epochAfter: Number(r.epoch_after),
+      operation: r.operation as LifecycleOperation,
+      origin: r.origin as TransitionOrigin,
+      tenant: textOrNull(r.tenant),
+      failureReason: textOrNull(r.failure_reason),
+      at: r.at as Date,
+    }));
+  }
+
+  private async read(sql: string, params: unknown[]): Promise<Row[]> {
+    try {
+      return (await this.db.query(sql, params)).rows as Row[];
+    } catch (err) {
+      throw new RegistryUnavailableError(describeError(err));
+    }
+  }
+}

@@ -1,0 +1,392 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { allowedTransitions, workerStates, type WorkerState } from '../../src/lifecycle/states';
+import { RegistryInputError, TransitionNotAllowedError } from '../../src/registry/errors';
+import { createRegistryPool } from '../../src/registry/database';
+import { expectLease, expectSnapshot, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
+import { migrateRegistry } from '../../src/registry/migrate';
+import { startMetricsServer } from '../../src/metrics/metrics-server';
+import { useTestRegistry, type TestRegistry } from '../harness/registry';
+import { usePostgresDatabase } from '../harness/shared';
+
+let registry: TestRegistry;
+before(async () => {
+  registry = await useTestRegistry({ maxConnections: 60 });
+});
+after(async () => {
+  await registry?.close();
+});
+
+let seq = 0;
+const newId = (prefix = 'w') => `${prefix}-${process.pid}-${++seq}`;
+
+describe('migrations', () => {
+  test('two processes migrating the same empty database at once both succeed, and the schema is applied once', async () => {
+    const fresh = await usePostgresDatabase();
+    try {
+      const [a, b] = await Promise.all([
+        migrateRegistry(fresh.value.connectionString),
+        migrateRegistry(fresh.value.connectionString),
+      ]);
+      assert.deepEqual([a.applied.length, b.applied.length].sort(), [0, 1]);
+      const client = new pg.Client({ connectionString: fresh.value.connectionString });
+      await client.connect();
+      try {
+        const { rows } = await client.query('SELECT count(*)::int AS n FROM corral_migrations');
+        assert.equal(rows[0].n, 1);
+        await client.query('SELECT 1 FROM workers LIMIT 1');
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await fresh.release();
+    }
+  });
+});
+
+describe('the transition table', () => {
+  const pairs = workerStates.flatMap((from) => workerStates.map((to) => [from, to] as const));
+
+  test('every allowed transition succeeds against real Postgres', async () => {
+    for (const [from, to] of pairs.filter(([f, t]) => allowedTransitions[f].includes(t))) {
+      const id = newId(`${from}-${to}`);
+      await registry.seedWorker({ id, state: from, epoch: 3 });
+      const result = await registry.store.transition({
+        workerId: id,
+        expected: { epoch: 3, states: [from] },
+        to,
+        operation: 'drain',
+        origin: 'lifecycle_workflow',
+      });
+      assert.equal(result.outcome, 'transitioned', `${from} → ${to}`);
+      assert.equal(result.outcome === 'transitioned' && result.worker.state, to);
+    }
+  });
+
+  test('every disallowed transition is refused with a typed error naming both states, and writes nothing', async () => {
+    const refused = pairs.filter(([f, t]) => !allowedTransitions[f].includes(t));
+    assert.ok(refused.length > 0);
+    for (const [from, to] of refused) {
+      const id = newId(`${from}-${to}`);
+      await registry.seedWorker({ id, state: from, epoch: 3 });
+      await assert.rejects(
+        registry.store.transition({
+          workerId: id,
+          expected: { epoch: 3, states: [from] },
+          to,
+          operation: 'drain',
+          origin: 'lifecycle_workflow',
+        }),
+        (err: unknown) => err instanceof TransitionNotAllowedError && err.from === from && err.to === to,
+      );
+      const row = await registry.store.getWorker(id);
+      assert.deepEqual([row?.state, row?.epoch], [from, 3]);
+    }
+  });
+});
+
+describe('fence outcomes', () => {
+  test('row_missing, fence_miss_epoch and fence_miss_state are each produced by the scenario built for them', async () => {
+    const missing = await registry.store.transition({
+      workerId: newId('ghost'),
+      expected: { epoch: 1, states: ['idle'] },
+      to: 'claimed',
+      operation: 'claim',
+      origin: 'client',
+    });
+    assert.deepEqual(missing, { outcome: 'row_missing' });
+
+    const id = newId();
+    await registry.seedWorker({ id, state: 'idle', epoch: 5 });
+    const staleEpoch = await registry.store.transition({
+      workerId: id,
+      expected: { epoch: 4, states: ['idle'] },
+      to: 'claimed',
+      operation: 'claim',
+      origin: 'client',
+    });
+    assert.deepEqual(staleEpoch, { outcome: 'fence_miss_epoch', actual: { epoch: 5, state: 'idle' } });
+
+    const wrongState = await registry.store.transition({
+      workerId: id,
+      expected: { epoch: 5, states: ['claimed'] },
+      to: 'hot_idle',
+      operation: 'release',
+      origin: 'client',
+    });
+    assert.deepEqual(wrongState, { outcome: 'fence_miss_state', actual: { epoch: 5, state: 'idle' } });
+
+    const row = await registry.store.getWorker(id);
+    assert.deepEqual([row?.state, row?.epoch], ['idle', 5], 'misses wrote nothing');
+  });
+
+  test('100 concurrent transitions racing on one worker: exactly 1 transitioned, 99 precise misses', async () => {
+    const id = newId('race');
+    await registry.seedWorker({ id, state: 'idle', epoch: 1 });
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        registry.store.transition({
+          workerId: id,
+          expected: { epoch: 1, states: ['idle'] },
+          to: 'claimed',
+          patch: { tenant: `tenant-${i}` },
+          operation: 'claim',
+          origin: 'client',
+        }),
+      ),
+    );
+    const winners = results.filter((r) => r.outcome === 'transitioned');
+    const misses = results.filter((r) => r.outcome === 'fence_miss_epoch');
+    assert.equal(winners.length, 1);
+    assert.equal(misses.length, 99);
+    for (const miss of misses) {
+      assert.deepEqual(miss.outcome === 'fence_miss_epoch' && miss.actual, { epoch: 2, state: 'claimed' });
+    }
+    const history = await registry.store.history(id);
+    assert.equal(history.length, 1, 'one audit row: only the winner wrote');
+  });
+});
+
+describe('claims', () => {
+  test('50 concurrent claimers on 10 idle workers: 10 distinct workers claimed, none twice, 40 told none idle', async () => {
+    const pool = newId('claim-pool');
+    const ids = Array.from({ length: 10 }, () => newId('idle'));
+    for (const id of ids) await registry.seedWorker({ id, pool, state: 'idle', epoch: 1 });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        registry.store.claimIdle({ pool, tenant: `tenant-${i}`, requestId: `req-${i}`, origin: 'client' }),
+      ),
+    );
+    const claimed = results.flatMap((r) => (r.outcome === 'claimed' ? [r.worker] : []));
+    assert.equal(claimed.length, 10);
+    assert.deepEqual([...new Set(claimed.map((w) => w.id))].sort(), [...ids].sort());
+    assert.equal(results.filter((r) => r.outcome === 'none_idle').length, 40);
+    for (const w of claimed) assert.deepEqual([w.state, w.epoch], ['claimed', 2]);
+    const rows = await registry.store.listWorkers({ pool, states: ['claimed'] });
+    assert.deepEqual(rows.map((w) => w.tenant).sort(), claimed.map((w) => w.tenant).sort());
+  });
+
+  test('a tenant reuses its own hot_idle worker first, another tenant never gets it, and a repeated request id gets the same worker', async () => {
+    const pool = newId('hot-pool');
+    await registry.seedWorker({ id: newId('idle'), pool, state: 'idle', epoch: 1 });
+    const hot = newId('hot');
+    await registry.seedWorker({ id: hot, pool, state: 'hot_idle', epoch: 4, tenant: 'acme' });
+
+    const other = await registry.store.claimIdle({ pool, tenant: 'globex', requestId: 'g-1', origin: 'client' });
+    assert.equal(other.outcome, 'claimed');
+    assert.notEqual(other.outcome === 'claimed' && other.worker.id, hot);
+
+    const mine = await registry.store.claimIdle({ pool, tenant: 'acme', requestId: 'a-1', origin: 'client' });
+    assert.equal(mine.outcome === 'claimed' && mine.worker.id, hot);
+    assert.equal(mine.outcome === 'claimed' && mine.fromState, 'hot_idle');
+
+    const again = await registry.store.claimIdle({ pool, tenant: 'acme', requestId: 'a-1', origin: 'client' });
+    assert.equal(again.outcome, 'already_claimed');
+    assert.deepEqual(again.outcome === 'already_claimed' && [again.worker.id, again.worker.epoch], [hot, 5]);
+  });
+
+  test('checkLease: valid at the current epoch while claimed, stale after a release bumps the epoch', async () => {
+    const id = newId();
+    await registry.seedWorker({ id, state: 'claimed', epoch: 7, tenant: 'acme' });
+    const lease = { workerId: id, epoch: 7 };
+    assert.equal((await registry.store.checkLease(lease)).status, 'valid');
+    const released = await registry.store.transition({
+      workerId: id,
+      expected: expectLease(lease),
+      to: 'hot_idle',
+      operation: 'release',
+      origin: 'client',
+    });
+    assert.equal(released.outcome, 'transitioned');
+    assert.deepEqual(await registry.store.checkLease(lease), {
+      status: 'stale_lease',
+      actualEpoch: 8,
+      state: 'hot_idle',
+    });
+    assert.deepEqual(await registry.store.checkLease({ workerId: newId('ghost'), epoch: 1 }), {
+      status: 'row_missing',
+    });
+  });
+});
+
+describe('audit trail', () => {
+  test("a worker's audit trail replays its whole life in order, epochs included", async () => {
+    const id = newId('life');
+    const { created, worker } = await registry.store.createWorker({
+      id,
+      pool: 'audit',
+      image: 'corral/demo-worker:0.1.0',
+      origin: 'lifecycle_workflow',
+    });
+    assert.equal(created, true);
+    assert.equal(
+      (await registry.store.createWorker({ id, pool: 'audit', image: 'x:1', origin: 'lifecycle_workflow' })).created,
+      false,
+    );
+
+    let current = worker;
+    const step = async (
+      to: WorkerState,
+      operation: Parameters<WorkerLifecycleStore['transition']>[0]['operation'],
+      patch = {},
+    ) => {
+      const r = await registry.store.transition({
+        workerId: id,
+        expected: expectSnapshot(current),
+        to,
+        patch,
+        operation,
+        origin: 'lifecycle_workflow',
+      });
+      assert.equal(r.outcome, 'transitioned', `${current.state} → ${to}`);
+      if (r.outcome === 'transitioned') current = r.worker;
+    };
+    await step('activating', 'activate', { podName: 'corral-audit-1' });
+    await step('idle', 'ready');
+    await step('claimed', 'claim', { tenant: 'acme' });
+    await step('claimed', 'refresh_credentials', { credentialVersion: 2 });
+    await step('hot_idle', 'release');
+    await step('draining', 'drain');
+    await step('retired', 'retire');
+
+    const trail = await registry.store.history(id);
+    assert.deepEqual(
+      trail.map((t) => [t.fromState, t.toState, t.epochBefore, t.epochAfter, t.operation]),
+      [
+        [null, 'spawning', null, 1, 'create'],
+        ['spawning', 'activating', 1, 1, 'activate'],
+        ['activating', 'idle', 1, 1, 'ready'],
+        ['idle', 'claimed', 1, 2, 'claim'],
+        ['claimed', 'claimed', 2, 3, 'refresh_credentials'],
+        ['claimed', 'hot_idle', 3, 4, 'release'],
+        ['hot_idle', 'draining', 4, 4, 'drain'],
+        ['draining', 'retired', 4, 4, 'retire'],
+      ],
+    );
+    for (let i = 1; i < trail.length; i++) {
+      assert.ok(trail[i].at >= trail[i - 1].at, 'timestamps never go backwards');
+      assert.equal(trail[i].epochBefore, trail[i - 1].epochAfter, 'each step starts where the last one ended');
+    }
+  });
+});
+
+describe('input', () => {
+  test('bad input is a typed error naming the field, raised before any SQL', async () => {
+    // A store whose database is unreachable: reaching SQL would give store_error, not a throw.
+    const unreachable = createRegistryPool({
+      connectionString: 'postgres://x:y@127.0.0.1:1/none',
+      connectTimeoutMs: 500,
+    });
+    unreachable.on('error', () => undefined);
+    const store = new WorkerLifecycleStore(unreachable);
+    const base = {
+      workerId: 'w-1',
+      expected: { epoch: 1, states: ['idle' as WorkerState] },
+      to: 'claimed' as WorkerState,
+      operation: 'claim' as const,
+      origin: 'client' as const,
+    };
+    const cases: [string, object][] = [
+      ['to', { ...base, to: 'zombie' }],
+      ['expected.states.0', { ...base, expected: { epoch: 1, states: ['floating'] } }],
+      ['expected.epoch', { ...base, expected: { epoch: 0, states: ['idle'] } }],
+      ['expected.epoch', { ...base, expected: { epoch: -3, states: ['idle'] } }],
+      ['workerId', { ...base, workerId: '' }],
+      ['workerId', { ...base, workerId: 'w'.repeat(129) }],
+      ['patch.tenant', { ...base, patch: { tenant: 't'.repeat(129) } }],
+      ['operation', { ...base, operation: 'teleport' }],
+    ];
+    for (const [field, request] of cases) {
+      await assert.rejects(
+        store.transition(request as never),
+        (err: unknown) => err instanceof RegistryInputError && err.field === field,
+        `expected a RegistryInputError on ${field}`,
+      );
+    }
+    await assert.rejects(
+      store.claimIdle({ pool: '', tenant: 'a', requestId: 'r', origin: 'client' }),
+      (err: unknown) => err instanceof RegistryInputError && err.field === 'pool',
+    );
+    await assert.rejects(
+      store.checkLease({ workerId: 'w', epoch: 1.5 }),
+      (err: unknown) => err instanceof RegistryInputError && err.field === 'epoch',
+    );
+    await unreachable.end();
+  });
+
+  test("hostile strings such as x'; drop table workers; -- are stored verbatim and harm nothing", async () => {
+    const hostile = "x'; drop table workers; --";
+    const id = newId("it's");
+    await registry.store.createWorker({ id, pool: hostile, image: 'corral/demo:1', origin: 'client' });
+    await registry.seedWorker({ id, pool: hostile, state: 'idle', epoch: 1 });
+    const claim = await registry.store.claimIdle({
+      pool: hostile,
+      tenant: hostile,
+      requestId: hostile,
+      origin: 'client',
+    });
+    assert.equal(claim.outcome, 'claimed');
+    const [row] = await registry.store.listWorkers({ pool: hostile });
+    assert.deepEqual([row.id, row.pool, row.tenant, row.claimRequestId], [id, hostile, hostile, hostile]);
+    const { rows } = await registry.db.query('SELECT count(*)::int AS n FROM workers');
+    assert.ok(rows[0].n > 1, 'the workers table is still there');
+  });
+});
+
+describe('metrics', () => {
+  test('transition counters and duration histograms move as the calls expect, scraped over HTTP', async () => {
+    const server = await startMetricsServer(registry.metricsRegistry);
+    const scrape = async () => {
+      const text = await (await fetch(server.url, { signal: AbortSignal.timeout(5_000) })).text();
+      const value = (name: string, labels: Record<string, string>) => {
+        const line = text
+          .split('\n')
+          .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+        return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+      };
+      return value;
+    };
+    try {
+      const image = 'corral/metrics-probe:1';
+      const before = await scrape();
+      const id = newId('metrics');
+      await registry.seedWorker({ id, state: 'idle', epoch: 1, image });
+      await registry.store.transition({
+        workerId: id,
+        expected: { epoch: 1, states: ['idle'] },
+        to: 'claimed',
+        operation: 'claim',
+        origin: 'client',
+      });
+      await registry.store.transition({
+        workerId: id,
+        expected: { epoch: 1, states: ['idle'] },
+        to: 'claimed',
+        operation: 'claim',
+        origin: 'client',
+      });
+      await registry.store.transition({
+        workerId: newId('ghost'),
+        expected: { epoch: 1, states: ['idle'] },
+        to: 'claimed',
+        operation: 'claim',
+        origin: 'client',
+      });
+      const afterScrape = await scrape();
+      const counter = 'corral_worker_lifecycle_transitions_total';
+      const delta = (labels: Record<string, string>) => afterScrape(counter, labels) - before(counter, labels);
+      assert.equal(delta({ operation: 'claim', outcome: 'transitioned', image, origin: 'client' }), 1);
+      assert.equal(delta({ operation: 'claim', outcome: 'fence_miss_epoch', image, origin: 'client' }), 1);
+      // A missing row has no image: it counts as unknown.
+      assert.equal(delta({ operation: 'claim', outcome: 'row_missing', image: 'unknown', origin: 'client' }), 1);
+      const histogramCount = 'corral_worker_lifecycle_transition_duration_seconds_count';
+      assert.equal(
+        afterScrape(histogramCount, { operation: 'claim' }) - before(histogramCount, { operation: 'claim' }),
+        3,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+});
