@@ -118,11 +118,20 @@ BEGIN
     RETURN;
   END IF;
 
+  -- Two index-ordered probes (pool, state, state_since) rather than one sorted scan of every
+  -- warm worker of the pool: the cost stays flat however many workers are idle.
   SELECT * INTO cur FROM workers w
-  WHERE w.pool = p_pool AND (w.state = 'idle' OR (w.state = 'hot_idle' AND w.tenant = p_tenant))
-  ORDER BY (w.state = 'hot_idle') DESC, w.state_since, w.id
+  WHERE w.pool = p_pool AND w.state = 'hot_idle' AND w.tenant = p_tenant
+  ORDER BY w.state_since, w.id
   LIMIT 1
   FOR UPDATE SKIP LOCKED;
+  IF NOT FOUND THEN
+    SELECT * INTO cur FROM workers w
+    WHERE w.pool = p_pool AND w.state = 'idle'
+    ORDER BY w.state_since, w.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED;
+  END IF;
   IF NOT FOUND THEN
     RETURN QUERY SELECT 'none_idle'::text, NULL::text, NULL::jsonb;
     RETURN;
