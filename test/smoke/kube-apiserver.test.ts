@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { CoreV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  Watch,
+  setHeaderOptions,
+  type V1Pod,
+  type V1Secret,
+} from '@kubernetes/client-node';
 import { kubeConfigFor } from '../harness/kube';
 import { useKube, type Lease } from '../harness/shared';
 import type { KubeEndpoint } from '../harness/kube';
@@ -118,4 +127,46 @@ test('a watch sees a new Pod and Secret, a status patch to Ready, and a label se
     podWatch.abort();
     secretWatch.abort();
   }
+});
+
+test('RBAC is enforced for a ServiceAccount token minted by the apiserver: allowed verbs pass, others are 403', async () => {
+  const kc = kubeConfigFor(kube.value);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'pod-reader' } } });
+  await rbac.createNamespacedRole({
+    namespace,
+    body: {
+      metadata: { name: 'pod-reader' },
+      rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] }],
+    },
+  });
+  await rbac.createNamespacedRoleBinding({
+    namespace,
+    body: {
+      metadata: { name: 'pod-reader' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pod-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'pod-reader', namespace }],
+    },
+  });
+  // TokenRequest: a short-lived token signed by the apiserver's service-account issuer.
+  const tokenRequest = await core.createNamespacedServiceAccountToken({
+    namespace,
+    name: 'pod-reader',
+    body: { spec: { audiences: [], expirationSeconds: 600 } },
+  });
+  const token = tokenRequest.status?.token;
+  assert.ok(token, 'the apiserver issued a token');
+  const asReader = kubeConfigFor(kube.value, token).makeApiClient(CoreV1Api);
+
+  const pods = await asReader.listNamespacedPod({ namespace });
+  assert.ok(Array.isArray(pods.items), 'list pods is allowed');
+  await assert.rejects(
+    asReader.createNamespacedSecret({ namespace, body: { metadata: { name: 'nope' } } }),
+    (err: unknown) => err instanceof ApiException && err.code === 403,
+  );
+  await assert.rejects(
+    asReader.listNamespacedPod({ namespace: 'default' }),
+    (err: unknown) => err instanceof ApiException && err.code === 403,
+    'the Role is namespaced: other namespaces stay closed',
+  );
 });
