@@ -21,6 +21,17 @@ after(async () => {
 let seq = 0;
 const newId = (prefix = 'w') => `${prefix}-${process.pid}-${++seq}`;
 
+/** A client claiming an idle worker it believes to be at `epoch`. */
+const claimAt = (workerId: string, epoch: number, tenant?: string) =>
+  registry.store.transition({
+    workerId,
+    expected: { epoch, states: ['idle'] },
+    to: 'claimed',
+    patch: tenant ? { tenant } : {},
+    operation: 'claim',
+    origin: 'client',
+  });
+
 describe('migrations', () => {
   test('two processes migrating the same empty database at once both succeed, and the schema is applied once', async () => {
     const fresh = await usePostgresDatabase();
@@ -88,24 +99,12 @@ describe('the transition table', () => {
 
 describe('fence outcomes', () => {
   test('row_missing, fence_miss_epoch and fence_miss_state are each produced by the scenario built for them', async () => {
-    const missing = await registry.store.transition({
-      workerId: newId('ghost'),
-      expected: { epoch: 1, states: ['idle'] },
-      to: 'claimed',
-      operation: 'claim',
-      origin: 'client',
-    });
+    const missing = await claimAt(newId('ghost'), 1);
     assert.deepEqual(missing, { outcome: 'row_missing' });
 
     const id = newId();
     await registry.seedWorker({ id, state: 'idle', epoch: 5 });
-    const staleEpoch = await registry.store.transition({
-      workerId: id,
-      expected: { epoch: 4, states: ['idle'] },
-      to: 'claimed',
-      operation: 'claim',
-      origin: 'client',
-    });
+    const staleEpoch = await claimAt(id, 4);
     assert.deepEqual(staleEpoch, { outcome: 'fence_miss_epoch', actual: { epoch: 5, state: 'idle' } });
 
     const wrongState = await registry.store.transition({
@@ -124,18 +123,7 @@ describe('fence outcomes', () => {
   test('100 concurrent transitions racing on one worker: exactly 1 transitioned, 99 precise misses', async () => {
     const id = newId('race');
     await registry.seedWorker({ id, state: 'idle', epoch: 1 });
-    const results = await Promise.all(
-      Array.from({ length: 100 }, (_, i) =>
-        registry.store.transition({
-          workerId: id,
-          expected: { epoch: 1, states: ['idle'] },
-          to: 'claimed',
-          patch: { tenant: `tenant-${i}` },
-          operation: 'claim',
-          origin: 'client',
-        }),
-      ),
-    );
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => claimAt(id, 1, `tenant-${i}`)));
     const winners = results.filter((r) => r.outcome === 'transitioned');
     const misses = results.filter((r) => r.outcome === 'fence_miss_epoch');
     assert.equal(winners.length, 1);
@@ -352,27 +340,9 @@ describe('metrics', () => {
       const before = await scrape();
       const id = newId('metrics');
       await registry.seedWorker({ id, state: 'idle', epoch: 1, image });
-      await registry.store.transition({
-        workerId: id,
-        expected: { epoch: 1, states: ['idle'] },
-        to: 'claimed',
-        operation: 'claim',
-        origin: 'client',
-      });
-      await registry.store.transition({
-        workerId: id,
-        expected: { epoch: 1, states: ['idle'] },
-        to: 'claimed',
-        operation: 'claim',
-        origin: 'client',
-      });
-      await registry.store.transition({
-        workerId: newId('ghost'),
-        expected: { epoch: 1, states: ['idle'] },
-        to: 'claimed',
-        operation: 'claim',
-        origin: 'client',
-      });
+      await claimAt(id, 1);
+      await claimAt(id, 1);
+      await claimAt(newId('ghost'), 1);
       const afterScrape = await scrape();
       const counter = 'corral_worker_lifecycle_transitions_total';
       const delta = (labels: Record<string, string>) => afterScrape(counter, labels) - before(counter, labels);
