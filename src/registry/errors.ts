@@ -21,3 +21,8 @@ export class TransitionNotAllowedError extends Error {
     super(`transition ${from} → ${to} is not allowed`);
   }
 }
+
+/** A read (or a create) failed because the database could not be reached or answered with an error. */
+export class RegistryUnavailableError extends Error {
+  override readonly name = 'RegistryUnavailableError';
+}

@@ -6,7 +6,9 @@ import type pg from 'pg';
 import { bumpsEpoch, type LifecycleOperation, type TransitionOrigin } from '../lifecycle/operations';
 import { canTransition, type WorkerState } from '../lifecycle/states';
 import type { LifecycleMetrics, TransitionOutcome } from '../metrics/lifecycle-metrics';
-import { TransitionNotAllowedError } from './errors';
+import { RegistryUnavailableError, TransitionNotAllowedError } from './errors';
+
+export { RegistryUnavailableError };
 import {
   claimIdleInput,
   createWorkerInput,
@@ -92,11 +94,6 @@ export interface TransitionRecord {
   at: Date;
 }
 
-/** Reads failed because the database could not be reached or answered with an error. */
-export class RegistryUnavailableError extends Error {
-  override readonly name = 'RegistryUnavailableError';
-}
-
 /** Expectation from a snapshot the caller read: exactly that epoch and state. */
 export function expectSnapshot(worker: Pick<WorkerSnapshot, 'epoch' | 'state'>): TransitionExpectation {
   return { epoch: worker.epoch, states: [worker.state] };
@@ -163,7 +160,8 @@ export class WorkerLifecycleStore {
   }): Promise<{ created: boolean; worker: WorkerSnapshot }> {
     const { id, pool, image, podName, origin } = parseInput(createWorkerInput, input);
     const started = performance.now();
-    let outcome: TransitionOutcome = 'store_error';
+    // An idempotent re-create changes nothing and is not counted; a failure is a store_error.
+    let outcome: TransitionOutcome | null = 'store_error';
     try {
       const { rows } = await this.db.query(
         `WITH inserted AS (
@@ -180,18 +178,21 @@ export class WorkerLifecycleStore {
          SELECT false AS created, ${workerColumns} FROM workers WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM inserted)`,
         [id, pool, image, podName ?? null, origin],
       );
-      outcome = rows[0].created ? 'transitioned' : 'fence_miss_state';
-      return { created: Boolean(rows[0].created), worker: toSnapshot(rows[0]) };
+      const created = Boolean(rows[0].created);
+      outcome = created ? 'transitioned' : null;
+      return { created, worker: toSnapshot(rows[0]) };
     } catch (err) {
       throw new RegistryUnavailableError(`createWorker ${id}: ${describeError(err)}`);
     } finally {
-      this.metrics?.recordTransition({
-        operation: 'create',
-        outcome,
-        image,
-        origin,
-        durationSeconds: (performance.now() - started) / 1000,
-      });
+      if (outcome) {
+        this.metrics?.recordTransition({
+          operation: 'create',
+          outcome,
+          image,
+          origin,
+          durationSeconds: (performance.now() - started) / 1000,
+        });
+      }
     }
   }
 
