@@ -37,10 +37,6 @@ export const allowedTransitions: Readonly<Record<WorkerState, readonly WorkerSta
   lost: [],
 };
 
-export function isWorkerState(value: unknown): value is WorkerState {
-  return typeof value === 'string' && (workerStates as readonly string[]).includes(value);
-}
-
 export function canTransition(from: WorkerState, to: WorkerState): boolean {
   return allowedTransitions[from].includes(to);
 }
