@@ -1,6 +1,7 @@
 // Input schemas for the lifecycle store. Everything is checked before SQL, so a bad value is a
 // RegistryInputError naming its field, never a half-applied write or a database error.
 import { z } from 'zod';
+import { firstIssue } from '../config/first-issue';
 import { lifecycleOperations, transitionOrigins } from '../lifecycle/operations';
 import { workerStates } from '../lifecycle/states';
 import { RegistryInputError } from './errors';
@@ -70,7 +71,6 @@ export const listWorkersInput = z.strictObject({
 export function parseInput<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const field = issue.path.length > 0 ? issue.path.map(String).join('.') : 'input';
-  throw new RegistryInputError(field, issue.message);
+  const { field, message } = firstIssue(result.error);
+  throw new RegistryInputError(field, message);
 }

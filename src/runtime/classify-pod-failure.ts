@@ -1,0 +1,168 @@
+// classifyPodFailure: a pure function from what the kubelet wrote into a pod's status to one of
+// corral's failure reasons, `ready` or `pending`. It runs on every watch event, so it must never
+// throw on a partial status (fields appear one by one as the pod progresses) and never do I/O.
+//
+// Timestamps arrive as Date (objects read through client-node's deserialiser) or as RFC 3339
+// strings (raw watch events); both are accepted.
+import type { PodFailureReason } from '../lifecycle/failure-reasons';
+
+type Timestamp = Date | string;
+
+interface ContainerStateView {
+  waiting?: { reason?: string; message?: string };
+  running?: { startedAt?: Timestamp };
+  terminated?: { reason?: string; message?: string; exitCode?: number; signal?: number };
+}
+
+export interface ContainerStatusView {
+  name: string;
+  ready?: boolean;
+  restartCount?: number;
+  state?: ContainerStateView;
+  lastState?: ContainerStateView;
+}
+
+export interface PodConditionView {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: Timestamp;
+}
+
+/** The parts of a V1Pod the classifier reads. A client-node V1Pod is assignable to it. */
+export interface PodView {
+  metadata?: { creationTimestamp?: Timestamp; deletionTimestamp?: Timestamp };
+  status?: {
+    phase?: string;
+    reason?: string;
+    message?: string;
+    podIP?: string;
+    conditions?: PodConditionView[];
+    initContainerStatuses?: ContainerStatusView[];
+    containerStatuses?: ContainerStatusView[];
+  };
+}
+
+export type PodVerdict =
+  | { status: 'ready' }
+  /** `recheckAt` is when the verdict may change without any new event (a grace period ending). */
+  | { status: 'pending'; detail: string; recheckAt?: Date }
+  | { status: 'failed'; reason: PodFailureReason; detail: string };
+
+export interface ClassifyOptions {
+  now: Date;
+  /** How long a pod may be Unschedulable before that counts as a failure (autoscalers need time). */
+  notScheduledGraceMs: number;
+}
+
+const imagePullReasons = new Set(['ErrImagePull', 'ImagePullBackOff', 'RegistryUnavailable', 'SignatureValidationFailed']);
+const invalidImageReasons = new Set(['InvalidImageName', 'ErrImageNeverPull']);
+// CreateContainerConfigError: a referenced Secret/ConfigMap (or key) is missing.
+// CreateContainerError: the runtime refused the container config (bad mount, bad device...).
+const configErrorReasons = new Set(['CreateContainerConfigError', 'CreateContainerError']);
+// Set by the kubelet/scheduler/taint manager on a pod they are about to kill (k8s ≥ 1.26).
+const disruptionReasons = new Set([
+  'EvictionByEvictionAPI',
+  'PreemptionByScheduler',
+  'DeletionByTaintManager',
+  'TerminationByKubelet',
+]);
+const missingExecutable = /executable file not found|no such file or directory/i;
+
+function toMillis(ts: Timestamp | undefined): number | undefined {
+  if (ts === undefined) return undefined;
+  const ms = ts instanceof Date ? ts.getTime() : Date.parse(ts);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+const failed = (reason: PodFailureReason, detail: string): PodVerdict => ({ status: 'failed', reason, detail });
+
+function describeTermination(t: NonNullable<ContainerStateView['terminated']>): string {
+  const parts = [`exit code ${t.exitCode ?? 'unknown'}`];
+  if (t.signal) parts.push(`signal ${t.signal}`);
+  if (t.reason) parts.push(t.reason);
+  if (t.message) parts.push(t.message);
+  return parts.join(', ');
+}
+
+/** A terminated container's verdict: OOM is its own reason, anything else is a crash. */
+function terminationVerdict(container: string, t: NonNullable<ContainerStateView['terminated']>): PodVerdict {
+  if (t.reason === 'OOMKilled') return failed('pod_oom_killed', `container ${container} was OOM-killed`);
+  if (t.reason === 'DeadlineExceeded') return failed('deadline_exceeded', `container ${container} hit its deadline`);
+  return failed('pod_crashed', `container ${container} exited before it was ready (${describeTermination(t)})`);
+}
+
+function containerVerdict(c: ContainerStatusView): PodVerdict | undefined {
+  const waiting = c.state?.waiting;
+  const reason = waiting?.reason ?? '';
+  const message = waiting?.message ? `: ${waiting.message}` : '';
+  if (invalidImageReasons.has(reason)) return failed('invalid_image', `container ${c.name} ${reason}${message}`);
+  if (imagePullReasons.has(reason)) return failed('image_pull_backoff', `container ${c.name} ${reason}${message}`);
+  if (configErrorReasons.has(reason)) return failed('config_error', `container ${c.name} ${reason}${message}`);
+  if (reason === 'RunContainerError' || reason === 'StartError') {
+    // The image exists but its entrypoint does not: as unfixable by a respawn as a bad image name.
+    if (missingExecutable.test(waiting?.message ?? '')) {
+      return failed('invalid_image', `container ${c.name} ${reason}${message}`);
+    }
+    return failed('pod_crashed', `container ${c.name} ${reason}${message}`);
+  }
+  if (reason === 'CrashLoopBackOff') {
+    const last = c.lastState?.terminated;
+    if (last?.reason === 'OOMKilled') return failed('pod_oom_killed', `container ${c.name} is OOM-killed in a loop`);
+    return failed(
+      'pod_crashed',
+      `container ${c.name} is in CrashLoopBackOff${last ? ` (last: ${describeTermination(last)})` : ''}`,
+    );
+  }
+  const terminated = c.state?.terminated;
+  if (terminated) return terminationVerdict(c.name, terminated);
+  // Restarted in place (restartPolicy Always/OnFailure on an adopted pod): whatever it held is gone.
+  const previous = c.lastState?.terminated;
+  if ((c.restartCount ?? 0) > 0 && previous) return terminationVerdict(c.name, previous);
+  return undefined;
+}
+
+export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOptions): PodVerdict {
+  if (!pod) return failed('pod_vanished', 'the pod no longer exists');
+  const status = pod.status ?? {};
+  const conditions = status.conditions ?? [];
+  const phase = status.phase ?? 'Pending';
+
+  const disruption = conditions.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
+  if (status.reason === 'Evicted' || (disruption && disruptionReasons.has(disruption.reason ?? ''))) {
+    const why = status.message ?? disruption?.message ?? disruption?.reason ?? 'evicted';
+    return failed('pod_evicted', `the pod was evicted: ${why}`);
+  }
+  if (status.reason === 'DeadlineExceeded') {
+    return failed('deadline_exceeded', status.message ?? 'the pod ran past activeDeadlineSeconds');
+  }
+
+  const containers = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+  for (const c of containers) {
+    const verdict = containerVerdict(c);
+    if (verdict) return verdict;
+  }
+  if (phase === 'Failed') {
+    return failed('pod_crashed', `the pod failed${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`);
+  }
+  if (phase === 'Succeeded') return failed('pod_crashed', 'the worker exited (code 0) although it should keep serving');
+
+  if (pod.metadata?.deletionTimestamp !== undefined) return failed('pod_vanished', 'the pod is being deleted');
+
+  const ready = conditions.find((c) => c.type === 'Ready');
+  if (phase === 'Running' && ready?.status === 'True') return { status: 'ready' };
+
+  const scheduled = conditions.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    const since = toMillis(scheduled.lastTransitionTime) ?? toMillis(pod.metadata?.creationTimestamp);
+    const now = options.now.getTime();
+    const graceEnds = (since ?? now) + options.notScheduledGraceMs;
+    const detail = `unschedulable: ${scheduled.message ?? 'no node fits'}`;
+    if (now >= graceEnds) return failed('pod_not_scheduled', detail);
+    return { status: 'pending', detail, recheckAt: new Date(graceEnds) };
+  }
+  if (phase === 'Running') return { status: 'pending', detail: 'running, not ready yet' };
+  const waitingOn = containers.find((c) => c.state?.waiting)?.state?.waiting?.reason;
+  return { status: 'pending', detail: waitingOn ? `pending (${waitingOn})` : 'pending' };
+}

@@ -1,0 +1,96 @@
+// Every Kubernetes API call corral makes goes through here: a per-request timeout (client-node
+// has none by default), a small bounded retry for transient failures (429, 5xx, connection
+// errors), and a translation of 403 into an error naming the verb and resource.
+import { ApiException, Observable, type ConfigurationOptions } from '@kubernetes/client-node';
+import { RuntimeForbiddenError, RuntimeUnavailableError } from '../errors';
+
+/** Per-call options that abort the HTTP request after `timeoutMs`. */
+export function timeoutOptions(timeoutMs: number): ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre: (context) => {
+          context.setSignal(AbortSignal.timeout(timeoutMs));
+          return new Observable(Promise.resolve(context));
+        },
+        post: (response) => new Observable(Promise.resolve(response)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
+export function statusCodeOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** 429, 5xx and anything without an HTTP status (refused, reset, timed out) may succeed later. */
+export function isTransient(err: unknown): boolean {
+  const code = statusCodeOf(err);
+  return code === undefined || code === 429 || code >= 500;
+}
+
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    try {
+      const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
+      if (body?.message) return `${err.code}: ${body.message}`;
+    } catch {
+      // Not a Status object; fall through to the generic text.
+    }
+    return `HTTP ${err.code}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface ApiCallContext {
+  verb: string;
+  resource: string;
+  namespace: string;
+  /** Attempts for transient failures, the first included. */
+  attempts: number;
+  /** First backoff; doubles each attempt. */
+  backoffMs: number;
+}
+
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+/**
+ * Runs `call`, retrying transient failures a bounded number of times. A 403 becomes a
+ * RuntimeForbiddenError, exhausted retries a RuntimeUnavailableError; other API errors (404,
+ * 409, 422) are rethrown untouched for the caller to interpret.
+ */
+export async function callKubernetes<T>(context: ApiCallContext, call: () => Promise<T>): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= context.attempts; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const code = statusCodeOf(err);
+      if (code === 403) {
+        throw new RuntimeForbiddenError(context.verb, context.resource, context.namespace, apiMessage(err));
+      }
+      if (!isTransient(err)) throw err;
+      lastError = err;
+      if (attempt < context.attempts) await sleep(context.backoffMs * 2 ** (attempt - 1));
+    }
+  }
+  throw new RuntimeUnavailableError(
+    `kubernetes API unavailable: ${context.verb} ${context.resource} in "${context.namespace}" failed ${context.attempts} times (${apiMessage(lastError)})`,
+    { cause: lastError },
+  );
+}

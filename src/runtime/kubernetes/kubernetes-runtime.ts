@@ -1,0 +1,247 @@
+// The Kubernetes PodRuntime: one Pod and one Secret per worker spawn, in one namespace, on
+// @kubernetes/client-node. Idempotent by deterministic names; readiness from a watch.
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Pod,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import { classifyPodFailure } from '../classify-pod-failure';
+import { RuntimeInputError, WorkerNameConflictError, WorkerPodNotFoundError } from '../errors';
+import type { AwaitReadyOptions, CreateWorkerResult, ManagedWorker, PodRuntime, ReadinessOutcome } from '../pod-runtime';
+import {
+  isValidImageReference,
+  parseWorkerCredentials,
+  parseWorkerPodRef,
+  parseWorkerPodSpec,
+  refFor,
+  type WorkerCredentials,
+  type WorkerPodRef,
+  type WorkerPodSpecInput,
+} from '../worker-pod-spec';
+import { callKubernetes, statusCodeOf, timeoutOptions, type ApiCallContext } from './api-call';
+import {
+  corralAnnotations,
+  corralLabels,
+  credentialsFileName,
+  isOursFor,
+  managedBySelector,
+  podManifest,
+  secretManifest,
+  secretNameFor,
+} from './pod-manifest';
+import { credentialsFileContent } from '../worker-pod-spec';
+import { awaitPodReadiness } from './readiness-watch';
+
+export interface KubernetesRuntimeOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  /** Bound on one API request. */
+  apiTimeoutMs?: number;
+  /** Attempts for a transient API failure (first included) and the first backoff. */
+  retry?: { attempts: number; backoffMs: number };
+  /** How long readiness waits tolerate an unreachable apiserver before answering `runtime_unreachable`. */
+  unreachableAfterMs?: number;
+  /** How long a pod may stay Unschedulable before it is `pod_not_scheduled`. */
+  notScheduledGraceMs?: number;
+  watchTimeoutSeconds?: number;
+}
+
+export const kubernetesRuntimeDefaults = {
+  apiTimeoutMs: 10_000,
+  retry: { attempts: 3, backoffMs: 200 },
+  unreachableAfterMs: 30_000,
+  notScheduledGraceMs: 120_000,
+  watchTimeoutSeconds: 300,
+} as const;
+
+const namespacePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export class KubernetesPodRuntime implements PodRuntime {
+  readonly kind = 'kubernetes' as const;
+  readonly namespace: string;
+  private readonly core: CoreV1Api;
+  private readonly settings: Required<Omit<KubernetesRuntimeOptions, 'kubeConfig' | 'namespace'>>;
+
+  constructor(private readonly options: KubernetesRuntimeOptions) {
+    if (!namespacePattern.test(options.namespace) || options.namespace.length > 63) {
+      throw new RuntimeInputError('namespace', `"${options.namespace}" is not a valid namespace name`);
+    }
+    this.namespace = options.namespace;
+    this.core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.settings = { ...kubernetesRuntimeDefaults, ...stripUndefined(options) } as typeof this.settings;
+  }
+
+  private call<T>(verb: string, resource: string, request: () => Promise<T>): Promise<T> {
+    const context: ApiCallContext = { verb, resource, namespace: this.namespace, ...this.settings.retry };
+    return callKubernetes(context, request);
+  }
+
+  private get requestOptions() {
+    return timeoutOptions(this.settings.apiTimeoutMs);
+  }
+
+  async create(specInput: WorkerPodSpecInput, credentialsInput: WorkerCredentials): Promise<CreateWorkerResult> {
+    const spec = parseWorkerPodSpec(specInput);
+    if (!isValidImageReference(spec.image)) {
+      throw new RuntimeInputError('image', `"${spec.image}" is not a valid image reference (e.g. registry.example/team/worker:1.2)`);
+    }
+    const credentials = parseWorkerCredentials(credentialsInput);
+    const ref = refFor(spec);
+    const { namespace } = this;
+
+    // The Secret first: the pod mounts it, and a pod without it would sit in ContainerCreating.
+    try {
+      await this.call('create', 'secrets', () =>
+        this.core.createNamespacedSecret({ namespace, body: secretManifest(ref, credentials) }, this.requestOptions),
+      );
+    } catch (err) {
+      if (statusCodeOf(err) !== 409) throw err;
+      const existing = await this.call('get', 'secrets', () =>
+        this.core.readNamespacedSecret({ namespace, name: secretNameFor(ref) }, this.requestOptions),
+      );
+      if (!isOursFor(ref, existing.metadata?.labels)) throw new WorkerNameConflictError('Secret', secretNameFor(ref));
+      // Adopted: the caller's credentials are the ones it will record, so they win.
+      await this.patchSecret(ref, credentials);
+    }
+
+    try {
+      await this.call('create', 'pods', () =>
+        this.core.createNamespacedPod({ namespace, body: podManifest(ref, spec) }, this.requestOptions),
+      );
+      return { ref, created: true };
+    } catch (err) {
+      if (statusCodeOf(err) !== 409) throw err;
+      const existing = await this.call('get', 'pods', () =>
+        this.core.readNamespacedPod({ namespace, name: ref.name }, this.requestOptions),
+      );
+      if (!isOursFor(ref, existing.metadata?.labels)) throw new WorkerNameConflictError('Pod', ref.name);
+      return { ref, created: false };
+    }
+  }
+
+  async awaitReady(refInput: WorkerPodRef, options: AwaitReadyOptions): Promise<ReadinessOutcome> {
+    const ref = parseWorkerPodRef(refInput);
+    if (!(options.timeoutMs > 0)) throw new RuntimeInputError('timeoutMs', 'must be positive');
+    return awaitPodReadiness({
+      kubeConfig: this.options.kubeConfig,
+      core: this.core,
+      namespace: this.namespace,
+      podName: ref.name,
+      timeoutMs: options.timeoutMs,
+      signal: options.signal,
+      unreachableAfterMs: this.settings.unreachableAfterMs,
+      notScheduledGraceMs: this.settings.notScheduledGraceMs,
+      apiTimeoutMs: this.settings.apiTimeoutMs,
+      watchTimeoutSeconds: this.settings.watchTimeoutSeconds,
+    });
+  }
+
+  private async patchSecret(ref: WorkerPodRef, credentials: WorkerCredentials): Promise<V1Secret> {
+    const body = {
+      metadata: {
+        annotations: {
+          [corralAnnotations.epoch]: String(credentials.epoch),
+          [corralAnnotations.credentialVersion]: String(credentials.version),
+        },
+      },
+      stringData: { [credentialsFileName]: credentialsFileContent(credentials, ref.workerId) },
+    };
+    return this.call('patch', 'secrets', () =>
+      this.core.patchNamespacedSecret(
+        { namespace: this.namespace, name: secretNameFor(ref), body },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.requestOptions),
+      ),
+    );
+  }
+
+  async writeCredentials(refInput: WorkerPodRef, credentialsInput: WorkerCredentials): Promise<void> {
+    const ref = parseWorkerPodRef(refInput);
+    const credentials = parseWorkerCredentials(credentialsInput);
+    try {
+      await this.patchSecret(ref, credentials);
+      // The pod's epoch annotation is what an operator (and the janitor) sees with kubectl.
+      await this.call('patch', 'pods', () =>
+        this.core.patchNamespacedPod(
+          {
+            namespace: this.namespace,
+            name: ref.name,
+            body: { metadata: { annotations: { [corralAnnotations.epoch]: String(credentials.epoch) } } },
+          },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch, this.requestOptions),
+        ),
+      );
+    } catch (err) {
+      if (statusCodeOf(err) === 404) throw new WorkerPodNotFoundError(ref.name);
+      throw err;
+    }
+  }
+
+  async delete(refInput: WorkerPodRef): Promise<void> {
+    const ref = parseWorkerPodRef(refInput);
+    const { namespace } = this;
+    const ignoreMissing = (err: unknown) => {
+      if (statusCodeOf(err) !== 404) throw err;
+    };
+    await this.call('delete', 'pods', () =>
+      this.core.deleteNamespacedPod({ namespace, name: ref.name }, this.requestOptions),
+    ).catch(ignoreMissing);
+    await this.call('delete', 'secrets', () =>
+      this.core.deleteNamespacedSecret({ namespace, name: secretNameFor(ref) }, this.requestOptions),
+    ).catch(ignoreMissing);
+  }
+
+  async listManaged(filter: { pool?: string } = {}): Promise<ManagedWorker[]> {
+    const { namespace } = this;
+    const labelSelector = filter.pool ? `${managedBySelector},${corralLabels.pool}=${filter.pool}` : managedBySelector;
+    const [pods, secrets] = await Promise.all([
+      this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace, labelSelector }, this.requestOptions)),
+      this.call('list', 'secrets', () =>
+        this.core.listNamespacedSecret({ namespace, labelSelector }, this.requestOptions),
+      ),
+    ]);
+    const workers = new Map<string, ManagedWorker>();
+    const entry = (name: string, labels: Record<string, string>, epoch: string | undefined): ManagedWorker => {
+      const known = workers.get(name);
+      if (known) return known;
+      const worker: ManagedWorker = {
+        name,
+        workerId: labels[corralLabels.workerId] ?? '',
+        pool: labels[corralLabels.pool] ?? '',
+        spawnAttempt: Number(labels[corralLabels.spawnAttempt] ?? 0),
+        epoch: epoch === undefined ? undefined : Number(epoch),
+        hasPod: false,
+        hasSecret: false,
+        verdict: undefined,
+      };
+      workers.set(name, worker);
+      return worker;
+    };
+    for (const pod of pods.items as V1Pod[]) {
+      const name = pod.metadata?.name ?? '';
+      const worker = entry(name, pod.metadata?.labels ?? {}, pod.metadata?.annotations?.[corralAnnotations.epoch]);
+      worker.hasPod = true;
+      const verdict = classifyPodFailure(pod, {
+        now: new Date(),
+        notScheduledGraceMs: this.settings.notScheduledGraceMs,
+      });
+      worker.verdict = verdict.status === 'failed' ? { status: 'failed', reason: verdict.reason } : { status: verdict.status };
+    }
+    for (const secret of secrets.items) {
+      const name = (secret.metadata?.name ?? '').replace(/-credentials$/, '');
+      const worker = entry(name, secret.metadata?.labels ?? {}, secret.metadata?.annotations?.[corralAnnotations.epoch]);
+      worker.hasSecret = true;
+    }
+    return [...workers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async close(): Promise<void> {
+    // client-node keeps no pooled state corral owns; watches are closed by their waits.
+  }
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,69 @@
+// The PodRuntime contract. Two implementations keep the same semantics: `kubernetes` (a Pod and
+// a Secret per worker) and `process` (a child process and a 0600 credentials file per worker).
+import type { PodFailureReason } from '../lifecycle/failure-reasons';
+import type { WorkerCredentials, WorkerPodRef, WorkerPodSpecInput } from './worker-pod-spec';
+
+export const runtimeKinds = ['kubernetes', 'process'] as const;
+export type RuntimeKind = (typeof runtimeKinds)[number];
+
+export interface CreateWorkerResult {
+  ref: WorkerPodRef;
+  /** False when a pod (process) with this worker's name already existed and was adopted. */
+  created: boolean;
+}
+
+export type ReadinessOutcome =
+  | { status: 'ready'; endpoint: string; diagnostics: ReadinessDiagnostics }
+  | { status: 'failed'; reason: PodFailureReason; detail: string; diagnostics: ReadinessDiagnostics };
+
+/** How bumpy the wait was; for logs and tests, never for decisions. */
+export interface ReadinessDiagnostics {
+  /** Watch connections re-established after an error or a server-side close. */
+  reconnects: number;
+  /** Full re-lists after the server said the resume point was gone (410). */
+  relists: number;
+}
+
+export interface AwaitReadyOptions {
+  /** Give up with `deadline_exceeded` after this long (the spawn deadline). */
+  timeoutMs: number;
+  /** Aborting stops the wait promptly (activity cancellation); the promise then rejects. */
+  signal?: AbortSignal;
+}
+
+export interface ManagedWorker {
+  name: string;
+  workerId: string;
+  pool: string;
+  spawnAttempt: number;
+  /** The epoch the pod was last told about (annotation / record), if known. */
+  epoch: number | undefined;
+  /** The pod (process) exists. */
+  hasPod: boolean;
+  /** Its credentials Secret (file) exists; a secret without a pod is stranded. */
+  hasSecret: boolean;
+  /** What the pod is doing now; `undefined` when there is no pod. */
+  verdict: { status: 'ready' } | { status: 'pending' } | { status: 'failed'; reason: PodFailureReason } | undefined;
+}
+
+export interface PodRuntime {
+  readonly kind: RuntimeKind;
+  /**
+   * Starts one spawn attempt of a worker, with its credentials in place before it starts.
+   * Idempotent: if this worker's pod already exists, it is adopted (`created: false`).
+   */
+  create(spec: WorkerPodSpecInput, credentials: WorkerCredentials): Promise<CreateWorkerResult>;
+  /**
+   * Resolves when the worker is ready, or with the typed reason it never will be. Rejects only
+   * on a call failure (forbidden, aborted); worker failures are outcomes, not exceptions.
+   */
+  awaitReady(ref: WorkerPodRef, options: AwaitReadyOptions): Promise<ReadinessOutcome>;
+  /** Replaces the worker's credentials (a refresh); the worker re-reads them when re-activated. */
+  writeCredentials(ref: WorkerPodRef, credentials: WorkerCredentials): Promise<void>;
+  /** Removes the pod and its credentials. Idempotent: deleting what is gone succeeds. */
+  delete(ref: WorkerPodRef): Promise<void>;
+  /** Every worker this runtime manages (in its namespace / state directory), optionally for one pool. */
+  listManaged(filter?: { pool?: string }): Promise<ManagedWorker[]>;
+  /** Releases connections and timers; does not touch workers. */
+  close(): Promise<void>;
+}

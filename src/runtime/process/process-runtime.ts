@@ -1,0 +1,388 @@
+// The process PodRuntime, corral's embedded default: each worker spawn is a detached child
+// process with a directory under `<stateDir>/workers/<name>/` holding its record (pid + kernel
+// start time, so a restarted corral finds its orphans again), its 0600 credentials file and its
+// output log. Semantics match the Kubernetes runtime: ready when the health URL answers, exit
+// before ready is `pod_crashed`, a missing executable is `invalid_image`, and the pool's max
+// lifetime is enforced by coreutils `timeout` as the activeDeadlineSeconds backstop.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PodFailureReason } from '../../lifecycle/failure-reasons';
+import { freePort } from '../../embedded/ports';
+import { RuntimeInputError, WorkerNameConflictError, WorkerPodNotFoundError } from '../errors';
+import type {
+  AwaitReadyOptions,
+  CreateWorkerResult,
+  ManagedWorker,
+  PodRuntime,
+  ReadinessDiagnostics,
+  ReadinessOutcome,
+} from '../pod-runtime';
+import {
+  credentialsFileContent,
+  parseWorkerCredentials,
+  parseWorkerPodRef,
+  parseWorkerPodSpec,
+  refFor,
+  type WorkerCredentials,
+  type WorkerPodRef,
+  type WorkerPodSpecInput,
+} from '../worker-pod-spec';
+import { identify, isRunning, type ProcessIdentity } from './process-identity';
+
+export interface ProcessRuntimeOptions {
+  /** Worker directories live under `<stateDir>/workers/`. */
+  stateDir: string;
+  /** Relative executables resolve against this (default: the current directory). */
+  workDir?: string;
+  /** Bound on one health probe. */
+  healthTimeoutMs?: number;
+  /** How often a readiness wait probes the health URL and checks the process. */
+  pollIntervalMs?: number;
+  /** How long a deleted worker gets between SIGTERM and SIGKILL. */
+  stopGraceMs?: number;
+}
+
+/** The on-disk record of one worker spawn; plain JSON, written atomically. */
+interface WorkerRecord {
+  name: string;
+  workerId: string;
+  pool: string;
+  spawnAttempt: number;
+  epoch: number;
+  image: string;
+  port: number;
+  healthPath: string;
+  createdAt: string;
+  process: ProcessIdentity | null;
+  /** A failure known at spawn time (missing executable), reported by the readiness wait. */
+  failure: { reason: PodFailureReason; detail: string } | null;
+}
+
+interface ExitRecord {
+  code: number | null;
+  signal: string | null;
+}
+
+const recordFile = 'worker.json';
+const credentialsFile = 'credentials.json';
+const exitFile = 'exit.json';
+const logFile = 'output.log';
+const timeoutBinary = ['/usr/bin/timeout', '/bin/timeout'].find((p) => fs.existsSync(p));
+/** coreutils `timeout` exit codes: 124 the deadline fired, 126 not executable, 127 not found. */
+const timeoutExit = { deadline: 124, notExecutable: 126, notFound: 127 } as const;
+
+function writeFileAtomic(file: string, content: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  fs.writeFileSync(tmp, content, { mode });
+  fs.chmodSync(tmp, mode); // The umask must not widen or narrow what we asked for.
+  fs.renameSync(tmp, file);
+}
+
+function readJson<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function executableProblem(file: string): string | undefined {
+  try {
+    const stat = fs.statSync(file);
+    if (!stat.isFile()) return `${file} is not a file`;
+    fs.accessSync(file, fs.constants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `executable ${file} does not exist` : `${file} is not executable (${code})`;
+  }
+}
+
+export class ProcessPodRuntime implements PodRuntime {
+  readonly kind = 'process' as const;
+  private readonly workersDir: string;
+  private readonly workDir: string;
+  private readonly healthTimeoutMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly stopGraceMs: number;
+  /** Exit listeners for children this process spawned; orphans are detected by polling /proc. */
+  private readonly exitWaiters = new Map<string, Set<() => void>>();
+
+  constructor(options: ProcessRuntimeOptions) {
+    if (!options.stateDir) throw new RuntimeInputError('stateDir', 'must not be empty');
+    this.workersDir = path.resolve(options.stateDir, 'workers');
+    this.workDir = path.resolve(options.workDir ?? process.cwd());
+    this.healthTimeoutMs = options.healthTimeoutMs ?? 1_000;
+    this.pollIntervalMs = options.pollIntervalMs ?? 100;
+    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+  }
+
+  private dirOf(ref: WorkerPodRef): string {
+    return path.join(this.workersDir, ref.name);
+  }
+
+  async create(specInput: WorkerPodSpecInput, credentialsInput: WorkerCredentials): Promise<CreateWorkerResult> {
+    const spec = parseWorkerPodSpec(specInput);
+    if (/[\0\r\n]/.test(spec.image)) throw new RuntimeInputError('image', 'must be a path without control characters');
+    const credentials = parseWorkerCredentials(credentialsInput);
+    const ref = refFor(spec);
+    const dir = this.dirOf(ref);
+    fs.mkdirSync(this.workersDir, { recursive: true, mode: 0o700 });
+    try {
+      // mkdir is atomic: exactly one creator wins, everyone else adopts.
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const existing = readJson<WorkerRecord>(path.join(dir, recordFile));
+      if (existing && (existing.workerId !== ref.workerId || existing.pool !== ref.pool)) {
+        throw new WorkerNameConflictError('process', ref.name);
+      }
+      // Adopted: the caller's credentials are the ones it will record, so they win.
+      this.writeCredentialsFile(dir, ref, credentials);
+      return { ref, created: false };
+    }
+
+    this.writeCredentialsFile(dir, ref, credentials);
+    const port = await freePort();
+    const executable = path.resolve(this.workDir, spec.image);
+    const record: WorkerRecord = {
+      name: ref.name,
+      workerId: ref.workerId,
+      pool: ref.pool,
+      spawnAttempt: ref.spawnAttempt,
+      epoch: spec.epoch,
+      image: spec.image,
+      port,
+      healthPath: spec.healthPath,
+      createdAt: new Date().toISOString(),
+      process: null,
+      failure: null,
+    };
+    const problem = executableProblem(executable);
+    if (problem) {
+      // Like a pod with a bad image: the create succeeds, the readiness wait reports why it never runs.
+      record.failure = { reason: 'invalid_image', detail: problem };
+      writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
+      return { ref, created: true };
+    }
+
+    const env: NodeJS.ProcessEnv = {
+      // Deliberately not corral's own environment: DATABASE_URL and friends stay out of workers.
+      PATH: [path.dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(path.delimiter),
+      HOME: dir,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      CORRAL_WORKER_ID: ref.workerId,
+      CORRAL_POOL: ref.pool,
+      CORRAL_CREDENTIALS_FILE: path.join(dir, credentialsFile),
+      ...spec.env,
+    };
+    const [command, args] = timeoutBinary
+      ? [timeoutBinary, ['--kill-after=10s', `${spec.maxLifetimeSeconds}s`, executable, ...spec.args]]
+      : [executable, spec.args];
+    const log = fs.openSync(path.join(dir, logFile), 'a', 0o600);
+    try {
+      // Detached: the worker outlives a corral restart, as a pod outlives a controller restart.
+      const child = spawn(command, args, { cwd: dir, env, detached: true, stdio: ['ignore', log, log] });
+      const pid = await new Promise<number>((resolve, reject) => {
+        child.once('spawn', () => resolve(child.pid as number));
+        child.once('error', reject);
+      }).catch((err: NodeJS.ErrnoException) => {
+        record.failure = { reason: 'invalid_image', detail: `could not start ${executable}: ${err.code ?? err.message}` };
+        return undefined;
+      });
+      if (pid !== undefined) {
+        record.process = identify(pid);
+        child.once('exit', (code, signal) => {
+          try {
+            writeFileAtomic(path.join(dir, exitFile), JSON.stringify({ code, signal } satisfies ExitRecord), 0o600);
+          } catch {
+            // The worker was deleted (its directory is gone): nobody needs its exit status.
+          }
+          for (const wake of this.exitWaiters.get(ref.name) ?? []) wake();
+        });
+        child.unref();
+      }
+    } finally {
+      fs.closeSync(log);
+    }
+    writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
+    return { ref, created: true };
+  }
+
+  private writeCredentialsFile(dir: string, ref: WorkerPodRef, credentials: WorkerCredentials): void {
+    writeFileAtomic(path.join(dir, credentialsFile), credentialsFileContent(credentials, ref.workerId), 0o600);
+  }
+
+  private readRecord(ref: WorkerPodRef): WorkerRecord | undefined {
+    return readJson<WorkerRecord>(path.join(this.dirOf(ref), recordFile));
+  }
+
+  /** Why a process that is no longer running stopped, in the runtime's vocabulary. */
+  private exitVerdict(ref: WorkerPodRef): { reason: PodFailureReason; detail: string } {
+    const exit = readJson<ExitRecord>(path.join(this.dirOf(ref), exitFile));
+    if (!exit) return { reason: 'pod_crashed', detail: 'the process exited before it was ready (status unknown: not our child)' };
+    if (exit.code === timeoutExit.deadline) return { reason: 'deadline_exceeded', detail: 'the process ran past its max lifetime' };
+    if (exit.code === timeoutExit.notExecutable || exit.code === timeoutExit.notFound) {
+      return { reason: 'invalid_image', detail: `the executable could not be run (exit ${exit.code})` };
+    }
+    const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+    return { reason: 'pod_crashed', detail: `the process exited before it was ready (${how})` };
+  }
+
+  private async probe(record: WorkerRecord): Promise<boolean> {
+    try {
+      const res = await fetch(`http://127.0.0.1:${record.port}${record.healthPath}`, {
+        signal: AbortSignal.timeout(this.healthTimeoutMs),
+      });
+      await res.body?.cancel();
+      return res.ok;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves after `ms`, or earlier when one of our children exits; rejects on abort. */
+  private pause(ref: WorkerPodRef, ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const waiters = this.exitWaiters.get(ref.name) ?? new Set<() => void>();
+      this.exitWaiters.set(ref.name, waiters);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        done();
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async awaitReady(refInput: WorkerPodRef, options: AwaitReadyOptions): Promise<ReadinessOutcome> {
+    const ref = parseWorkerPodRef(refInput);
+    if (!(options.timeoutMs > 0)) throw new RuntimeInputError('timeoutMs', 'must be positive');
+    const diagnostics: ReadinessDiagnostics = { reconnects: 0, relists: 0 };
+    const deadline = Date.now() + options.timeoutMs;
+    const failed = (reason: PodFailureReason, detail: string): ReadinessOutcome => ({
+      status: 'failed',
+      reason,
+      detail,
+      diagnostics,
+    });
+    try {
+      for (;;) {
+        options.signal?.throwIfAborted();
+        const record = this.readRecord(ref);
+        if (!record) return failed('pod_vanished', 'the worker process record is gone (deleted)');
+        if (record.failure) return failed(record.failure.reason, record.failure.detail);
+        if (!record.process) return failed('pod_crashed', 'the spawn was interrupted before the process started');
+        if (!isRunning(record.process)) {
+          const { reason, detail } = this.exitVerdict(ref);
+          return failed(reason, detail);
+        }
+        if (await this.probe(record)) {
+          return { status: 'ready', endpoint: `http://127.0.0.1:${record.port}`, diagnostics };
+        }
+        if (Date.now() >= deadline) {
+          return failed('deadline_exceeded', `not ready within ${Math.round(options.timeoutMs / 1000)}s`);
+        }
+        await this.pause(ref, Math.min(this.pollIntervalMs, Math.max(0, deadline - Date.now())), options.signal);
+      }
+    } finally {
+      if (this.exitWaiters.get(ref.name)?.size === 0) this.exitWaiters.delete(ref.name);
+    }
+  }
+
+  async writeCredentials(refInput: WorkerPodRef, credentialsInput: WorkerCredentials): Promise<void> {
+    const ref = parseWorkerPodRef(refInput);
+    const credentials = parseWorkerCredentials(credentialsInput);
+    const record = this.readRecord(ref);
+    if (!record) throw new WorkerPodNotFoundError(ref.name);
+    this.writeCredentialsFile(this.dirOf(ref), ref, credentials);
+    writeFileAtomic(path.join(this.dirOf(ref), recordFile), JSON.stringify({ ...record, epoch: credentials.epoch }), 0o600);
+  }
+
+  async delete(refInput: WorkerPodRef): Promise<void> {
+    const ref = parseWorkerPodRef(refInput);
+    const record = this.readRecord(ref);
+    if (record?.process && isRunning(record.process)) await this.stop(ref, record.process);
+    fs.rmSync(this.dirOf(ref), { recursive: true, force: true });
+  }
+
+  /** SIGTERM to the worker's process group, then SIGKILL after the grace period. */
+  private async stop(ref: WorkerPodRef, identity: ProcessIdentity): Promise<void> {
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-identity.pid, signal);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    };
+    signalGroup('SIGTERM');
+    const graceEnds = Date.now() + this.stopGraceMs;
+    while (isRunning(identity) && Date.now() < graceEnds) await this.pause(ref, 25);
+    if (isRunning(identity)) {
+      signalGroup('SIGKILL');
+      const killEnds = Date.now() + 2_000;
+      while (isRunning(identity) && Date.now() < killEnds) await this.pause(ref, 25);
+    }
+  }
+
+  async listManaged(filter: { pool?: string } = {}): Promise<ManagedWorker[]> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.workersDir);
+    } catch {
+      return [];
+    }
+    const workers = await Promise.all(
+      names.sort().map(async (name): Promise<ManagedWorker | undefined> => {
+        const dir = path.join(this.workersDir, name);
+        const record = readJson<WorkerRecord>(path.join(dir, recordFile));
+        const hasSecret = fs.existsSync(path.join(dir, credentialsFile));
+        if (!record) {
+          if (!hasSecret) return undefined;
+          // Credentials without a record: a stranded "secret" for the janitor.
+          return { name, workerId: '', pool: '', spawnAttempt: 0, epoch: undefined, hasPod: false, hasSecret, verdict: undefined };
+        }
+        if (filter.pool && record.pool !== filter.pool) return undefined;
+        const ref: WorkerPodRef = { name, workerId: record.workerId, pool: record.pool, spawnAttempt: record.spawnAttempt };
+        let verdict: ManagedWorker['verdict'];
+        if (record.failure) verdict = { status: 'failed', reason: record.failure.reason };
+        else if (!record.process || !isRunning(record.process))
+          verdict = { status: 'failed', reason: this.exitVerdict(ref).reason };
+        else verdict = { status: (await this.probe(record)) ? 'ready' : 'pending' };
+        return {
+          name,
+          workerId: record.workerId,
+          pool: record.pool,
+          spawnAttempt: record.spawnAttempt,
+          epoch: record.epoch,
+          hasPod: true,
+          hasSecret,
+          verdict,
+        };
+      }),
+    );
+    return workers.filter((w): w is ManagedWorker => w !== undefined);
+  }
+
+  /** The worker's output, for diagnostics and tests. */
+  logPath(ref: WorkerPodRef): string {
+    return path.join(this.dirOf(ref), logFile);
+  }
+
+  credentialsPath(ref: WorkerPodRef): string {
+    return path.join(this.dirOf(ref), credentialsFile);
+  }
+
+  async close(): Promise<void> {
+    for (const waiters of this.exitWaiters.values()) for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,160 @@
+// What a runtime needs to start one worker, validated before any API call or file write. Names
+// are derived here, deterministically, so a retried create lands on the same pod and adopts it.
+import { z } from 'zod';
+import { firstIssue } from '../config/first-issue';
+import { RuntimeInputError } from './errors';
+
+/** RFC 1123 label: what Kubernetes requires of pod names used as hostnames, and of label values. */
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+export const maxDnsLabelLength = 63;
+
+const namePart = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(maxDnsLabelLength, `must be at most ${maxDnsLabelLength} characters`)
+  .regex(dns1123Label, 'must be lowercase letters, digits and "-", starting and ending with a letter or digit');
+
+const resourceAmounts = z.strictObject({
+  cpuMillis: z.number().int('must be a whole number of millicores').positive('must be positive').max(1_024_000),
+  memoryMiB: z.number().int('must be a whole number of MiB').positive('must be positive').max(4_194_304),
+});
+
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name')
+  .refine((name) => !name.startsWith('CORRAL_') && name !== 'PORT', 'is reserved for corral (CORRAL_*, PORT)');
+
+export const workerPodSpecSchema = z.strictObject({
+  workerId: namePart,
+  pool: namePart,
+  spawnAttempt: z.number().int().min(1, 'must be at least 1').max(1_000_000),
+  epoch: z.number().int().min(1, 'must be at least 1').max(Number.MAX_SAFE_INTEGER),
+  /** An OCI image reference (kubernetes) or the path of an executable (process). */
+  image: z.string().min(1, 'must not be empty').max(512),
+  args: z.array(z.string().max(4_096)).max(64).default([]),
+  env: z.record(envName, z.string().max(32_768)).default({}),
+  port: z.number().int().min(1).max(65_535).default(8080),
+  healthPath: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'must be an absolute URL path')
+    .default('/healthz'),
+  resources: z
+    .strictObject({ requests: resourceAmounts, limits: resourceAmounts })
+    .refine((r) => r.limits.cpuMillis >= r.requests.cpuMillis, {
+      message: 'must be at least the request',
+      path: ['limits', 'cpuMillis'],
+    })
+    .refine((r) => r.limits.memoryMiB >= r.requests.memoryMiB, {
+      message: 'must be at least the request',
+      path: ['limits', 'memoryMiB'],
+    }),
+  /** The pool's max lifetime; Kubernetes enforces it as activeDeadlineSeconds, a backstop to corral's own timer. */
+  maxLifetimeSeconds: z.number().int().min(60, 'must be at least 60').max(31_536_000 * 10),
+});
+
+export type WorkerPodSpecInput = z.input<typeof workerPodSpecSchema>;
+export type WorkerPodSpec = z.output<typeof workerPodSpecSchema>;
+
+/**
+ * Distribution's reference grammar (github.com/distribution/reference): optional registry host
+ * with port, lowercase path components, optional tag, optional digest.
+ */
+const pathComponent = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const domainComponent = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const imageReference = new RegExp(
+  `^(?:${domainComponent}(?:\\.${domainComponent})*(?::[0-9]+)?/)?` +
+    `${pathComponent}(?:/${pathComponent})*` +
+    '(?::[\\w][\\w.-]{0,127})?' +
+    '(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
+);
+
+export function isValidImageReference(image: string): boolean {
+  return image.length <= 255 + 140 && imageReference.test(image);
+}
+
+export function parseWorkerPodSpec(input: unknown): WorkerPodSpec {
+  const result = workerPodSpecSchema.safeParse(input);
+  if (!result.success) {
+    const { field, message } = firstIssue(result.error);
+    throw new RuntimeInputError(field, message);
+  }
+  const spec = result.data;
+  // The derived name must also be a DNS label: refuse now rather than get a 422 mid-spawn.
+  podNameFor(spec);
+  return spec;
+}
+
+/** Identifies one spawn of one worker; everything a runtime needs to find it again. */
+export interface WorkerPodRef {
+  workerId: string;
+  pool: string;
+  spawnAttempt: number;
+  /** The pod (or process directory) name: `<pool>-<workerId>-<spawnAttempt>`. */
+  name: string;
+}
+
+/**
+ * The spawn attempt is part of the name so a respawn never waits for the previous pod's graceful
+ * termination, and a retried create of the same attempt lands on the same name and adopts it.
+ */
+export function podNameFor(spec: Pick<WorkerPodSpec, 'pool' | 'workerId' | 'spawnAttempt'>): string {
+  const name = `${spec.pool}-${spec.workerId}-${spec.spawnAttempt}`;
+  if (name.length > maxDnsLabelLength) {
+    throw new RuntimeInputError(
+      'podName',
+      `"${name}" would be ${name.length} characters; pod names are at most ${maxDnsLabelLength} (shorten the pool name or worker id)`,
+    );
+  }
+  return name;
+}
+
+export function refFor(spec: Pick<WorkerPodSpec, 'pool' | 'workerId' | 'spawnAttempt'>): WorkerPodRef {
+  return { workerId: spec.workerId, pool: spec.pool, spawnAttempt: spec.spawnAttempt, name: podNameFor(spec) };
+}
+
+export const workerPodRefSchema = z.strictObject({
+  workerId: namePart,
+  pool: namePart,
+  spawnAttempt: z.number().int().min(1).max(1_000_000),
+  name: namePart,
+});
+
+export function parseWorkerPodRef(input: unknown): WorkerPodRef {
+  const result = workerPodRefSchema.safeParse(input);
+  if (!result.success) {
+    const { field, message } = firstIssue(result.error);
+    throw new RuntimeInputError(field, message);
+  }
+  const expected = podNameFor(result.data);
+  if (expected !== result.data.name) throw new RuntimeInputError('name', `must be "${expected}" for this worker`);
+  return result.data;
+}
+
+/** Short-lived material handed to a worker; only its version and expiry ever leave the runtime. */
+export const workerCredentialsSchema = z.strictObject({
+  epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  version: z.number().int().min(1).max(2_147_483_647),
+  expiresAt: z.date(),
+  token: z.string().min(16, 'must be at least 16 characters').max(16_384),
+});
+export type WorkerCredentials = z.output<typeof workerCredentialsSchema>;
+
+export function parseWorkerCredentials(input: unknown): WorkerCredentials {
+  const result = workerCredentialsSchema.safeParse(input);
+  if (!result.success) {
+    const { field, message } = firstIssue(result.error);
+    throw new RuntimeInputError(`credentials.${field}`, message);
+  }
+  return result.data;
+}
+
+/** The credentials file as the worker reads it (JSON); shared by both runtimes and the demo worker. */
+export function credentialsFileContent(credentials: WorkerCredentials, workerId: string): string {
+  return `${JSON.stringify({
+    workerId,
+    epoch: credentials.epoch,
+    version: credentials.version,
+    expiresAt: credentials.expiresAt.toISOString(),
+    token: credentials.token,
+  })}\n`;
+}
