@@ -58,7 +58,10 @@ export async function startDemoWorker(options: DemoWorkerOptions): Promise<Runni
     const parsed = activateRequest.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return { status: 400, body: { error: 'invalid_request', field: issue?.path.join('.') || 'body', message: issue?.message } };
+      return {
+        status: 400,
+        body: { error: 'invalid_request', field: issue?.path.join('.') || 'body', message: issue?.message },
+      };
     }
     const request = parsed.data;
     if (request.workerId !== options.workerId) {

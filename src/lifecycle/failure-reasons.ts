@@ -19,7 +19,11 @@ export const podFailureReasons = [
 export type PodFailureReason = (typeof podFailureReasons)[number];
 
 /** Reasons a fresh spawn cannot fix: the same spec would fail the same way, so escalate at once. */
-export const nonRetryableFailureReasons: readonly PodFailureReason[] = ['invalid_image', 'config_error', 'type_mismatch'];
+export const nonRetryableFailureReasons: readonly PodFailureReason[] = [
+  'invalid_image',
+  'config_error',
+  'type_mismatch',
+];
 
 export function isRetryableFailure(reason: PodFailureReason): boolean {
   return !nonRetryableFailureReasons.includes(reason);

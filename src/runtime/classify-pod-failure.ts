@@ -56,7 +56,12 @@ export interface ClassifyOptions {
   notScheduledGraceMs: number;
 }
 
-const imagePullReasons = new Set(['ErrImagePull', 'ImagePullBackOff', 'RegistryUnavailable', 'SignatureValidationFailed']);
+const imagePullReasons = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'RegistryUnavailable',
+  'SignatureValidationFailed',
+]);
 const invalidImageReasons = new Set(['InvalidImageName', 'ErrImageNeverPull']);
 // CreateContainerConfigError: a referenced Secret/ConfigMap (or key) is missing.
 // CreateContainerError: the runtime refused the container config (bad mount, bad device...).
@@ -129,13 +134,14 @@ export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOp
   const conditions = status.conditions ?? [];
   const phase = status.phase ?? 'Pending';
 
+  // Before the disruption check: the kubelet also marks a pod it kills for its deadline as a disruption target.
+  if (status.reason === 'DeadlineExceeded') {
+    return failed('deadline_exceeded', status.message ?? 'the pod ran past activeDeadlineSeconds');
+  }
   const disruption = conditions.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
   if (status.reason === 'Evicted' || (disruption && disruptionReasons.has(disruption.reason ?? ''))) {
     const why = status.message ?? disruption?.message ?? disruption?.reason ?? 'evicted';
     return failed('pod_evicted', `the pod was evicted: ${why}`);
-  }
-  if (status.reason === 'DeadlineExceeded') {
-    return failed('deadline_exceeded', status.message ?? 'the pod ran past activeDeadlineSeconds');
   }
 
   const containers = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
@@ -144,7 +150,10 @@ export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOp
     if (verdict) return verdict;
   }
   if (phase === 'Failed') {
-    return failed('pod_crashed', `the pod failed${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`);
+    return failed(
+      'pod_crashed',
+      `the pod failed${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`,
+    );
   }
   if (phase === 'Succeeded') return failed('pod_crashed', 'the worker exited (code 0) although it should keep serving');
 

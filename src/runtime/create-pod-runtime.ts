@@ -30,7 +30,10 @@ export type PodRuntimeConfig = z.input<typeof podRuntimeConfigSchema>;
 export function parsePodRuntimeConfig(input: unknown): z.output<typeof podRuntimeConfigSchema> {
   const runtime = (input as { runtime?: unknown } | null)?.runtime;
   if (typeof runtime !== 'string' || !(runtimeKinds as readonly string[]).includes(runtime)) {
-    throw new RuntimeInputError('runtime', `unknown runtime ${JSON.stringify(runtime)}; expected one of ${runtimeKinds.join(', ')}`);
+    throw new RuntimeInputError(
+      'runtime',
+      `unknown runtime ${JSON.stringify(runtime)}; expected one of ${runtimeKinds.join(', ')}`,
+    );
   }
   const result = podRuntimeConfigSchema.safeParse(input);
   if (!result.success) {

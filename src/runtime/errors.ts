@@ -24,7 +24,9 @@ export class RuntimeForbiddenError extends Error {
     readonly namespace: string,
     detail: string,
   ) {
-    super(`forbidden: corral may not ${verb} ${resource} in namespace "${namespace}" (${detail}); run \`corral doctor\``);
+    super(
+      `forbidden: corral may not ${verb} ${resource} in namespace "${namespace}" (${detail}); run \`corral doctor\``,
+    );
   }
 }
 

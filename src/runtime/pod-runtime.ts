@@ -29,6 +29,11 @@ export interface AwaitReadyOptions {
   timeoutMs: number;
   /** Aborting stops the wait promptly (activity cancellation); the promise then rejects. */
   signal?: AbortSignal;
+  /**
+   * Called once the worker has been seen not ready yet and the runtime is watching for the next
+   * change (kubernetes: the watch connection is open). Lets a caller act on "now waiting".
+   */
+  onWaiting?: () => void;
 }
 
 export interface ManagedWorker {

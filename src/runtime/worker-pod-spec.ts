@@ -49,7 +49,11 @@ export const workerPodSpecSchema = z.strictObject({
       path: ['limits', 'memoryMiB'],
     }),
   /** The pool's max lifetime; Kubernetes enforces it as activeDeadlineSeconds, a backstop to corral's own timer. */
-  maxLifetimeSeconds: z.number().int().min(60, 'must be at least 60').max(31_536_000 * 10),
+  maxLifetimeSeconds: z
+    .number()
+    .int()
+    .min(60, 'must be at least 60')
+    .max(31_536_000 * 10),
 });
 
 export type WorkerPodSpecInput = z.input<typeof workerPodSpecSchema>;
@@ -57,19 +61,26 @@ export type WorkerPodSpec = z.output<typeof workerPodSpecSchema>;
 
 /**
  * Distribution's reference grammar (github.com/distribution/reference): optional registry host
- * with port, lowercase path components, optional tag, optional digest.
+ * with port, lowercase path components, optional tag, optional digest. As in docker's
+ * normalisation, the first component is a registry host only if it has a "." or ":" or is
+ * "localhost"; otherwise it is part of the (lowercase) path.
  */
 const pathComponent = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const domainComponent = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
-const imageReference = new RegExp(
-  `^(?:${domainComponent}(?:\\.${domainComponent})*(?::[0-9]+)?/)?` +
-    `${pathComponent}(?:/${pathComponent})*` +
+const domainPattern = new RegExp(`^${domainComponent}(?:\\.${domainComponent})*(?::[0-9]+)?$`);
+const remainderPattern = new RegExp(
+  `^${pathComponent}(?:/${pathComponent})*` +
     '(?::[\\w][\\w.-]{0,127})?' +
     '(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$',
 );
 
 export function isValidImageReference(image: string): boolean {
-  return image.length <= 255 + 140 && imageReference.test(image);
+  if (image.length > 512) return false;
+  const slash = image.indexOf('/');
+  const first = slash === -1 ? '' : image.slice(0, slash);
+  const hasDomain = first.includes('.') || first.includes(':') || first === 'localhost';
+  if (hasDomain && !domainPattern.test(first)) return false;
+  return remainderPattern.test(hasDomain ? image.slice(slash + 1) : image);
 }
 
 export function parseWorkerPodSpec(input: unknown): WorkerPodSpec {

@@ -32,7 +32,9 @@ export async function checkKubernetesPermissions(
   options: { apiTimeoutMs?: number } = {},
 ): Promise<DoctorReport> {
   const authorization = kubeConfig.makeApiClient(AuthorizationV1Api);
-  const wanted = requiredKubernetesPermissions.flatMap(({ resource, verbs }) => verbs.map((verb) => ({ verb, resource })));
+  const wanted = requiredKubernetesPermissions.flatMap(({ resource, verbs }) =>
+    verbs.map((verb) => ({ verb, resource })),
+  );
   const checks = await Promise.all(
     wanted.map(async ({ verb, resource }): Promise<PermissionCheck> => {
       const review = await callKubernetes(

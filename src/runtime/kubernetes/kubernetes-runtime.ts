@@ -10,7 +10,13 @@ import {
 } from '@kubernetes/client-node';
 import { classifyPodFailure } from '../classify-pod-failure';
 import { RuntimeInputError, WorkerNameConflictError, WorkerPodNotFoundError } from '../errors';
-import type { AwaitReadyOptions, CreateWorkerResult, ManagedWorker, PodRuntime, ReadinessOutcome } from '../pod-runtime';
+import type {
+  AwaitReadyOptions,
+  CreateWorkerResult,
+  ManagedWorker,
+  PodRuntime,
+  ReadinessOutcome,
+} from '../pod-runtime';
 import {
   isValidImageReference,
   parseWorkerCredentials,
@@ -86,7 +92,10 @@ export class KubernetesPodRuntime implements PodRuntime {
   async create(specInput: WorkerPodSpecInput, credentialsInput: WorkerCredentials): Promise<CreateWorkerResult> {
     const spec = parseWorkerPodSpec(specInput);
     if (!isValidImageReference(spec.image)) {
-      throw new RuntimeInputError('image', `"${spec.image}" is not a valid image reference (e.g. registry.example/team/worker:1.2)`);
+      throw new RuntimeInputError(
+        'image',
+        `"${spec.image}" is not a valid image reference (e.g. registry.example/team/worker:1.2)`,
+      );
     }
     const credentials = parseWorkerCredentials(credentialsInput);
     const ref = refFor(spec);
@@ -132,6 +141,7 @@ export class KubernetesPodRuntime implements PodRuntime {
       podName: ref.name,
       timeoutMs: options.timeoutMs,
       signal: options.signal,
+      onWaiting: options.onWaiting,
       unreachableAfterMs: this.settings.unreachableAfterMs,
       notScheduledGraceMs: this.settings.notScheduledGraceMs,
       apiTimeoutMs: this.settings.apiTimeoutMs,
@@ -227,11 +237,16 @@ export class KubernetesPodRuntime implements PodRuntime {
         now: new Date(),
         notScheduledGraceMs: this.settings.notScheduledGraceMs,
       });
-      worker.verdict = verdict.status === 'failed' ? { status: 'failed', reason: verdict.reason } : { status: verdict.status };
+      worker.verdict =
+        verdict.status === 'failed' ? { status: 'failed', reason: verdict.reason } : { status: verdict.status };
     }
     for (const secret of secrets.items) {
       const name = (secret.metadata?.name ?? '').replace(/-credentials$/, '');
-      const worker = entry(name, secret.metadata?.labels ?? {}, secret.metadata?.annotations?.[corralAnnotations.epoch]);
+      const worker = entry(
+        name,
+        secret.metadata?.labels ?? {},
+        secret.metadata?.annotations?.[corralAnnotations.epoch],
+      );
       worker.hasSecret = true;
     }
     return [...workers.values()].sort((a, b) => a.name.localeCompare(b.name));

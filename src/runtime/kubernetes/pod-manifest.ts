@@ -2,7 +2,12 @@
 // service-account token, RuntimeDefault seccomp, no privilege escalation, read-only root, and
 // explicit requests and limits so a worker never lands BestEffort.
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import { credentialsFileContent, type WorkerCredentials, type WorkerPodRef, type WorkerPodSpec } from '../worker-pod-spec';
+import {
+  credentialsFileContent,
+  type WorkerCredentials,
+  type WorkerPodRef,
+  type WorkerPodSpec,
+} from '../worker-pod-spec';
 
 export const corralLabels = {
   managedBy: 'app.kubernetes.io/managed-by',

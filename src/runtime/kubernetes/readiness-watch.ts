@@ -22,6 +22,7 @@ export interface ReadinessWatchOptions {
   apiTimeoutMs: number;
   /** Server-side bound on one watch connection; the wait reconnects from the last resourceVersion. */
   watchTimeoutSeconds: number;
+  onWaiting?: () => void;
 }
 
 type WatchResult =
@@ -52,6 +53,7 @@ export async function awaitPodReadiness(options: ReadinessWatchOptions): Promise
   let unreachableSince: number | undefined;
   let lastUnreachableError: unknown;
   let backoffMs = 100;
+  let announcedWaiting = false;
 
   const classify = (pod: V1Pod | undefined): PodVerdict => {
     const verdict = classifyPodFailure(pod, { now: new Date(), notScheduledGraceMs: options.notScheduledGraceMs });
@@ -112,7 +114,10 @@ export async function awaitPodReadiness(options: ReadinessWatchOptions): Promise
         if (settled) return;
         if (type === 'ERROR') {
           if (object.code === 410) return settle({ kind: 'gone' });
-          return settle({ kind: 'error', error: Object.assign(new Error(object.message ?? 'watch error'), { statusCode: object.code }) });
+          return settle({
+            kind: 'error',
+            error: Object.assign(new Error(object.message ?? 'watch error'), { statusCode: object.code }),
+          });
         }
         if (object.metadata?.resourceVersion) resourceVersion = object.metadata.resourceVersion;
         if (type === 'BOOKMARK') return;
@@ -131,8 +136,12 @@ export async function awaitPodReadiness(options: ReadinessWatchOptions): Promise
         .then(
           (c) => {
             controller = c;
-            if (settled) c.abort();
-            else reachable();
+            if (settled) return c.abort();
+            reachable();
+            if (!announcedWaiting) {
+              announcedWaiting = true;
+              options.onWaiting?.();
+            }
           },
           (err: unknown) => settle({ kind: 'error', error: err }),
         );
@@ -168,7 +177,11 @@ export async function awaitPodReadiness(options: ReadinessWatchOptions): Promise
 
     const pending = classify(lastPod);
     if (pending.status !== 'pending') return outcomeOf(pending, lastPod);
-    const until = Math.min(deadline, pending.recheckAt?.getTime() ?? Infinity, Date.now() + (options.watchTimeoutSeconds + 15) * 1000);
+    const until = Math.min(
+      deadline,
+      pending.recheckAt?.getTime() ?? Infinity,
+      Date.now() + (options.watchTimeoutSeconds + 15) * 1000,
+    );
     const result = await watchOnce(resourceVersion ?? '0', until);
     switch (result.kind) {
       case 'decided':

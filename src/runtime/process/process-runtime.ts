@@ -57,6 +57,8 @@ interface WorkerRecord {
   process: ProcessIdentity | null;
   /** A failure known at spawn time (missing executable), reported by the readiness wait. */
   failure: { reason: PodFailureReason; detail: string } | null;
+  /** Set before a delete signals the process, like a pod's deletionTimestamp: its death is not a crash. */
+  deletionRequestedAt?: string;
 }
 
 interface ExitRecord {
@@ -108,6 +110,8 @@ export class ProcessPodRuntime implements PodRuntime {
   private readonly stopGraceMs: number;
   /** Exit listeners for children this process spawned; orphans are detected by polling /proc. */
   private readonly exitWaiters = new Map<string, Set<() => void>>();
+  /** Children this instance spawned, resolved once their exit status is on disk. */
+  private readonly childExits = new Map<string, Promise<void>>();
 
   constructor(options: ProcessRuntimeOptions) {
     if (!options.stateDir) throw new RuntimeInputError('stateDir', 'must not be empty');
@@ -189,12 +193,19 @@ export class ProcessPodRuntime implements PodRuntime {
         child.once('spawn', () => resolve(child.pid as number));
         child.once('error', reject);
       }).catch((err: NodeJS.ErrnoException) => {
-        record.failure = { reason: 'invalid_image', detail: `could not start ${executable}: ${err.code ?? err.message}` };
+        record.failure = {
+          reason: 'invalid_image',
+          detail: `could not start ${executable}: ${err.code ?? err.message}`,
+        };
         return undefined;
       });
       if (pid !== undefined) {
         record.process = identify(pid);
+        let exited!: () => void;
+        this.childExits.set(ref.name, new Promise<void>((resolve) => (exited = resolve)));
         child.once('exit', (code, signal) => {
+          exited();
+          this.childExits.delete(ref.name);
           try {
             writeFileAtomic(path.join(dir, exitFile), JSON.stringify({ code, signal } satisfies ExitRecord), 0o600);
           } catch {
@@ -222,8 +233,13 @@ export class ProcessPodRuntime implements PodRuntime {
   /** Why a process that is no longer running stopped, in the runtime's vocabulary. */
   private exitVerdict(ref: WorkerPodRef): { reason: PodFailureReason; detail: string } {
     const exit = readJson<ExitRecord>(path.join(this.dirOf(ref), exitFile));
-    if (!exit) return { reason: 'pod_crashed', detail: 'the process exited before it was ready (status unknown: not our child)' };
-    if (exit.code === timeoutExit.deadline) return { reason: 'deadline_exceeded', detail: 'the process ran past its max lifetime' };
+    if (!exit)
+      return {
+        reason: 'pod_crashed',
+        detail: 'the process exited before it was ready (status unknown: not our child)',
+      };
+    if (exit.code === timeoutExit.deadline)
+      return { reason: 'deadline_exceeded', detail: 'the process ran past its max lifetime' };
     if (exit.code === timeoutExit.notExecutable || exit.code === timeoutExit.notFound) {
       return { reason: 'invalid_image', detail: `the executable could not be run (exit ${exit.code})` };
     }
@@ -269,6 +285,7 @@ export class ProcessPodRuntime implements PodRuntime {
     if (!(options.timeoutMs > 0)) throw new RuntimeInputError('timeoutMs', 'must be positive');
     const diagnostics: ReadinessDiagnostics = { reconnects: 0, relists: 0 };
     const deadline = Date.now() + options.timeoutMs;
+    let announcedWaiting = false;
     const failed = (reason: PodFailureReason, detail: string): ReadinessOutcome => ({
       status: 'failed',
       reason,
@@ -279,10 +296,16 @@ export class ProcessPodRuntime implements PodRuntime {
       for (;;) {
         options.signal?.throwIfAborted();
         const record = this.readRecord(ref);
-        if (!record) return failed('pod_vanished', 'the worker process record is gone (deleted)');
+        if (!record || record.deletionRequestedAt) return failed('pod_vanished', 'the worker process was deleted');
         if (record.failure) return failed(record.failure.reason, record.failure.detail);
         if (!record.process) return failed('pod_crashed', 'the spawn was interrupted before the process started');
         if (!isRunning(record.process)) {
+          // Our own child may be dead but not yet reaped: its exit status is moments away.
+          const exit = this.childExits.get(ref.name);
+          if (exit) await Promise.race([exit, this.pause(ref, 2_000, options.signal)]);
+          if (this.readRecord(ref)?.deletionRequestedAt ?? !this.readRecord(ref)) {
+            return failed('pod_vanished', 'the worker process was deleted');
+          }
           const { reason, detail } = this.exitVerdict(ref);
           return failed(reason, detail);
         }
@@ -291,6 +314,10 @@ export class ProcessPodRuntime implements PodRuntime {
         }
         if (Date.now() >= deadline) {
           return failed('deadline_exceeded', `not ready within ${Math.round(options.timeoutMs / 1000)}s`);
+        }
+        if (!announcedWaiting) {
+          announcedWaiting = true;
+          options.onWaiting?.();
         }
         await this.pause(ref, Math.min(this.pollIntervalMs, Math.max(0, deadline - Date.now())), options.signal);
       }
@@ -305,12 +332,20 @@ export class ProcessPodRuntime implements PodRuntime {
     const record = this.readRecord(ref);
     if (!record) throw new WorkerPodNotFoundError(ref.name);
     this.writeCredentialsFile(this.dirOf(ref), ref, credentials);
-    writeFileAtomic(path.join(this.dirOf(ref), recordFile), JSON.stringify({ ...record, epoch: credentials.epoch }), 0o600);
+    writeFileAtomic(
+      path.join(this.dirOf(ref), recordFile),
+      JSON.stringify({ ...record, epoch: credentials.epoch }),
+      0o600,
+    );
   }
 
   async delete(refInput: WorkerPodRef): Promise<void> {
     const ref = parseWorkerPodRef(refInput);
     const record = this.readRecord(ref);
+    if (record && !record.deletionRequestedAt) {
+      const marked: WorkerRecord = { ...record, deletionRequestedAt: new Date().toISOString() };
+      writeFileAtomic(path.join(this.dirOf(ref), recordFile), JSON.stringify(marked), 0o600);
+    }
     if (record?.process && isRunning(record.process)) await this.stop(ref, record.process);
     fs.rmSync(this.dirOf(ref), { recursive: true, force: true });
   }
@@ -349,10 +384,24 @@ export class ProcessPodRuntime implements PodRuntime {
         if (!record) {
           if (!hasSecret) return undefined;
           // Credentials without a record: a stranded "secret" for the janitor.
-          return { name, workerId: '', pool: '', spawnAttempt: 0, epoch: undefined, hasPod: false, hasSecret, verdict: undefined };
+          return {
+            name,
+            workerId: '',
+            pool: '',
+            spawnAttempt: 0,
+            epoch: undefined,
+            hasPod: false,
+            hasSecret,
+            verdict: undefined,
+          };
         }
         if (filter.pool && record.pool !== filter.pool) return undefined;
-        const ref: WorkerPodRef = { name, workerId: record.workerId, pool: record.pool, spawnAttempt: record.spawnAttempt };
+        const ref: WorkerPodRef = {
+          name,
+          workerId: record.workerId,
+          pool: record.pool,
+          spawnAttempt: record.spawnAttempt,
+        };
         let verdict: ManagedWorker['verdict'];
         if (record.failure) verdict = { status: 'failed', reason: record.failure.reason };
         else if (!record.process || !isRunning(record.process))
