@@ -23,6 +23,8 @@ export interface KubeEndpoint {
 }
 
 export interface RunningKube extends KubeEndpoint {
+  /** etcd's client URL (its JSON gateway lets a test compact history to provoke 410 Gone). */
+  etcdUrl: string;
   /** Stops only the apiserver (etcd keeps the data), e.g. to test watch resumption. */
   stopApiserver(): Promise<void>;
   /** Starts the apiserver again on the same port, certificates and keys. */
@@ -56,7 +58,7 @@ async function httpsOk(url: string, token: string, ca?: Buffer): Promise<boolean
   });
 }
 
-export async function startKube(): Promise<RunningKube> {
+export async function startKube(options: { extraApiserverArgs?: string[] } = {}): Promise<RunningKube> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-kube-'));
   const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
@@ -116,6 +118,7 @@ export async function startKube(): Promise<RunningKube> {
     '--enable-priority-and-fairness=false',
     '--profiling=false',
     '--v=1',
+    ...(options.extraApiserverArgs ?? []),
   ];
   const server = `https://127.0.0.1:${apiPort}`;
   const caFile = path.join(certDir, 'apiserver.crt');
@@ -152,6 +155,7 @@ export async function startKube(): Promise<RunningKube> {
 
   return {
     server,
+    etcdUrl,
     adminToken,
     caFile,
     startApiserver,

@@ -1,0 +1,114 @@
+// Readiness waits across kube-apiserver outages, on a private apiserver this file may stop:
+// a restart is survived by resuming the watch from the last resourceVersion; history compacted
+// away meanwhile (410 Gone) is survived by re-listing; an apiserver that stays down past the
+// bound is answered with `runtime_unreachable` instead of waiting forever.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
+import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
+import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
+import { FakeKubelet } from '../harness/fake-kubelet';
+import { kubeConfigFor, startKube, type RunningKube } from '../harness/kube';
+import { createTestNamespace } from '../harness/kube-namespace';
+import { kubeletScenarios } from '../fixtures/kubelet-pod-statuses';
+import { credentials, newWorkerId } from './runtime-behaviour';
+
+let kube: RunningKube;
+let admin: KubeConfig;
+let namespace: string;
+let kubelet: FakeKubelet;
+
+before(async () => {
+  // Without the watch cache, watches are served from etcd, so compacting etcd yields a real 410.
+  kube = await startKube({ extraApiserverArgs: ['--watch-cache=false'] });
+  admin = kubeConfigFor(kube);
+  namespace = await createTestNamespace(admin, 'outage');
+  kubelet = new FakeKubelet(admin, namespace);
+});
+
+after(async () => {
+  await kube?.stop();
+});
+
+const runtimeWith = (unreachableAfterMs: number) =>
+  new KubernetesPodRuntime({ kubeConfig: admin, namespace, unreachableAfterMs, apiTimeoutMs: 5_000 });
+
+async function startWaiting(
+  runtime: KubernetesPodRuntime,
+): Promise<{ ref: WorkerPodRef; outcome: Promise<ReadinessOutcome> }> {
+  const { ref } = await runtime.create(
+    {
+      workerId: newWorkerId(),
+      pool: 'outage',
+      spawnAttempt: 1,
+      epoch: 1,
+      image: 'registry.example/corral/demo-worker:0.1.0',
+      resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 100, memoryMiB: 64 } },
+      maxLifetimeSeconds: 3_600,
+    },
+    credentials(1),
+  );
+  let markWaiting!: () => void;
+  const waiting = new Promise<void>((resolve) => (markWaiting = resolve));
+  const outcome = runtime.awaitReady(ref, { timeoutMs: 180_000, onWaiting: markWaiting });
+  await waiting;
+  return { ref, outcome };
+}
+
+const ready = () => kubeletScenarios(new Date(), { notScheduledGraceMs: 60_000 }).ready.status;
+
+async function etcd(pathname: string, body: unknown): Promise<{ header?: { revision?: string } }> {
+  const res = await fetch(`${kube.etcdUrl}${pathname}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5_000),
+  });
+  assert.equal(res.status, 200, `etcd ${pathname}: ${await res.clone().text()}`);
+  return (await res.json()) as { header?: { revision?: string } };
+}
+
+test('an apiserver restart during the wait: the watch resumes from its resourceVersion and sees the later Ready', async () => {
+  const runtime = runtimeWith(120_000);
+  const { ref, outcome } = await startWaiting(runtime);
+  await kube.stopApiserver();
+  await kube.startApiserver();
+  await kubelet.setStatus(ref.name, ready());
+  const result = await outcome;
+  assert.equal(result.status, 'ready', JSON.stringify(result));
+  assert.ok(result.diagnostics.reconnects >= 1, `the watch reconnected: ${JSON.stringify(result.diagnostics)}`);
+  assert.equal(result.diagnostics.relists, 0, 'resumed from the resourceVersion, no re-list needed');
+  await runtime.delete(ref);
+});
+
+test('history compacted during an outage (410 Gone): the wait re-lists and still sees the later Ready', async () => {
+  const runtime = runtimeWith(120_000);
+  const { ref, outcome } = await startWaiting(runtime);
+  await kube.stopApiserver();
+  // Move etcd past the watch's resourceVersion and compact everything before: resuming is impossible.
+  const put = await etcd('/v3/kv/put', {
+    key: Buffer.from('corral-test/bump').toString('base64'),
+    value: Buffer.from('x').toString('base64'),
+  });
+  await etcd('/v3/kv/compaction', { revision: put.header?.revision, physical: true });
+  await kube.startApiserver();
+  await kubelet.setStatus(ref.name, ready());
+  const result = await outcome;
+  assert.equal(result.status, 'ready', JSON.stringify(result));
+  assert.ok(result.diagnostics.relists >= 1, `the wait re-listed after 410: ${JSON.stringify(result.diagnostics)}`);
+  await runtime.delete(ref);
+});
+
+test('an apiserver that stays down past the bound is answered with runtime_unreachable', async () => {
+  const runtime = runtimeWith(2_000);
+  const { ref, outcome } = await startWaiting(runtime);
+  await kube.stopApiserver();
+  try {
+    const result = await outcome;
+    assert.equal(result.status === 'failed' && result.reason, 'runtime_unreachable', JSON.stringify(result));
+    assert.match(result.status === 'failed' ? result.detail : '', /unreachable for \d+s/);
+  } finally {
+    await kube.startApiserver();
+  }
+  await runtime.delete(ref);
+});
