@@ -25,6 +25,8 @@ export interface KubeEndpoint {
 export interface RunningKube extends KubeEndpoint {
   /** etcd's client URL (its JSON gateway lets a test compact history to provoke 410 Gone). */
   etcdUrl: string;
+  /** The apiserver's serving key (its certificate is `caFile`), so a test proxy can pose as it. */
+  servingKeyFile: string;
   /** Stops only the apiserver (etcd keeps the data), e.g. to test watch resumption. */
   stopApiserver(): Promise<void>;
   /** Starts the apiserver again on the same port, certificates and keys. */
@@ -156,6 +158,7 @@ export async function startKube(options: { extraApiserverArgs?: string[] } = {})
   return {
     server,
     etcdUrl,
+    servingKeyFile: path.join(certDir, 'apiserver.key'),
     adminToken,
     caFile,
     startApiserver,

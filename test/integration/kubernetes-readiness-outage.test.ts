@@ -9,6 +9,7 @@ import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-ru
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
 import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { FakeKubelet } from '../harness/fake-kubelet';
+import { startFaultProxy } from '../harness/fault-proxy';
 import { kubeConfigFor, startKube, type RunningKube } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { kubeletScenarios } from '../fixtures/kubelet-pod-statuses';
@@ -31,11 +32,12 @@ after(async () => {
   await kube?.stop();
 });
 
-const runtimeWith = (unreachableAfterMs: number) =>
-  new KubernetesPodRuntime({ kubeConfig: admin, namespace, unreachableAfterMs, apiTimeoutMs: 5_000 });
+const runtimeWith = (unreachableAfterMs: number, kubeConfig = admin) =>
+  new KubernetesPodRuntime({ kubeConfig, namespace, unreachableAfterMs, apiTimeoutMs: 5_000 });
 
 async function startWaiting(
   runtime: KubernetesPodRuntime,
+  waitUntilWatching = true,
 ): Promise<{ ref: WorkerPodRef; outcome: Promise<ReadinessOutcome> }> {
   const { ref } = await runtime.create(
     {
@@ -52,7 +54,7 @@ async function startWaiting(
   let markWaiting!: () => void;
   const waiting = new Promise<void>((resolve) => (markWaiting = resolve));
   const outcome = runtime.awaitReady(ref, { timeoutMs: 180_000, onWaiting: markWaiting });
-  await waiting;
+  if (waitUntilWatching) await waiting;
   return { ref, outcome };
 }
 
@@ -111,4 +113,49 @@ test('an apiserver that stays down past the bound is answered with runtime_unrea
     await kube.startApiserver();
   }
   await runtime.delete(ref);
+});
+
+test('429 and 5xx answers to the watch are retried with backoff, then the wait proceeds', async () => {
+  const failures = [429, 503, 500];
+  const proxy = await startFaultProxy(
+    { server: kube.server, caFile: kube.caFile, keyFile: kube.servingKeyFile },
+    ({ watch }) => (watch ? failures.shift() : undefined),
+  );
+  try {
+    const runtime = runtimeWith(60_000, kubeConfigFor({ ...kube, server: proxy.server }));
+    // onWaiting fires only once a watch is open, i.e. after the three refused attempts.
+    const { ref, outcome } = await startWaiting(runtime);
+    await kubelet.setStatus(ref.name, ready());
+    const result = await outcome;
+    assert.equal(result.status, 'ready', JSON.stringify(result));
+    const watches = proxy.log.filter((r) => /[?&]watch=true/.test(r.url));
+    assert.deepEqual(
+      watches.slice(0, 4).map((r) => r.injected),
+      [429, 503, 500, undefined],
+      'three refused watches, then one that was forwarded',
+    );
+    assert.ok(result.diagnostics.reconnects >= 3, JSON.stringify(result.diagnostics));
+    await runtime.delete(ref);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test('an apiserver answering 503 to every watch: bounded attempts with backoff, then runtime_unreachable', async () => {
+  const proxy = await startFaultProxy(
+    { server: kube.server, caFile: kube.caFile, keyFile: kube.servingKeyFile },
+    ({ watch }) => (watch ? 503 : undefined),
+  );
+  try {
+    const runtime = runtimeWith(3_000, kubeConfigFor({ ...kube, server: proxy.server }));
+    const { ref, outcome } = await startWaiting(runtime, false);
+    const result = await outcome;
+    assert.equal(result.status === 'failed' && result.reason, 'runtime_unreachable', JSON.stringify(result));
+    const attempts = proxy.log.filter((r) => r.injected === 503).length;
+    // Exponential backoff from 100 ms (capped at 2 s) allows about six attempts in 3 s; a hot loop would make hundreds.
+    assert.ok(attempts >= 2 && attempts <= 10, `watch attempts before giving up: ${attempts}`);
+    await runtime.delete(ref);
+  } finally {
+    await proxy.close();
+  }
 });
