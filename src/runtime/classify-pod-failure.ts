@@ -32,7 +32,7 @@ export interface PodConditionView {
 
 /** The parts of a V1Pod the classifier reads. A client-node V1Pod is assignable to it. */
 export interface PodView {
-  metadata?: { creationTimestamp?: Timestamp; deletionTimestamp?: Timestamp };
+  metadata?: { creationTimestamp?: Timestamp; deletionTimestamp?: Timestamp | null };
   status?: {
     phase?: string;
     reason?: string;
@@ -63,9 +63,12 @@ const imagePullReasons = new Set([
   'SignatureValidationFailed',
 ]);
 const invalidImageReasons = new Set(['InvalidImageName', 'ErrImageNeverPull']);
-// CreateContainerConfigError: a referenced Secret/ConfigMap (or key) is missing.
-// CreateContainerError: the runtime refused the container config (bad mount, bad device...).
-const configErrorReasons = new Set(['CreateContainerConfigError', 'CreateContainerError']);
+// CreateContainerConfigError: a referenced Secret/ConfigMap (or key) is missing. Not
+// CreateContainerError: its usual causes are transient ("name is reserved", a busy containerd),
+// the kubelet retries it itself, so it stays pending until the spawn deadline decides.
+const configErrorReasons = new Set(['CreateContainerConfigError']);
+// How a container runtime reports an entrypoint that is not in the image.
+const startFailureReasons = new Set(['StartError', 'ContainerCannotRun', 'RunContainerError']);
 // Set by the kubelet/scheduler/taint manager on a pod they are about to kill (k8s ≥ 1.26).
 const disruptionReasons = new Set([
   'EvictionByEvictionAPI',
@@ -93,6 +96,10 @@ function describeTermination(t: NonNullable<ContainerStateView['terminated']>): 
 
 /** A terminated container's verdict: OOM is its own reason, anything else is a crash. */
 function terminationVerdict(container: string, t: NonNullable<ContainerStateView['terminated']>): PodVerdict {
+  // With restartPolicy Never a missing entrypoint ends as terminated/StartError (exit 128), not waiting.
+  if (startFailureReasons.has(t.reason ?? '') && missingExecutable.test(t.message ?? '')) {
+    return failed('invalid_image', `container ${container} cannot start: ${t.message}`);
+  }
   if (t.reason === 'OOMKilled') return failed('pod_oom_killed', `container ${container} was OOM-killed`);
   if (t.reason === 'DeadlineExceeded') return failed('deadline_exceeded', `container ${container} hit its deadline`);
   return failed('pod_crashed', `container ${container} exited before it was ready (${describeTermination(t)})`);
@@ -115,6 +122,9 @@ function containerVerdict(c: ContainerStatusView): PodVerdict | undefined {
   if (reason === 'CrashLoopBackOff') {
     const last = c.lastState?.terminated;
     if (last?.reason === 'OOMKilled') return failed('pod_oom_killed', `container ${c.name} is OOM-killed in a loop`);
+    if (last && startFailureReasons.has(last.reason ?? '') && missingExecutable.test(last.message ?? '')) {
+      return failed('invalid_image', `container ${c.name} cannot start: ${last.message}`);
+    }
     return failed(
       'pod_crashed',
       `container ${c.name} is in CrashLoopBackOff${last ? ` (last: ${describeTermination(last)})` : ''}`,
@@ -144,8 +154,16 @@ export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOp
     return failed('pod_evicted', `the pod was evicted: ${why}`);
   }
 
-  const containers = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])];
+  // A pod someone is deleting is going away, whatever its containers did on the way out.
+  if (pod.metadata?.deletionTimestamp !== undefined && pod.metadata.deletionTimestamp !== null) {
+    return failed('pod_vanished', 'the pod is being deleted');
+  }
+
+  const initContainers = status.initContainerStatuses ?? [];
+  const containers = [...initContainers, ...(status.containerStatuses ?? [])];
   for (const c of containers) {
+    // An init container that finished successfully did its job.
+    if (initContainers.includes(c) && c.state?.terminated?.exitCode === 0) continue;
     const verdict = containerVerdict(c);
     if (verdict) return verdict;
   }
@@ -156,8 +174,6 @@ export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOp
     );
   }
   if (phase === 'Succeeded') return failed('pod_crashed', 'the worker exited (code 0) although it should keep serving');
-
-  if (pod.metadata?.deletionTimestamp !== undefined) return failed('pod_vanished', 'the pod is being deleted');
 
   const ready = conditions.find((c) => c.type === 'Ready');
   if (phase === 'Running' && ready?.status === 'True') return { status: 'ready' };

@@ -24,15 +24,26 @@ const envName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid environment variable name')
   .refine((name) => !name.startsWith('CORRAL_') && name !== 'PORT', 'is reserved for corral (CORRAL_*, PORT)');
 
+/**
+ * Worker ids have no "-", so `<pool>-<workerId>-<attempt>` parses back unambiguously: pool
+ * `web-eu` + worker `w1` and pool `web` + worker `eu-w1` can never share a pod name.
+ */
+const workerIdPart = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(40, 'must be at most 40 characters')
+  .regex(/^[a-z0-9]+$/, 'must be lowercase letters and digits only');
+const noNul = (value: string) => !value.includes('\0');
+
 export const workerPodSpecSchema = z.strictObject({
-  workerId: namePart,
+  workerId: workerIdPart,
   pool: namePart,
   spawnAttempt: z.number().int().min(1, 'must be at least 1').max(1_000_000),
   epoch: z.number().int().min(1, 'must be at least 1').max(Number.MAX_SAFE_INTEGER),
   /** An OCI image reference (kubernetes) or the path of an executable (process). */
   image: z.string().min(1, 'must not be empty').max(512),
-  args: z.array(z.string().max(4_096)).max(64).default([]),
-  env: z.record(envName, z.string().max(32_768)).default({}),
+  args: z.array(z.string().max(4_096).refine(noNul, 'must not contain NUL')).max(64).default([]),
+  env: z.record(envName, z.string().max(32_768).refine(noNul, 'must not contain NUL')).default({}),
   port: z.number().int().min(1).max(65_535).default(8080),
   healthPath: z
     .string()
@@ -124,11 +135,34 @@ export function refFor(spec: Pick<WorkerPodSpec, 'pool' | 'workerId' | 'spawnAtt
 }
 
 export const workerPodRefSchema = z.strictObject({
-  workerId: namePart,
+  workerId: workerIdPart,
   pool: namePart,
   spawnAttempt: z.number().int().min(1).max(1_000_000),
   name: namePart,
 });
+
+/** A pool name as a filter (it ends up in a label selector, so it must be a plain label value). */
+export function parsePoolFilter(pool: unknown): string | undefined {
+  if (pool === undefined) return undefined;
+  const result = namePart.safeParse(pool);
+  if (!result.success) throw new RuntimeInputError('pool', firstIssue(result.error).message);
+  return result.data;
+}
+
+/** The longest readiness wait a caller may ask for; spawn deadlines are minutes, not days. */
+export const maxReadinessWaitMs = 24 * 3_600_000;
+
+export function checkWaitTimeout(timeoutMs: unknown): number {
+  if (
+    typeof timeoutMs !== 'number' ||
+    !Number.isFinite(timeoutMs) ||
+    timeoutMs <= 0 ||
+    timeoutMs > maxReadinessWaitMs
+  ) {
+    throw new RuntimeInputError('timeoutMs', `must be a positive number of milliseconds up to ${maxReadinessWaitMs}`);
+  }
+  return timeoutMs;
+}
 
 export function parseWorkerPodRef(input: unknown): WorkerPodRef {
   const result = workerPodRefSchema.safeParse(input);

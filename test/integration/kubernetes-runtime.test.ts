@@ -101,6 +101,7 @@ const reasonScenarios = {
   errImagePull: 'image_pull_backoff',
   invalidImageName: 'invalid_image',
   entrypointMissing: 'invalid_image',
+  entrypointMissingNeverRestart: 'invalid_image',
   createContainerConfigError: 'config_error',
   evicted: 'pod_evicted',
   crashLoopBackOff: 'pod_crashed',

@@ -106,8 +106,8 @@ async function spawnFromDyingCorral(workerId: string, image: string, args: strin
   });
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--require', require.resolve('tsx/cjs'), path.join(repoRoot, 'test/harness/spawn-worker-and-exit.ts'), input],
-    { timeout: 30_000 },
+    ['--require', require.resolve('tsx/cjs'), path.join(repoRoot, 'test/harness/spawn-worker-and-exit.ts')],
+    { timeout: 30_000, env: { ...process.env, CORRAL_TEST_SPAWN_INPUT: input } },
   );
   return JSON.parse(stdout.trim()) as { name: string; workerId: string; pool: string; spawnAttempt: number };
 }

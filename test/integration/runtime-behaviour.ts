@@ -236,8 +236,10 @@ export function runtimeBehaviourSuite(getFixture: () => RuntimeFixture): void {
     const cases: { input: WorkerPodSpecInput; field: string }[] = [
       { input: { ...valid, image: fixture.invalidImageInput }, field: 'image' },
       // A valid worker id (≤ 63) whose derived pod name `<pool>-<id>-1` would not be.
-      { input: { ...valid, workerId: `w${'x'.repeat(60)}` }, field: 'podName' },
+      { input: { ...valid, pool: 'p'.repeat(30), workerId: 'w'.repeat(35) }, field: 'podName' },
       { input: { ...valid, pool: 'Not_A_Label' }, field: 'pool' },
+      { input: { ...valid, workerId: 'has-dash' }, field: 'workerId' },
+      { input: { ...valid, args: ['nul\0byte'] }, field: 'args.0' },
       {
         input: {
           ...valid,

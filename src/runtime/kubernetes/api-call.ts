@@ -4,13 +4,13 @@
 import { ApiException, Observable, type ConfigurationOptions } from '@kubernetes/client-node';
 import { RuntimeForbiddenError, RuntimeUnavailableError } from '../errors';
 
-/** Per-call options that abort the HTTP request after `timeoutMs`. */
-export function timeoutOptions(timeoutMs: number): ConfigurationOptions {
+/** Per-call options that abort the HTTP request after `timeoutMs` (or when `signal` aborts). */
+export function timeoutOptions(bound: number | AbortSignal): ConfigurationOptions {
   return {
     middleware: [
       {
         pre: (context) => {
-          context.setSignal(AbortSignal.timeout(timeoutMs));
+          context.setSignal(typeof bound === 'number' ? AbortSignal.timeout(bound) : bound);
           return new Observable(Promise.resolve(context));
         },
         post: (response) => new Observable(Promise.resolve(response)),
@@ -26,10 +26,36 @@ export function statusCodeOf(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** 429, 5xx and anything without an HTTP status (refused, reset, timed out) may succeed later. */
+const networkErrorCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+]);
+
+/**
+ * May succeed later: 429, 5xx, network failures and timeouts. Anything else without an HTTP
+ * status (no current cluster, a failing credential plugin) is a configuration error, raised at
+ * once rather than dressed up as "unreachable" after the bound.
+ */
 export function isTransient(err: unknown): boolean {
   const code = statusCodeOf(err);
-  return code === undefined || code === 429 || code >= 500;
+  if (code !== undefined) return code === 429 || code >= 500;
+  const e = err as { code?: unknown; name?: unknown; type?: unknown; message?: unknown } | null;
+  if (typeof e?.code === 'string' && networkErrorCodes.has(e.code)) return true;
+  if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return true;
+  if (e?.type === 'system' || e?.type === 'request-timeout' || e?.type === 'aborted') return true; // node-fetch FetchError
+  // Our own watch stream's bounds (no headers in time, silence, a cut connection).
+  return (
+    typeof e?.message === 'string' &&
+    /^(no response to the watch|watch stream silent|watch connection closed)/.test(e.message)
+  );
 }
 
 export function apiMessage(err: unknown): string {

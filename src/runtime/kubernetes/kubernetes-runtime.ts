@@ -18,7 +18,9 @@ import type {
   ReadinessOutcome,
 } from '../pod-runtime';
 import {
+  checkWaitTimeout,
   isValidImageReference,
+  parsePoolFilter,
   parseWorkerCredentials,
   parseWorkerPodRef,
   parseWorkerPodSpec,
@@ -133,7 +135,7 @@ export class KubernetesPodRuntime implements PodRuntime {
 
   async awaitReady(refInput: WorkerPodRef, options: AwaitReadyOptions): Promise<ReadinessOutcome> {
     const ref = parseWorkerPodRef(refInput);
-    if (!(options.timeoutMs > 0)) throw new RuntimeInputError('timeoutMs', 'must be positive');
+    checkWaitTimeout(options.timeoutMs);
     return awaitPodReadiness({
       kubeConfig: this.options.kubeConfig,
       core: this.core,
@@ -167,9 +169,31 @@ export class KubernetesPodRuntime implements PodRuntime {
     );
   }
 
+  /** Reads a pod or secret and refuses to act on it unless it carries this worker's labels. */
+  private async readOwned(kind: 'Pod' | 'Secret', ref: WorkerPodRef): Promise<{ uid: string } | undefined> {
+    const { namespace } = this;
+    try {
+      const object =
+        kind === 'Pod'
+          ? await this.call('get', 'pods', () =>
+              this.core.readNamespacedPod({ namespace, name: ref.name }, this.requestOptions),
+            )
+          : await this.call('get', 'secrets', () =>
+              this.core.readNamespacedSecret({ namespace, name: secretNameFor(ref) }, this.requestOptions),
+            );
+      const name = kind === 'Pod' ? ref.name : secretNameFor(ref);
+      if (!isOursFor(ref, object.metadata?.labels)) throw new WorkerNameConflictError(kind, name);
+      return { uid: object.metadata?.uid ?? '' };
+    } catch (err) {
+      if (statusCodeOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
   async writeCredentials(refInput: WorkerPodRef, credentialsInput: WorkerCredentials): Promise<void> {
     const ref = parseWorkerPodRef(refInput);
     const credentials = parseWorkerCredentials(credentialsInput);
+    if (!(await this.readOwned('Secret', ref))) throw new WorkerPodNotFoundError(ref.name);
     try {
       await this.patchSecret(ref, credentials);
       // The pod's epoch annotation is what an operator (and the janitor) sees with kubectl.
@@ -192,20 +216,34 @@ export class KubernetesPodRuntime implements PodRuntime {
   async delete(refInput: WorkerPodRef): Promise<void> {
     const ref = parseWorkerPodRef(refInput);
     const { namespace } = this;
-    const ignoreMissing = (err: unknown) => {
-      if (statusCodeOf(err) !== 404) throw err;
+    // 404 and 409 (the uid precondition: it was replaced meanwhile) both mean "not ours to delete now".
+    const ignoreGone = (err: unknown) => {
+      if (statusCodeOf(err) !== 404 && statusCodeOf(err) !== 409) throw err;
     };
-    await this.call('delete', 'pods', () =>
-      this.core.deleteNamespacedPod({ namespace, name: ref.name }, this.requestOptions),
-    ).catch(ignoreMissing);
-    await this.call('delete', 'secrets', () =>
-      this.core.deleteNamespacedSecret({ namespace, name: secretNameFor(ref) }, this.requestOptions),
-    ).catch(ignoreMissing);
+    const pod = await this.readOwned('Pod', ref);
+    if (pod) {
+      await this.call('delete', 'pods', () =>
+        this.core.deleteNamespacedPod(
+          { namespace, name: ref.name, body: { preconditions: { uid: pod.uid } } },
+          this.requestOptions,
+        ),
+      ).catch(ignoreGone);
+    }
+    const secret = await this.readOwned('Secret', ref);
+    if (secret) {
+      await this.call('delete', 'secrets', () =>
+        this.core.deleteNamespacedSecret(
+          { namespace, name: secretNameFor(ref), body: { preconditions: { uid: secret.uid } } },
+          this.requestOptions,
+        ),
+      ).catch(ignoreGone);
+    }
   }
 
   async listManaged(filter: { pool?: string } = {}): Promise<ManagedWorker[]> {
     const { namespace } = this;
-    const labelSelector = filter.pool ? `${managedBySelector},${corralLabels.pool}=${filter.pool}` : managedBySelector;
+    const pool = parsePoolFilter(filter.pool);
+    const labelSelector = pool ? `${managedBySelector},${corralLabels.pool}=${pool}` : managedBySelector;
     const [pods, secrets] = await Promise.all([
       this.call('list', 'pods', () => this.core.listNamespacedPod({ namespace, labelSelector }, this.requestOptions)),
       this.call('list', 'secrets', () =>

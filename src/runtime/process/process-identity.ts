@@ -46,3 +46,17 @@ export function isRunning(identity: ProcessIdentity): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * True when the process was started with CORRAL_WORKER_ID=<workerId> (corral sets it on every
+ * worker). Where /proc is unavailable there is no way to check, and the start time must do.
+ */
+export function carriesWorkerId(identity: ProcessIdentity, workerId: string): boolean {
+  let environ: string;
+  try {
+    environ = fs.readFileSync(`/proc/${identity.pid}/environ`, 'utf8');
+  } catch {
+    return !fs.existsSync('/proc/self/environ');
+  }
+  return environ.split('\0').includes(`CORRAL_WORKER_ID=${workerId}`);
+}

@@ -19,7 +19,9 @@ import type {
   ReadinessOutcome,
 } from '../pod-runtime';
 import {
+  checkWaitTimeout,
   credentialsFileContent,
+  parsePoolFilter,
   parseWorkerCredentials,
   parseWorkerPodRef,
   parseWorkerPodSpec,
@@ -28,7 +30,7 @@ import {
   type WorkerPodRef,
   type WorkerPodSpecInput,
 } from '../worker-pod-spec';
-import { identify, isRunning, type ProcessIdentity } from './process-identity';
+import { carriesWorkerId, identify, isRunning, type ProcessIdentity } from './process-identity';
 
 export interface ProcessRuntimeOptions {
   /** Worker directories live under `<stateDir>/workers/`. */
@@ -70,6 +72,10 @@ const recordFile = 'worker.json';
 const credentialsFile = 'credentials.json';
 const exitFile = 'exit.json';
 const logFile = 'output.log';
+/** The worker's cwd and HOME: apart from corral's own files in the worker directory. */
+const homeDir = 'home';
+/** How long a record may say "starting" (no process yet) before the spawn counts as interrupted. */
+const spawnGraceMs = 10_000;
 const timeoutBinary = ['/usr/bin/timeout', '/bin/timeout'].find((p) => fs.existsSync(p));
 /** coreutils `timeout` exit codes: 124 the deadline fired, 126 not executable, 127 not found. */
 const timeoutExit = { deadline: 124, notExecutable: 126, notFound: 127 } as const;
@@ -133,9 +139,25 @@ export class ProcessPodRuntime implements PodRuntime {
     const ref = refFor(spec);
     const dir = this.dirOf(ref);
     fs.mkdirSync(this.workersDir, { recursive: true, mode: 0o700 });
+    const executable = path.resolve(this.workDir, spec.image);
+    const record: WorkerRecord = {
+      name: ref.name,
+      workerId: ref.workerId,
+      pool: ref.pool,
+      spawnAttempt: ref.spawnAttempt,
+      epoch: spec.epoch,
+      image: spec.image,
+      port: 0,
+      healthPath: spec.healthPath,
+      createdAt: new Date().toISOString(),
+      process: null,
+      failure: null,
+    };
     try {
       // mkdir is atomic: exactly one creator wins, everyone else adopts.
       fs.mkdirSync(dir, { mode: 0o700 });
+      // A provisional record at once, so a concurrent create or wait sees "starting", not nothing.
+      writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const existing = readJson<WorkerRecord>(path.join(dir, recordFile));
@@ -149,20 +171,7 @@ export class ProcessPodRuntime implements PodRuntime {
 
     this.writeCredentialsFile(dir, ref, credentials);
     const port = await freePort();
-    const executable = path.resolve(this.workDir, spec.image);
-    const record: WorkerRecord = {
-      name: ref.name,
-      workerId: ref.workerId,
-      pool: ref.pool,
-      spawnAttempt: ref.spawnAttempt,
-      epoch: spec.epoch,
-      image: spec.image,
-      port,
-      healthPath: spec.healthPath,
-      createdAt: new Date().toISOString(),
-      process: null,
-      failure: null,
-    };
+    record.port = port;
     const problem = executableProblem(executable);
     if (problem) {
       // Like a pod with a bad image: the create succeeds, the readiness wait reports why it never runs.
@@ -174,7 +183,7 @@ export class ProcessPodRuntime implements PodRuntime {
     const env: NodeJS.ProcessEnv = {
       // Deliberately not corral's own environment: DATABASE_URL and friends stay out of workers.
       PATH: [path.dirname(process.execPath), process.env.PATH ?? '/usr/bin:/bin'].join(path.delimiter),
-      HOME: dir,
+      HOME: path.join(dir, homeDir),
       HOST: '127.0.0.1',
       PORT: String(port),
       CORRAL_WORKER_ID: ref.workerId,
@@ -185,10 +194,16 @@ export class ProcessPodRuntime implements PodRuntime {
     const [command, args] = timeoutBinary
       ? [timeoutBinary, ['--kill-after=10s', `${spec.maxLifetimeSeconds}s`, executable, ...spec.args]]
       : [executable, spec.args];
+    fs.mkdirSync(path.join(dir, homeDir), { mode: 0o700 });
     const log = fs.openSync(path.join(dir, logFile), 'a', 0o600);
     try {
       // Detached: the worker outlives a corral restart, as a pod outlives a controller restart.
-      const child = spawn(command, args, { cwd: dir, env, detached: true, stdio: ['ignore', log, log] });
+      const child = spawn(command, args, {
+        cwd: path.join(dir, homeDir),
+        env,
+        detached: true,
+        stdio: ['ignore', log, log],
+      });
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid as number));
         child.once('error', reject);
@@ -218,7 +233,15 @@ export class ProcessPodRuntime implements PodRuntime {
     } finally {
       fs.closeSync(log);
     }
-    writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
+    try {
+      if (this.readRecord(ref)?.deletionRequestedAt)
+        throw new Error(`worker ${ref.name} was deleted while it was being created`);
+      writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
+    } catch (err) {
+      // Deleted meanwhile (or the disk failed): a process nobody can find again must not live on.
+      if (record.process) await this.stop(ref, record.process);
+      throw err;
+    }
     return { ref, created: true };
   }
 
@@ -247,13 +270,27 @@ export class ProcessPodRuntime implements PodRuntime {
     return { reason: 'pod_crashed', detail: `the process exited before it was ready (${how})` };
   }
 
+  /**
+   * Ready = the health URL answers 2xx. The port was free when picked but is not reserved, so a
+   * health answer naming another worker id means someone else's process holds it: not ready.
+   */
   private async probe(record: WorkerRecord): Promise<boolean> {
     try {
       const res = await fetch(`http://127.0.0.1:${record.port}${record.healthPath}`, {
         signal: AbortSignal.timeout(this.healthTimeoutMs),
+        redirect: 'manual',
       });
-      await res.body?.cancel();
-      return res.ok;
+      if (!res.ok) {
+        await res.body?.cancel();
+        return false;
+      }
+      const body = (await res.text()).slice(0, 4_096);
+      try {
+        const workerId = (JSON.parse(body) as { workerId?: unknown }).workerId;
+        return workerId === undefined || workerId === record.workerId;
+      } catch {
+        return true; // Not JSON: a plain health endpoint; activation checks the protocol.
+      }
     } catch {
       return false;
     }
@@ -282,7 +319,7 @@ export class ProcessPodRuntime implements PodRuntime {
 
   async awaitReady(refInput: WorkerPodRef, options: AwaitReadyOptions): Promise<ReadinessOutcome> {
     const ref = parseWorkerPodRef(refInput);
-    if (!(options.timeoutMs > 0)) throw new RuntimeInputError('timeoutMs', 'must be positive');
+    checkWaitTimeout(options.timeoutMs);
     const diagnostics: ReadinessDiagnostics = { reconnects: 0, relists: 0 };
     const deadline = Date.now() + options.timeoutMs;
     let announcedWaiting = false;
@@ -298,8 +335,11 @@ export class ProcessPodRuntime implements PodRuntime {
         const record = this.readRecord(ref);
         if (!record || record.deletionRequestedAt) return failed('pod_vanished', 'the worker process was deleted');
         if (record.failure) return failed(record.failure.reason, record.failure.detail);
-        if (!record.process) return failed('pod_crashed', 'the spawn was interrupted before the process started');
-        if (!isRunning(record.process)) {
+        const starting = !record.process && Date.now() - Date.parse(record.createdAt) < spawnGraceMs;
+        if (!record.process && !starting) {
+          return failed('pod_crashed', 'the spawn was interrupted before the process started');
+        }
+        if (record.process && !isRunning(record.process)) {
           // Our own child may be dead but not yet reaped: its exit status is moments away.
           const exit = this.childExits.get(ref.name);
           if (exit) await Promise.race([exit, this.pause(ref, 2_000, options.signal)]);
@@ -309,7 +349,7 @@ export class ProcessPodRuntime implements PodRuntime {
           const { reason, detail } = this.exitVerdict(ref);
           return failed(reason, detail);
         }
-        if (await this.probe(record)) {
+        if (record.process && (await this.probe(record))) {
           return { status: 'ready', endpoint: `http://127.0.0.1:${record.port}`, diagnostics };
         }
         if (Date.now() >= deadline) {
@@ -359,6 +399,9 @@ export class ProcessPodRuntime implements PodRuntime {
         if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
       }
     };
+    // The record is a file a same-uid worker could rewrite: never signal a process that does
+    // not carry this worker's identity (corral's own group, the embedded Postgres...).
+    if (!carriesWorkerId(identity, ref.workerId)) return;
     signalGroup('SIGTERM');
     const graceEnds = Date.now() + this.stopGraceMs;
     while (isRunning(identity) && Date.now() < graceEnds) await this.pause(ref, 25);
@@ -370,6 +413,7 @@ export class ProcessPodRuntime implements PodRuntime {
   }
 
   async listManaged(filter: { pool?: string } = {}): Promise<ManagedWorker[]> {
+    const pool = parsePoolFilter(filter.pool);
     let names: string[];
     try {
       names = fs.readdirSync(this.workersDir);
@@ -395,7 +439,7 @@ export class ProcessPodRuntime implements PodRuntime {
             verdict: undefined,
           };
         }
-        if (filter.pool && record.pool !== filter.pool) return undefined;
+        if (pool && record.pool !== pool) return undefined;
         const ref: WorkerPodRef = {
           name,
           workerId: record.workerId,
