@@ -44,6 +44,7 @@ export async function openWatchStream(
   };
   const armIdle = () => {
     clearTimeout(idleTimer);
+    if (finished) return;
     idleTimer = setTimeout(
       () => finish(new Error(`watch stream silent for ${Math.round(options.idleTimeoutMs / 1000)}s`)),
       options.idleTimeoutMs,
@@ -69,6 +70,8 @@ export async function openWatchStream(
       return finish(Object.assign(new Error(`watch answered HTTP ${status}`), { statusCode: status }));
     }
     handlers.onOpen();
+    // onOpen may have aborted the watch (a caller acting on "now waiting"): nothing more to do.
+    if (finished) return response.resume();
     armIdle();
     const lines = readline.createInterface({ input: response, crlfDelay: Infinity });
     // readline re-emits the response's errors (e.g. "aborted" when we destroy it): an unheard one would crash.
