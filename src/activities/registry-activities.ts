@@ -1,0 +1,190 @@
+// The registry as workflows see it: every write is the store's compare-and-set, and every
+// answer is plain JSON (dates as ISO strings; credentials only as version + expiry). A fence
+// miss is a non-retryable `FenceMiss` ApplicationFailure carrying what the caller expected and
+// what it found, so the workflow re-reads and converges instead of retrying a stale write.
+import { ApplicationFailure } from '@temporalio/common';
+import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
+import type { WorkerState } from '../lifecycle/states';
+import { RegistryInputError, RegistryUnavailableError, TransitionNotAllowedError } from '../registry/errors';
+import type {
+  TransitionExpectation,
+  WorkerLifecycleStore,
+  WorkerPatch,
+  WorkerSnapshot,
+} from '../registry/lifecycle-store';
+
+export const registryFailureTypes = {
+  fenceMiss: 'FenceMiss',
+  rowMissing: 'WorkerRowMissing',
+  /** The database did not answer; the write may or may not have applied. Retryable. */
+  storeError: 'RegistryStoreError',
+  invalidInput: 'RegistryInputError',
+  transitionNotAllowed: 'TransitionNotAllowedError',
+} as const;
+
+/** A worker row as a workflow may hold it: JSON-safe, no secrets. */
+export interface WorkerView {
+  id: string;
+  pool: string;
+  image: string;
+  state: WorkerState;
+  epoch: number;
+  tenant: string | null;
+  podName: string | null;
+  endpoint: string | null;
+  spawnAttempt: number;
+  failureReason: string | null;
+  credentialVersion: number;
+  credentialExpiresAt: string | null;
+  claimRequestId: string | null;
+  stateSince: string;
+}
+
+/** The `details[0]` of a FenceMiss failure. */
+export interface FenceMissDetails {
+  workerId: string;
+  outcome: 'fence_miss_epoch' | 'fence_miss_state';
+  expected: TransitionExpectation;
+  to: WorkerState;
+  actual: { epoch: number; state: WorkerState };
+}
+
+export interface TransitionWorkerInput {
+  workerId: string;
+  expected: TransitionExpectation;
+  to: WorkerState;
+  /** As WorkerPatch, with the credential expiry as an ISO string (payloads are JSON). */
+  patch?: Omit<WorkerPatch, 'credentialExpiresAt'> & { credentialExpiresAt?: string | null };
+  operation: LifecycleOperation;
+  origin: TransitionOrigin;
+}
+
+export function toWorkerView(worker: WorkerSnapshot): WorkerView {
+  return {
+    id: worker.id,
+    pool: worker.pool,
+    image: worker.image,
+    state: worker.state,
+    epoch: worker.epoch,
+    tenant: worker.tenant,
+    podName: worker.podName,
+    endpoint: worker.endpoint,
+    spawnAttempt: worker.spawnAttempt,
+    failureReason: worker.failureReason,
+    credentialVersion: worker.credentialVersion,
+    credentialExpiresAt: worker.credentialExpiresAt?.toISOString() ?? null,
+    claimRequestId: worker.claimRequestId,
+    stateSince: worker.stateSince.toISOString(),
+  };
+}
+
+/** Input and state-machine errors cannot heal by retrying: fail the activity for good, typed. */
+function asActivityFailure(err: unknown): unknown {
+  if (err instanceof RegistryInputError) {
+    return ApplicationFailure.create({
+      type: registryFailureTypes.invalidInput,
+      message: err.message,
+      nonRetryable: true,
+      details: [{ field: err.field }],
+    });
+  }
+  if (err instanceof TransitionNotAllowedError) {
+    return ApplicationFailure.create({
+      type: registryFailureTypes.transitionNotAllowed,
+      message: err.message,
+      nonRetryable: true,
+      details: [{ from: err.from, to: err.to }],
+    });
+  }
+  if (err instanceof RegistryUnavailableError) {
+    return ApplicationFailure.create({
+      type: registryFailureTypes.storeError,
+      message: err.message,
+      nonRetryable: false,
+    });
+  }
+  return err;
+}
+
+export function createRegistryActivities(store: WorkerLifecycleStore) {
+  return {
+    /** Creates the worker's row (spawning, epoch 1); idempotent, so a retried attempt gets the same row. */
+    async registerWorker(input: {
+      workerId: string;
+      pool: string;
+      image: string;
+      origin: TransitionOrigin;
+    }): Promise<WorkerView> {
+      try {
+        const { worker } = await store.createWorker({
+          id: input.workerId,
+          pool: input.pool,
+          image: input.image,
+          origin: input.origin,
+        });
+        return toWorkerView(worker);
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+    },
+
+    async readWorker(workerId: string): Promise<WorkerView | null> {
+      try {
+        const worker = await store.getWorker(workerId);
+        return worker ? toWorkerView(worker) : null;
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+    },
+
+    async transitionWorker(input: TransitionWorkerInput): Promise<WorkerView> {
+      const { credentialExpiresAt, ...rest } = input.patch ?? {};
+      const patch: WorkerPatch =
+        credentialExpiresAt === undefined
+          ? rest
+          : { ...rest, credentialExpiresAt: credentialExpiresAt === null ? null : new Date(credentialExpiresAt) };
+      let result;
+      try {
+        result = await store.transition({ ...input, patch });
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+      switch (result.outcome) {
+        case 'transitioned':
+          return toWorkerView(result.worker);
+        case 'fence_miss_epoch':
+        case 'fence_miss_state': {
+          const details: FenceMissDetails = {
+            workerId: input.workerId,
+            outcome: result.outcome,
+            expected: input.expected,
+            to: input.to,
+            actual: result.actual,
+          };
+          throw ApplicationFailure.create({
+            type: registryFailureTypes.fenceMiss,
+            message: `${result.outcome}: expected epoch ${input.expected.epoch} in [${input.expected.states.join(', ')}], found epoch ${result.actual.epoch} in ${result.actual.state}`,
+            nonRetryable: true,
+            details: [details],
+          });
+        }
+        case 'row_missing':
+          throw ApplicationFailure.create({
+            type: registryFailureTypes.rowMissing,
+            message: `worker ${input.workerId} has no registry row`,
+            nonRetryable: true,
+          });
+        case 'store_error':
+          // Outcome unknown: the retry may find its own write applied (a fence miss at the new
+          // epoch), which the workflow resolves by re-reading.
+          throw ApplicationFailure.create({
+            type: registryFailureTypes.storeError,
+            message: result.message,
+            nonRetryable: false,
+          });
+      }
+    },
+  };
+}
+
+export type RegistryActivities = ReturnType<typeof createRegistryActivities>;
