@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { workerProtocolVersion } from '../runtime/worker-protocol';
 
-export const workerProtocolVersion = 'corral.worker/v1';
 const maxBodyBytes = 64 * 1024;
 
 const activateRequest = z.strictObject({

@@ -1,0 +1,180 @@
+// The pod runtime and the worker protocol as activities. Credentials are minted here and go
+// straight into the runtime (Secret / 0600 file): what returns to the workflow is only their
+// version and expiry. A worker that will never be ready is a *result* (its typed reason), so the
+// workflow decides between respawn and escalation; failures of the call itself are typed
+// ApplicationFailures, non-retryable where a retry cannot help.
+import crypto from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  RuntimeForbiddenError,
+  RuntimeInputError,
+  WorkerNameConflictError,
+  WorkerPodNotFoundError,
+} from '../runtime/errors';
+import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
+import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
+import { workerProtocolVersion } from '../runtime/worker-protocol';
+
+export const runtimeFailureTypes = {
+  invalidInput: 'RuntimeInputError',
+  forbidden: 'RuntimeForbidden',
+  nameConflict: 'WorkerNameConflict',
+  podMissing: 'WorkerPodNotFound',
+  /** The worker answers, but not as a corral worker of a protocol version corral speaks. */
+  typeMismatch: 'TypeMismatch',
+  /** The worker refused the activation (e.g. it has seen a higher epoch). */
+  activationRefused: 'ActivationRefused',
+} as const;
+
+export interface IssuedCredentials {
+  version: number;
+  expiresAt: string;
+}
+
+function asActivityFailure(err: unknown): unknown {
+  const fail = (type: string, nonRetryable: boolean, details?: unknown) =>
+    ApplicationFailure.create({
+      type,
+      message: (err as Error).message,
+      nonRetryable,
+      details: details ? [details] : [],
+    });
+  if (err instanceof RuntimeInputError) return fail(runtimeFailureTypes.invalidInput, true, { field: err.field });
+  // A missing permission needs an operator; retrying for hours would only hide it.
+  if (err instanceof RuntimeForbiddenError) {
+    return fail(runtimeFailureTypes.forbidden, true, {
+      verb: err.verb,
+      resource: err.resource,
+      namespace: err.namespace,
+    });
+  }
+  if (err instanceof WorkerNameConflictError)
+    return fail(runtimeFailureTypes.nameConflict, true, { name: err.resourceName });
+  if (err instanceof WorkerPodNotFoundError)
+    return fail(runtimeFailureTypes.podMissing, true, { name: err.resourceName });
+  return err;
+}
+
+function mintToken(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
+export function createRuntimeActivities(runtime: PodRuntime, options: { heartbeatIntervalMs?: number } = {}) {
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+  return {
+    /** Mints the first credentials, then creates (or adopts) the worker's pod with them in place. */
+    async spawnWorkerPod(input: {
+      spec: WorkerPodSpecInput;
+      credentialVersion: number;
+      credentialTtlMs: number;
+    }): Promise<{ ref: WorkerPodRef; created: boolean; credentials: IssuedCredentials }> {
+      const expiresAt = new Date(Date.now() + input.credentialTtlMs);
+      try {
+        const { ref, created } = await runtime.create(input.spec, {
+          epoch: input.spec.epoch,
+          version: input.credentialVersion,
+          expiresAt,
+          token: mintToken(),
+        });
+        return { ref, created, credentials: { version: input.credentialVersion, expiresAt: expiresAt.toISOString() } };
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+    },
+
+    /** Waits for readiness, heartbeating so a lost corral worker is noticed, and stopping on cancellation. */
+    async awaitWorkerReady(input: { ref: WorkerPodRef; timeoutMs: number }): Promise<ReadinessOutcome> {
+      const context = Context.current();
+      const beat = setInterval(() => context.heartbeat(), heartbeatIntervalMs);
+      try {
+        context.heartbeat();
+        return await runtime.awaitReady(input.ref, { timeoutMs: input.timeoutMs, signal: context.cancellationSignal });
+      } catch (err) {
+        throw asActivityFailure(err);
+      } finally {
+        clearInterval(beat);
+      }
+    },
+
+    async deleteWorkerPod(ref: WorkerPodRef): Promise<void> {
+      try {
+        await runtime.delete(ref);
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+    },
+
+    /** A credential refresh: new material at a new epoch, written where the worker reads it. */
+    async rotateCredentials(input: {
+      ref: WorkerPodRef;
+      epoch: number;
+      version: number;
+      ttlMs: number;
+    }): Promise<IssuedCredentials> {
+      const expiresAt = new Date(Date.now() + input.ttlMs);
+      try {
+        await runtime.writeCredentials(input.ref, {
+          epoch: input.epoch,
+          version: input.version,
+          expiresAt,
+          token: mintToken(),
+        });
+        return { version: input.version, expiresAt: expiresAt.toISOString() };
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+    },
+
+    /**
+     * Hands the worker its identity at an epoch (and tenant, when claimed). Checks the protocol
+     * first, so an impostor on the endpoint is `TypeMismatch`, never activated.
+     */
+    async activateWorker(input: {
+      endpoint: string;
+      workerId: string;
+      epoch: number;
+      tenant: string;
+      timeoutMs?: number;
+    }): Promise<{ credentialVersion: number }> {
+      const timeoutMs = input.timeoutMs ?? 10_000;
+      const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(timeoutMs)]);
+      const health = await fetch(`${input.endpoint}/healthz`, { signal, redirect: 'manual' });
+      const healthBody = (await health.json().catch(() => undefined)) as
+        | { protocol?: unknown; workerId?: unknown }
+        | undefined;
+      if (!health.ok || healthBody?.protocol !== workerProtocolVersion || healthBody.workerId !== input.workerId) {
+        throw ApplicationFailure.create({
+          type: runtimeFailureTypes.typeMismatch,
+          message: `the endpoint does not answer as corral worker ${input.workerId} speaking ${workerProtocolVersion} (HTTP ${health.status})`,
+          nonRetryable: true,
+        });
+      }
+      const res = await fetch(`${input.endpoint}/activate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ workerId: input.workerId, epoch: input.epoch, tenant: input.tenant }),
+        signal,
+        redirect: 'manual',
+      });
+      const body = (await res.json().catch(() => ({}))) as { credentialVersion?: number; error?: string };
+      if (res.ok && typeof body.credentialVersion === 'number') return { credentialVersion: body.credentialVersion };
+      if (res.status === 409 || res.status === 400) {
+        throw ApplicationFailure.create({
+          type: runtimeFailureTypes.activationRefused,
+          message: `the worker refused activation at epoch ${input.epoch}: ${body.error ?? `HTTP ${res.status}`}`,
+          nonRetryable: true,
+          details: [{ error: body.error ?? null, status: res.status }],
+        });
+      }
+      // 5xx (e.g. credentials not mounted yet): worth another attempt.
+      throw ApplicationFailure.create({
+        type: 'ActivationFailed',
+        message: `activation answered HTTP ${res.status}`,
+        nonRetryable: false,
+      });
+    },
+  };
+}
+
+export type RuntimeActivities = ReturnType<typeof createRuntimeActivities>;
