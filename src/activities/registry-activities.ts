@@ -22,23 +22,11 @@ export const registryFailureTypes = {
   transitionNotAllowed: 'TransitionNotAllowedError',
 } as const;
 
-/** A worker row as a workflow may hold it: JSON-safe, no secrets. */
-export interface WorkerView {
-  id: string;
-  pool: string;
-  image: string;
-  state: WorkerState;
-  epoch: number;
-  tenant: string | null;
-  podName: string | null;
-  endpoint: string | null;
-  spawnAttempt: number;
-  failureReason: string | null;
-  credentialVersion: number;
+/** A worker row as a workflow may hold it: JSON-safe (dates as ISO strings), no secrets. */
+export type WorkerView = Omit<WorkerSnapshot, 'credentialExpiresAt' | 'stateSince' | 'createdAt' | 'updatedAt'> & {
   credentialExpiresAt: string | null;
-  claimRequestId: string | null;
   stateSince: string;
-}
+};
 
 /** The `details[0]` of a FenceMiss failure. */
 export interface FenceMissDetails {

@@ -19,6 +19,7 @@ import type {
 } from '../pod-runtime';
 import {
   checkWaitTimeout,
+  credentialsFileContent,
   isValidImageReference,
   parsePoolFilter,
   parseWorkerCredentials,
@@ -40,7 +41,6 @@ import {
   secretManifest,
   secretNameFor,
 } from './pod-manifest';
-import { credentialsFileContent } from '../worker-pod-spec';
 import { awaitPodReadiness } from './readiness-watch';
 
 export interface KubernetesRuntimeOptions {
