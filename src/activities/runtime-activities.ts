@@ -105,14 +105,25 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
       }
     },
 
-    /** A credential refresh: new material at a new epoch, written where the worker reads it. */
+    /**
+     * A credential refresh: new material at the given epoch, written where the worker reads it.
+     * The expiry comes from the caller (the workflow already recorded it in the registry).
+     */
     async rotateCredentials(input: {
       ref: WorkerPodRef;
       epoch: number;
       version: number;
-      ttlMs: number;
+      expiresAt: string;
     }): Promise<IssuedCredentials> {
-      const expiresAt = new Date(Date.now() + input.ttlMs);
+      const expiresAt = new Date(input.expiresAt);
+      if (Number.isNaN(expiresAt.getTime())) {
+        throw ApplicationFailure.create({
+          type: runtimeFailureTypes.invalidInput,
+          message: `expiresAt is not a timestamp: ${JSON.stringify(input.expiresAt)}`,
+          nonRetryable: true,
+          details: [{ field: 'expiresAt' }],
+        });
+      }
       try {
         await runtime.writeCredentials(input.ref, {
           epoch: input.epoch,
@@ -127,14 +138,14 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
     },
 
     /**
-     * Hands the worker its identity at an epoch (and tenant, when claimed). Checks the protocol
-     * first, so an impostor on the endpoint is `TypeMismatch`, never activated.
+     * Hands the worker its identity at an epoch and its tenant (null while unclaimed). Checks
+     * the protocol first, so an impostor on the endpoint is `TypeMismatch`, never activated.
      */
     async activateWorker(input: {
       endpoint: string;
       workerId: string;
       epoch: number;
-      tenant: string;
+      tenant: string | null;
       timeoutMs?: number;
     }): Promise<{ credentialVersion: number }> {
       const timeoutMs = input.timeoutMs ?? 10_000;
@@ -173,6 +184,24 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
         message: `activation answered HTTP ${res.status}`,
         nonRetryable: false,
       });
+    },
+
+    /**
+     * Asks the worker to stop taking work before its pod is deleted. Best effort by design: a
+     * worker that does not answer is deleted anyway, so any failure is reported, not retried.
+     */
+    async requestWorkerDrain(input: { endpoint: string; timeoutMs?: number }): Promise<{ acknowledged: boolean }> {
+      const signal = AbortSignal.any([
+        Context.current().cancellationSignal,
+        AbortSignal.timeout(input.timeoutMs ?? 5_000),
+      ]);
+      try {
+        const res = await fetch(`${input.endpoint}/drain`, { method: 'POST', signal, redirect: 'manual' });
+        await res.body?.cancel();
+        return { acknowledged: res.ok };
+      } catch {
+        return { acknowledged: false };
+      }
     },
   };
 }

@@ -31,20 +31,49 @@ program
   .description('run a corral worker: polls Temporal for corral workflows and activities')
   .option('--temporal-address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS)')
   .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
-  .action(async (opts: { temporalAddress?: string; namespace?: string }) => {
-    const temporalAddress = opts.temporalAddress ?? requiredEnv('TEMPORAL_ADDRESS');
-    const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
-    await runCorralWorker({
-      temporalAddress,
-      namespace,
-      databaseUrl: requiredEnv('DATABASE_URL'),
-      log: (line) => console.log(line),
-      onReady: () => {
-        console.log(`corral worker ready: polling ${temporalAddress} namespace ${namespace}`);
-        process.send?.({ type: 'ready' });
-      },
-    });
-  });
+  .option('--runtime <process|kubernetes>', 'where worker pods run (env CORRAL_RUNTIME)')
+  .option(
+    '--process-state-dir <dir>',
+    'process runtime: where worker processes keep their state (env CORRAL_PROCESS_STATE_DIR)',
+  )
+  .option(
+    '--kube-namespace <name>',
+    'kubernetes runtime: the namespace for pods and secrets (env CORRAL_KUBE_NAMESPACE)',
+  )
+  .action(
+    async (opts: {
+      temporalAddress?: string;
+      namespace?: string;
+      runtime?: string;
+      processStateDir?: string;
+      kubeNamespace?: string;
+    }) => {
+      const temporalAddress = opts.temporalAddress ?? requiredEnv('TEMPORAL_ADDRESS');
+      const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+      const runtimeKind = opts.runtime ?? process.env.CORRAL_RUNTIME ?? 'process';
+      const runtime =
+        runtimeKind === 'kubernetes'
+          ? { runtime: runtimeKind, namespace: opts.kubeNamespace ?? requiredEnv('CORRAL_KUBE_NAMESPACE') }
+          : {
+              runtime: runtimeKind,
+              stateDir:
+                opts.processStateDir ??
+                process.env.CORRAL_PROCESS_STATE_DIR ??
+                path.join(repoRoot, '.corral', 'workers'),
+            };
+      await runCorralWorker({
+        temporalAddress,
+        namespace,
+        runtime: runtime as Parameters<typeof runCorralWorker>[0]['runtime'],
+        databaseUrl: requiredEnv('DATABASE_URL'),
+        log: (line) => console.log(line),
+        onReady: () => {
+          console.log(`corral worker ready: polling ${temporalAddress} namespace ${namespace}`);
+          process.send?.({ type: 'ready' });
+        },
+      });
+    },
+  );
 
 program
   .command('migrate')

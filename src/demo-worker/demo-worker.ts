@@ -16,7 +16,8 @@ const maxBodyBytes = 64 * 1024;
 const activateRequest = z.strictObject({
   workerId: z.string().min(1).max(128),
   epoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-  tenant: z.string().min(1).max(128),
+  /** null while the worker is warm and unclaimed. */
+  tenant: z.string().min(1).max(128).nullable(),
 });
 
 const credentialsFile = z.object({

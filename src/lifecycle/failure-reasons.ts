@@ -18,14 +18,23 @@ export const podFailureReasons = [
 ] as const;
 export type PodFailureReason = (typeof podFailureReasons)[number];
 
+/**
+ * Why the lifecycle workflow gave a worker up: every pod reason, plus what corral itself
+ * observed of a running worker: it would not take its identity (`activation_failed`: answered
+ * as a corral worker but refused or failed `/activate` until the deadline), or it stopped
+ * answering its health probe while its pod looked fine (`health_check_failed`).
+ */
+export const workerFailureReasons = [...podFailureReasons, 'activation_failed', 'health_check_failed'] as const;
+export type WorkerFailureReason = (typeof workerFailureReasons)[number];
+
 /** Reasons a fresh spawn cannot fix: the same spec would fail the same way, so escalate at once. */
-export const nonRetryableFailureReasons: readonly PodFailureReason[] = [
+export const nonRetryableFailureReasons: readonly WorkerFailureReason[] = [
   'invalid_image',
   'config_error',
   'type_mismatch',
 ];
 
-export function isRetryableFailure(reason: PodFailureReason): boolean {
+export function isRetryableFailure(reason: WorkerFailureReason): boolean {
   return !nonRetryableFailureReasons.includes(reason);
 }
 

@@ -22,11 +22,16 @@ export const transitionOrigins = ['lifecycle_workflow', 'pool_workflow', 'janito
 export type TransitionOrigin = (typeof transitionOrigins)[number];
 
 /**
- * The epoch moves on every change of holder (claim, release, credential refresh) and on any
- * terminal decision taken by someone other than the worker's own workflow, so whoever held the
- * old epoch fails closed from then on.
+ * The epoch moves on every change of holder (claim, release, credential refresh of a worker
+ * corral holds) and on any terminal decision taken by someone other than the worker's own
+ * workflow, so whoever held the old epoch fails closed from then on.
+ *
+ * A refresh during a claim rotates the material in place at the tenant's epoch: the holder has
+ * not changed, and moving the epoch under it would make the tenant's lease stale without the
+ * tenant doing anything (docs/decisions/0005-worker-lifecycle-workflow.md).
  */
 export function bumpsEpoch(operation: LifecycleOperation, origin: TransitionOrigin, to: WorkerState): boolean {
-  if (operation === 'claim' || operation === 'release' || operation === 'refresh_credentials') return true;
+  if (operation === 'claim' || operation === 'release') return true;
+  if (operation === 'refresh_credentials') return to !== 'claimed';
   return origin !== 'lifecycle_workflow' && (to === 'retired' || to === 'lost');
 }

@@ -19,14 +19,16 @@ export const nonTerminalStates: readonly WorkerState[] = workerStates.filter((s)
 
 /**
  * Allowed `from → to` moves. Self-loops are real transitions: `spawning → spawning` is a
- * respawn (spawnAttempt + 1); `idle/claimed/hot_idle → same` is a credential refresh (epoch + 1).
+ * respawn (spawnAttempt + 1), as is `activating → spawning`; `idle/claimed/hot_idle → same` is a
+ * credential refresh (epoch + 1 unless claimed).
  * Every non-terminal state may go to `draining`, to `lost` (zombie, crash, failed health) and to
  * `retired` (the janitor reaping a row whose workflow is gone).
  */
 export const allowedTransitions: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
   spawning: ['spawning', 'activating', 'draining', 'retired', 'lost'],
   // activating → claimed: a cold-path worker spawned already bound to a claim.
-  activating: ['idle', 'claimed', 'draining', 'retired', 'lost'],
+  // activating → spawning: activation failed for a retryable reason; respawn (spawnAttempt + 1).
+  activating: ['spawning', 'idle', 'claimed', 'draining', 'retired', 'lost'],
   idle: ['idle', 'claimed', 'draining', 'retired', 'lost'],
   // claimed → idle | hot_idle | draining: the pool's release policy (recycle, hot_idle, retire).
   claimed: ['claimed', 'idle', 'hot_idle', 'draining', 'retired', 'lost'],

@@ -2,6 +2,7 @@
 // are derived here, deterministically, so a retried create lands on the same pod and adopts it.
 import { z } from 'zod';
 import { firstIssue } from '../config/first-issue';
+import { workerPodName } from '../lifecycle/pod-names';
 import { RuntimeInputError } from './errors';
 
 /** RFC 1123 label: what Kubernetes requires of pod names used as hostnames, and of label values. */
@@ -120,7 +121,7 @@ export interface WorkerPodRef {
  * termination, and a retried create of the same attempt lands on the same name and adopts it.
  */
 export function podNameFor(spec: Pick<WorkerPodSpec, 'pool' | 'workerId' | 'spawnAttempt'>): string {
-  const name = `${spec.pool}-${spec.workerId}-${spec.spawnAttempt}`;
+  const name = workerPodName(spec.pool, spec.workerId, spec.spawnAttempt);
   if (name.length > maxDnsLabelLength) {
     throw new RuntimeInputError(
       'podName',

@@ -246,10 +246,10 @@ describe('audit trail', () => {
         ['spawning', 'activating', 1, 1, 'activate'],
         ['activating', 'idle', 1, 1, 'ready'],
         ['idle', 'claimed', 1, 2, 'claim'],
-        ['claimed', 'claimed', 2, 3, 'refresh_credentials'],
-        ['claimed', 'hot_idle', 3, 4, 'release'],
-        ['hot_idle', 'draining', 4, 4, 'drain'],
-        ['draining', 'retired', 4, 4, 'retire'],
+        ['claimed', 'claimed', 2, 2, 'refresh_credentials'],
+        ['claimed', 'hot_idle', 2, 3, 'release'],
+        ['hot_idle', 'draining', 3, 3, 'drain'],
+        ['draining', 'retired', 3, 3, 'retire'],
       ],
     );
     for (let i = 1; i < trail.length; i++) {

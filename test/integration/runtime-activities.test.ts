@@ -70,16 +70,20 @@ test('spawn, wait (heartbeating), activate, refresh: the workflow only ever sees
   assert.ok(heartbeats >= 1, 'the wait heartbeats');
   const endpoint = ready.status === 'ready' ? ready.endpoint : '';
 
+  // Warm and unclaimed: activated without a tenant; then bound to one at the claim's epoch.
+  assert.deepEqual(await run(env, activities.activateWorker, { endpoint, workerId, epoch: 1, tenant: null }), {
+    credentialVersion: 1,
+  });
   const activated = await run(env, activities.activateWorker, { endpoint, workerId, epoch: 2, tenant: 'acme' });
   assert.deepEqual(activated, { credentialVersion: 1 });
 
-  const rotated = await run(env, activities.rotateCredentials, {
-    ref: spawned.ref,
-    epoch: 3,
-    version: 2,
-    ttlMs: 600_000,
-  });
-  assert.equal(rotated.version, 2);
+  const expiresAt = new Date(Date.now() + 600_000).toISOString();
+  const rotated = await run(env, activities.rotateCredentials, { ref: spawned.ref, epoch: 3, version: 2, expiresAt });
+  assert.deepEqual(rotated, { version: 2, expiresAt }, 'the expiry is the one the workflow chose');
+  await assert.rejects(
+    run(env, activities.rotateCredentials, { ref: spawned.ref, epoch: 3, version: 3, expiresAt: 'tomorrow' }),
+    (err: unknown) => err instanceof ApplicationFailure && err.type === 'RuntimeInputError' && err.nonRetryable,
+  );
   const token2 = (JSON.parse(fs.readFileSync(runtime.credentialsPath(spawned.ref), 'utf8')) as { token: string }).token;
   assert.notEqual(token2, token1, 'a refresh mints new material');
   assert.deepEqual(await run(env, activities.activateWorker, { endpoint, workerId, epoch: 3, tenant: 'acme' }), {
@@ -97,7 +101,15 @@ test('spawn, wait (heartbeating), activate, refresh: the workflow only ever sees
       err.nonRetryable &&
       (err.details?.[0] as { error: string }).error === 'stale_epoch',
   );
+  assert.deepEqual(await run(env, activities.requestWorkerDrain, { endpoint }), { acknowledged: true });
+  const health = (await (await fetch(`${endpoint}/healthz`)).json()) as { status: string };
+  assert.equal(health.status, 'draining', 'the worker heard the drain');
   await run(env, activities.deleteWorkerPod, spawned.ref);
+  assert.deepEqual(
+    await run(env, activities.requestWorkerDrain, { endpoint, timeoutMs: 1_000 }),
+    { acknowledged: false },
+    'a worker that is gone is reported, not retried',
+  );
   await run(env, activities.deleteWorkerPod, spawned.ref);
 });
 

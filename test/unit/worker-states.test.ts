@@ -31,6 +31,8 @@ test('the epoch moves on a change of holder and on terminal decisions by anyone 
   assert.equal(bumpsEpoch('claim', 'client', 'claimed'), true);
   assert.equal(bumpsEpoch('release', 'lifecycle_workflow', 'hot_idle'), true);
   assert.equal(bumpsEpoch('refresh_credentials', 'lifecycle_workflow', 'idle'), true);
+  // A refresh during a claim keeps the tenant's lease valid: same holder, same epoch.
+  assert.equal(bumpsEpoch('refresh_credentials', 'lifecycle_workflow', 'claimed'), false);
   assert.equal(bumpsEpoch('reap', 'janitor', 'retired'), true);
   assert.equal(bumpsEpoch('mark_lost', 'janitor', 'lost'), true);
   assert.equal(bumpsEpoch('retire', 'lifecycle_workflow', 'retired'), false);

@@ -1,0 +1,86 @@
+// Health outside history: one long-running, heartbeating activity per serving worker probes its
+// `/healthz` and returns only when something changed (the worker stopped answering as itself).
+// A healthy worker therefore costs no history events at all; heartbeats are not history.
+import { setTimeout as delay } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
+import type { WorkerFailureReason } from '../lifecycle/failure-reasons';
+import type { PodRuntime } from '../runtime/pod-runtime';
+import type { WorkerPodRef } from '../runtime/worker-pod-spec';
+import { workerProtocolVersion } from '../runtime/worker-protocol';
+
+export interface MonitorWorkerHealthInput {
+  ref: WorkerPodRef;
+  endpoint: string;
+  workerId: string;
+  intervalMs: number;
+  /** Consecutive failed probes before the verdict. */
+  failureThreshold: number;
+}
+
+export interface HealthVerdict {
+  status: 'unhealthy';
+  reason: WorkerFailureReason;
+  detail: string;
+  consecutiveFailures: number;
+}
+
+/** Heartbeat details: a retried attempt (on another corral worker) resumes the count. */
+interface MonitorProgress {
+  consecutiveFailures: number;
+}
+
+async function probe(input: MonitorWorkerHealthInput, signal: AbortSignal): Promise<string | null> {
+  try {
+    const res = await fetch(`${input.endpoint}/healthz`, {
+      signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(input.intervalMs, 5_000))]),
+      redirect: 'manual',
+    });
+    const body = (await res.json().catch(() => undefined)) as { protocol?: unknown; workerId?: unknown } | undefined;
+    if (!res.ok) return `HTTP ${res.status}`;
+    if (body?.protocol !== workerProtocolVersion || body.workerId !== input.workerId) {
+      return `answers, but not as corral worker ${input.workerId} (${workerProtocolVersion})`;
+    }
+    return null;
+  } catch (err) {
+    if (signal.aborted) throw err;
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+export function createHealthActivities(runtime: PodRuntime) {
+  return {
+    /**
+     * Probes until `failureThreshold` probes in a row fail, then asks the runtime why (a crashed,
+     * OOM-killed, evicted or vanished pod has a better name than "stopped answering"). Runs until
+     * cancelled while the worker is healthy.
+     */
+    async monitorWorkerHealth(input: MonitorWorkerHealthInput): Promise<HealthVerdict> {
+      const context = Context.current();
+      const signal = context.cancellationSignal;
+      const resumed = context.info.heartbeatDetails as MonitorProgress | undefined;
+      let consecutiveFailures = resumed?.consecutiveFailures ?? 0;
+      let lastProblem = '';
+      for (;;) {
+        context.heartbeat({ consecutiveFailures } satisfies MonitorProgress);
+        await delay(input.intervalMs, undefined, { signal });
+        const problem = await probe(input, signal);
+        consecutiveFailures = problem === null ? 0 : consecutiveFailures + 1;
+        if (problem !== null) lastProblem = problem;
+        if (consecutiveFailures >= input.failureThreshold) break;
+      }
+      const outcome = await runtime.awaitReady(input.ref, { timeoutMs: Math.min(input.intervalMs, 5_000), signal });
+      const detail = `${consecutiveFailures} health probes failed; last: ${lastProblem}`;
+      if (outcome.status === 'failed') {
+        return {
+          status: 'unhealthy',
+          reason: outcome.reason,
+          detail: `${outcome.detail}; ${detail}`,
+          consecutiveFailures,
+        };
+      }
+      return { status: 'unhealthy', reason: 'health_check_failed', detail, consecutiveFailures };
+    },
+  };
+}
+
+export type HealthActivities = ReturnType<typeof createHealthActivities>;

@@ -1,0 +1,168 @@
+// The workerLifecycle workflow's contract: its input, its messages and their answers. Exported
+// as constants so the workflow, CorralClient, the CLI and the tests share one definition.
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { WorkerFailureReason } from '../../lifecycle/failure-reasons';
+import type { WorkerState } from '../../lifecycle/states';
+import type { WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
+
+/** What release does with a worker: keep it for the same tenant, return it to the pool, or retire it. */
+export const releasePolicies = ['hot_idle', 'recycle', 'retire'] as const;
+export type ReleasePolicy = (typeof releasePolicies)[number];
+
+/**
+ * One worker's share of its pool's spec. All durations in milliseconds. Validated (with floors)
+ * by the pool spec before any workflow starts; the workflow trusts it.
+ */
+export interface WorkerLifecycleSettings {
+  image: string;
+  args?: string[];
+  env?: Record<string, string>;
+  port?: number;
+  healthPath?: string;
+  resources: WorkerPodSpecInput['resources'];
+  /** From asking the runtime for a pod to the pod being ready, per spawn attempt. */
+  spawnDeadlineMs: number;
+  /** From ready to the worker having accepted its identity. */
+  activationDeadlineMs: number;
+  /** An unclaimed worker is retired after this long (null: kept until its max lifetime). */
+  idleTtlMs: number | null;
+  /** A released worker stays reserved for its tenant this long, then is retired. */
+  hotIdleTtlMs: number;
+  credentialTtlMs: number;
+  /** Credentials are refreshed this long before they expire. */
+  credentialRefreshLeadMs: number;
+  /** From the first spawn; then the worker drains, whatever its state. */
+  maxLifetimeMs: number;
+  maxSpawnAttempts: number;
+  healthIntervalMs: number;
+  /** Consecutive failed probes before a serving worker is declared lost. */
+  healthFailureThreshold: number;
+  /** How long a claimed worker asked to drain keeps its tenant before it is drained anyway. */
+  drainTimeoutMs: number;
+  releasePolicy: ReleasePolicy;
+}
+
+/** A claim a cold-path worker is spawned for: it goes from activating straight to claimed. */
+export interface BoundClaim {
+  tenant: string;
+  requestId: string;
+}
+
+/** Deadlines as absolute epoch milliseconds (workflow time), so a continue-as-new keeps them exact. */
+export interface LifecycleDeadlines {
+  spawnBy: number | null;
+  activateBy: number | null;
+  idleUntil: number | null;
+  hotIdleUntil: number | null;
+  refreshAt: number | null;
+  drainBy: number | null;
+  retireAt: number;
+}
+
+/**
+ * Everything the workflow knows, as plain JSON (no Map/Set, no Date, no class): it is what a
+ * continue-as-new carries to the next run.
+ */
+export interface LifecycleState {
+  state: WorkerState;
+  epoch: number;
+  spawnAttempt: number;
+  podName: string | null;
+  endpoint: string | null;
+  tenant: string | null;
+  claimRequestId: string | null;
+  credential: { version: number; expiresAt: number } | null;
+  failureReason: WorkerFailureReason | 'row_missing' | null;
+  drainRequested: boolean;
+  deadlines: LifecycleDeadlines;
+  bornAt: number;
+}
+
+export interface WorkerLifecycleInput {
+  workerId: string;
+  pool: string;
+  settings: WorkerLifecycleSettings;
+  boundClaim?: BoundClaim | null;
+  /**
+   * Continue as new once history reaches this many events, as well as when the server suggests
+   * it. Tests set it low to exercise run boundaries; production leaves it unset.
+   */
+  continueAsNewAfterEvents?: number;
+  /** Set only by the workflow itself when it continues as new. */
+  carried?: LifecycleState;
+}
+
+export interface WorkerLifecycleResult {
+  workerId: string;
+  state: 'retired' | 'lost';
+  epoch: number;
+  failureReason: string | null;
+}
+
+/** A tenant's fencing token and where to reach its worker. */
+export interface WorkerLease {
+  workerId: string;
+  epoch: number;
+  endpoint: string;
+  tenant: string;
+}
+
+export interface ClaimRequest {
+  tenant: string;
+  /** Idempotency key: the same requestId gets the same lease. */
+  requestId: string;
+}
+
+export interface ReleaseRequest {
+  workerId: string;
+  epoch: number;
+}
+
+export interface ReleaseResult {
+  state: WorkerState;
+  epoch: number;
+}
+
+export interface DrainRequest {
+  /** Overrides the pool's drainTimeoutMs for a claimed worker. */
+  timeoutMs?: number;
+}
+
+/** The `describe` answer: the state as an operator reads it (times as ISO strings). */
+export interface WorkerDescription {
+  workerId: string;
+  pool: string;
+  image: string;
+  state: WorkerState;
+  epoch: number;
+  spawnAttempt: number;
+  podName: string | null;
+  endpoint: string | null;
+  tenant: string | null;
+  claimRequestId: string | null;
+  credential: { version: number; expiresAt: string } | null;
+  failureReason: string | null;
+  drainRequested: boolean;
+  deadlines: { [K in keyof LifecycleDeadlines]: string | null };
+  bornAt: string;
+}
+
+/** Why an update was refused: the ApplicationFailure `type` a client sees. */
+export const lifecycleRejections = {
+  invalidRequest: 'InvalidRequest',
+  wrongState: 'WrongState',
+  staleLease: 'StaleLease',
+  draining: 'Draining',
+  /** The worker failed while being handed to the tenant; it is lost and the pool replaces it. */
+  workerUnavailable: 'WorkerUnavailable',
+} as const;
+export type LifecycleRejection = (typeof lifecycleRejections)[keyof typeof lifecycleRejections];
+
+export const claimUpdate = defineUpdate<WorkerLease, [ClaimRequest]>('claim');
+export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
+export const drainUpdate = defineUpdate<WorkerDescription, [DrainRequest]>('drain');
+export const describeQuery = defineQuery<WorkerDescription>('describe');
+
+export function workerLifecycleWorkflowId(pool: string, workerId: string): string {
+  return `corral/${pool}/worker/${workerId}`;
+}

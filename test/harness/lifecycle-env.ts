@@ -1,0 +1,109 @@
+// Running workerLifecycle workflows on the time-skipping test server against a LifecycleWorld.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { repoRoot } from '../../src/embedded/tools';
+import { corralSearchAttributeKeys } from '../../src/workflows/search-attributes';
+import {
+  workerLifecycleWorkflowId,
+  type WorkerLifecycleInput,
+  type WorkerLifecycleSettings,
+} from '../../src/workflows/worker-lifecycle/messages';
+import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecycle/worker-lifecycle';
+import type { LifecycleWorld } from './lifecycle-world';
+
+export const minute = 60_000;
+export const hour = 60 * minute;
+export const day = 24 * hour;
+
+export const testSettings: WorkerLifecycleSettings = {
+  image: 'ghcr.io/corral/demo-worker:1.0.0',
+  resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 500, memoryMiB: 128 } },
+  spawnDeadlineMs: 2 * minute,
+  activationDeadlineMs: 30_000,
+  idleTtlMs: 6 * hour,
+  hotIdleTtlMs: 15 * minute,
+  credentialTtlMs: hour,
+  credentialRefreshLeadMs: 5 * minute,
+  maxLifetimeMs: 45 * day,
+  maxSpawnAttempts: 3,
+  // The monitor's verdicts are scripted; a long interval keeps its heartbeat timeout beyond any
+  // time the server skips while the mock waits.
+  healthIntervalMs: 30 * day,
+  healthFailureThreshold: 3,
+  drainTimeoutMs: 10 * minute,
+  releasePolicy: 'hot_idle',
+};
+
+/** The time-skipping server needs corral's search attributes registered like the dev server has them. */
+export async function registerSearchAttributes(env: TestWorkflowEnvironment): Promise<void> {
+  const keyword = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(corralSearchAttributeKeys.map((key) => [key.name, keyword])),
+  });
+}
+
+export function newWorkerId(): string {
+  return `w${crypto.randomBytes(5).toString('hex')}`;
+}
+
+export type LifecycleHandle = WorkflowHandle<typeof workerLifecycleWorkflow>;
+
+export async function startLifecycle(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  input: Partial<WorkerLifecycleInput> & { settings?: Partial<WorkerLifecycleSettings> } = {},
+): Promise<LifecycleHandle> {
+  const workerId = input.workerId ?? newWorkerId();
+  const pool = input.pool ?? 'web';
+  return env.client.workflow.start('workerLifecycleWorkflow', {
+    taskQueue,
+    workflowId: workerLifecycleWorkflowId(pool, workerId),
+    args: [{ ...input, workerId, pool, settings: { ...testSettings, ...input.settings } }],
+  }) as Promise<LifecycleHandle>;
+}
+
+export async function createLifecycleWorker(
+  env: TestWorkflowEnvironment,
+  taskQueue: string,
+  world: LifecycleWorld,
+): Promise<Worker> {
+  return Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../../src/workflows'),
+    activities: world.activities,
+  });
+}
+
+/** The typed rejection (ApplicationFailure type) an update failed with. */
+export async function rejectionOf(update: Promise<unknown>): Promise<string> {
+  try {
+    await update;
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure)
+      return err.cause.type ?? '';
+    throw err;
+  }
+  throw new Error('the update was accepted');
+}
+
+export const historiesDir = path.join(repoRoot, 'test', 'histories');
+
+/**
+ * With CORRAL_RECORD_HISTORIES=1, saves the workflow's history as a replay fixture. Histories
+ * are recorded once from these tests and committed; `make test` replays every one of them.
+ */
+export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.CORRAL_RECORD_HISTORIES !== '1') return;
+  const history = await handle.fetchHistory();
+  fs.mkdirSync(historiesDir, { recursive: true });
+  fs.writeFileSync(path.join(historiesDir, `${name}.json`), historyToJSON(history) + '\n');
+}
