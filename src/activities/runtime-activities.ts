@@ -56,6 +56,19 @@ function asActivityFailure(err: unknown): unknown {
   return err;
 }
 
+function parseExpiry(value: string, field: string): Date {
+  const expiresAt = new Date(value);
+  if (Number.isNaN(expiresAt.getTime())) {
+    throw ApplicationFailure.create({
+      type: runtimeFailureTypes.invalidInput,
+      message: `${field} is not a timestamp: ${JSON.stringify(value)}`,
+      nonRetryable: true,
+      details: [{ field }],
+    });
+  }
+  return expiresAt;
+}
+
 function mintToken(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
@@ -63,13 +76,16 @@ function mintToken(): string {
 export function createRuntimeActivities(runtime: PodRuntime, options: { heartbeatIntervalMs?: number } = {}) {
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
   return {
-    /** Mints the first credentials, then creates (or adopts) the worker's pod with them in place. */
+    /**
+     * Mints the first credentials, then creates (or adopts) the worker's pod with them in place.
+     * The expiry is the workflow's (one clock decides every deadline of a worker).
+     */
     async spawnWorkerPod(input: {
       spec: WorkerPodSpecInput;
       credentialVersion: number;
-      credentialTtlMs: number;
+      credentialExpiresAt: string;
     }): Promise<{ ref: WorkerPodRef; created: boolean; credentials: IssuedCredentials }> {
-      const expiresAt = new Date(Date.now() + input.credentialTtlMs);
+      const expiresAt = parseExpiry(input.credentialExpiresAt, 'credentialExpiresAt');
       try {
         const { ref, created } = await runtime.create(input.spec, {
           epoch: input.spec.epoch,
@@ -115,15 +131,7 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
       version: number;
       expiresAt: string;
     }): Promise<IssuedCredentials> {
-      const expiresAt = new Date(input.expiresAt);
-      if (Number.isNaN(expiresAt.getTime())) {
-        throw ApplicationFailure.create({
-          type: runtimeFailureTypes.invalidInput,
-          message: `expiresAt is not a timestamp: ${JSON.stringify(input.expiresAt)}`,
-          nonRetryable: true,
-          details: [{ field: 'expiresAt' }],
-        });
-      }
+      const expiresAt = parseExpiry(input.expiresAt, 'expiresAt');
       try {
         await runtime.writeCredentials(input.ref, {
           epoch: input.epoch,

@@ -31,6 +31,7 @@ program
   .description('run a corral worker: polls Temporal for corral workflows and activities')
   .option('--temporal-address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS)')
   .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
+  .option('--task-queue <name>', 'the task queue to poll (env CORRAL_TASK_QUEUE)')
   .option('--runtime <process|kubernetes>', 'where worker pods run (env CORRAL_RUNTIME)')
   .option(
     '--process-state-dir <dir>',
@@ -44,6 +45,7 @@ program
     async (opts: {
       temporalAddress?: string;
       namespace?: string;
+      taskQueue?: string;
       runtime?: string;
       processStateDir?: string;
       kubeNamespace?: string;
@@ -64,6 +66,7 @@ program
       await runCorralWorker({
         temporalAddress,
         namespace,
+        taskQueue: opts.taskQueue ?? process.env.CORRAL_TASK_QUEUE,
         runtime: runtime as Parameters<typeof runCorralWorker>[0]['runtime'],
         databaseUrl: requiredEnv('DATABASE_URL'),
         log: (line) => console.log(line),

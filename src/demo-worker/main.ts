@@ -17,6 +17,14 @@ async function main(): Promise<void> {
     console.error(`corral-demo-worker: PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
     process.exit(2);
   }
+  // Simulates a slow image start (e.g. a database engine warming up); tests use it to act
+  // while a spawn is still in progress.
+  const startDelayMs = Number(process.env.DEMO_WORKER_START_DELAY_MS ?? '0');
+  if (!Number.isInteger(startDelayMs) || startDelayMs < 0 || startDelayMs > 600_000) {
+    console.error(`corral-demo-worker: DEMO_WORKER_START_DELAY_MS must be 0-600000, got ${startDelayMs}`);
+    process.exit(2);
+  }
+  if (startDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, startDelayMs));
   const worker = await startDemoWorker({
     workerId: required('CORRAL_WORKER_ID'),
     credentialsFile: required('CORRAL_CREDENTIALS_FILE'),

@@ -59,7 +59,7 @@ export type LifecycleHandle = WorkflowHandle<typeof workerLifecycleWorkflow>;
 export async function startLifecycle(
   env: TestWorkflowEnvironment,
   taskQueue: string,
-  input: Partial<WorkerLifecycleInput> & { settings?: Partial<WorkerLifecycleSettings> } = {},
+  input: Partial<Omit<WorkerLifecycleInput, 'settings'>> & { settings?: Partial<WorkerLifecycleSettings> } = {},
 ): Promise<LifecycleHandle> {
   const workerId = input.workerId ?? newWorkerId();
   const pool = input.pool ?? 'web';

@@ -190,7 +190,7 @@ export class LifecycleWorld {
         created,
         credentials: {
           version: input.credentialVersion,
-          expiresAt: new Date(Date.now() + input.credentialTtlMs).toISOString(),
+          expiresAt: input.credentialExpiresAt,
         },
       };
     },

@@ -59,7 +59,7 @@ test('spawn, wait (heartbeating), activate, refresh: the workflow only ever sees
   const spawned = await run(env, activities.spawnWorkerPod, {
     spec: spec(workerId),
     credentialVersion: 1,
-    credentialTtlMs: 600_000,
+    credentialExpiresAt: new Date(Date.now() + 600_000).toISOString(),
   });
   assert.equal(spawned.created, true);
   assert.equal(spawned.credentials.version, 1);
@@ -143,7 +143,7 @@ test('cancelling the activity stops the readiness wait', async () => {
   const spawned = await run(env, activities.spawnWorkerPod, {
     spec: spec(newWorkerId(), '/bin/sleep', ['3600']),
     credentialVersion: 1,
-    credentialTtlMs: 600_000,
+    credentialExpiresAt: new Date(Date.now() + 600_000).toISOString(),
   });
   const waiting = run(env, activities.awaitWorkerReady, { ref: spawned.ref, timeoutMs: 600_000 });
   env.once('heartbeat', () => env.cancel());
@@ -159,7 +159,7 @@ test('bad input is a non-retryable RuntimeInputError naming the field', async ()
         resources: { requests: { cpuMillis: -1, memoryMiB: 64 }, limits: { cpuMillis: 100, memoryMiB: 64 } },
       },
       credentialVersion: 1,
-      credentialTtlMs: 600_000,
+      credentialExpiresAt: new Date(Date.now() + 600_000).toISOString(),
     }),
     (err: unknown) =>
       err instanceof ApplicationFailure &&

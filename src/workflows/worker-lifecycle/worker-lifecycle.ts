@@ -84,8 +84,10 @@ class FenceConverged extends Error {}
 
 const missedDeadline = Symbol('missed deadline');
 
+/** The ApplicationFailure type behind an activity error (local activities surface it unwrapped). */
 function failureTypeOf(err: unknown): string | undefined {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
+  if (err instanceof ApplicationFailure) return err.type ?? undefined;
   return undefined;
 }
 
@@ -284,8 +286,11 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     };
   }
 
+  /** Whether the current attempt's pod is known gone (so the end of life need not delete it again). */
+  let podDeleted = false;
   async function deletePod(): Promise<void> {
     await quickly('delete pod and secret').deleteWorkerPod(podRef());
+    podDeleted = true;
   }
 
   /** Races `work` against a workflow timer ending at `deadlineAt`; the loser is cancelled. */
@@ -396,6 +401,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
   /** One spawn attempt through activation. Null when the worker is serving. */
   async function spawnAndActivate(): Promise<{ reason: WorkerFailureReason; detail: string } | null> {
     s.deadlines.spawnBy = Date.now() + settings.spawnDeadlineMs;
+    podDeleted = false;
     const version = (s.credential?.version ?? 0) + 1;
     let spawned;
     try {
@@ -403,7 +409,11 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
         summary: `spawn pod (attempt ${s.spawnAttempt})`,
         startToCloseTimeout: '60s',
         retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
-      }).spawnWorkerPod({ spec: podSpec(), credentialVersion: version, credentialTtlMs: settings.credentialTtlMs });
+      }).spawnWorkerPod({
+        spec: podSpec(),
+        credentialVersion: version,
+        credentialExpiresAt: new Date(Date.now() + settings.credentialTtlMs).toISOString(),
+      });
     } catch (err) {
       if (isCancellation(err)) throw err;
       const type = failureTypeOf(err);
@@ -611,15 +621,13 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
           await continueAsNew<typeof workerLifecycleWorkflow>({ ...input, boundClaim: null, carried: s });
         }
       } catch (err) {
+        // The registry says someone else decided; the loop carries on from the adopted row.
         if (!(err instanceof FenceConverged)) throw err;
-        // The registry says someone else decided; if that was an end, our pod goes with it.
-        if (isTerminal()) {
-          stopMonitor();
-          await deletePod();
-        }
       }
     }
     stopMonitor();
+    // An end someone else decided (adopted after a fence miss) still takes our pod with it.
+    if (!podDeleted && (s.podName || input.carried === undefined)) await deletePod();
     await condition(allHandlersFinished);
     return { workerId, state: s.state as 'retired' | 'lost', epoch: s.epoch, failureReason: s.failureReason };
   } catch (err) {

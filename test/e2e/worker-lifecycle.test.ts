@@ -1,0 +1,97 @@
+// A worker's whole life end to end: the real dev server, the real registry, the process runtime
+// running the real demo worker, corral's workflows and activities in an in-process worker.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, test } from 'node:test';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createCorralActivities } from '../../src/activities';
+import { claimUpdate, describeQuery, releaseUpdate } from '../../src/workflows/worker-lifecycle/messages';
+import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import {
+  demoWorkerSettings,
+  historyText,
+  upsertedStates,
+  useLifecycleE2e,
+  waitForState,
+  type LifecycleE2e,
+} from '../harness/lifecycle-e2e';
+import { newWorkerId } from '../harness/lifecycle-env';
+import { workerProcessGroups } from '../harness/process-inspection';
+
+const taskQueue = `lifecycle-e2e-${process.pid}`;
+let e2e: LifecycleE2e;
+let worker: Worker;
+let running: Promise<void>;
+let connection: NativeConnection;
+
+before(async () => {
+  e2e = await useLifecycleE2e();
+  connection = await NativeConnection.connect({ address: e2e.temporal.address });
+  worker = await Worker.create({
+    connection,
+    namespace: e2e.temporal.namespace,
+    taskQueue,
+    workflowsPath: require.resolve('../../src/workflows'),
+    activities: createCorralActivities({ store: e2e.registry.store, runtime: e2e.runtime, heartbeatIntervalMs: 1_000 }),
+  });
+  running = worker.run();
+});
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await connection?.close();
+  await e2e?.close();
+});
+
+test('spawn → idle → claimed → hot_idle → retired: registry and history agree, no credential bytes in history', async () => {
+  const workerId = newWorkerId();
+  const pool = 'e2e';
+  const handle = await e2e.client.workflow.start('workerLifecycleWorkflow', {
+    taskQueue,
+    workflowId: workerLifecycleWorkflowId(pool, workerId),
+    args: [{ workerId, pool, settings: demoWorkerSettings }],
+  });
+  await waitForState(handle, 'idle');
+  const idle = await handle.query(describeQuery);
+  assert.ok(idle.endpoint && idle.podName);
+  const ref = { workerId, pool, spawnAttempt: idle.spawnAttempt, name: idle.podName };
+  const token = (JSON.parse(fs.readFileSync(e2e.runtime.credentialsPath(ref), 'utf8')) as { token: string }).token;
+  assert.ok(token.length >= 16);
+
+  const lease = await handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'req-1' }] });
+  assert.equal(lease.epoch, 2);
+  const health = (await (await fetch(`${lease.endpoint}/healthz`)).json()) as { tenant: string; highestEpoch: number };
+  assert.deepEqual(
+    [health.tenant, health.highestEpoch],
+    ['acme', 2],
+    'the demo worker was handed the tenant and epoch',
+  );
+  assert.equal((await e2e.registry.store.checkLease({ workerId, epoch: 2 })).status, 'valid');
+
+  await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 2 }] });
+  assert.equal((await e2e.registry.store.checkLease({ workerId, epoch: 2 })).status, 'stale_lease');
+  const result = await handle.result(); // hot-idle TTL (1 s), then drain and delete
+  assert.deepEqual(result, { workerId, state: 'retired', epoch: 3, failureReason: null });
+
+  const trail = await e2e.registry.store.history(workerId);
+  assert.deepEqual(
+    trail.map((t) => t.toState),
+    ['spawning', 'activating', 'idle', 'claimed', 'hot_idle', 'draining', 'retired'],
+  );
+  assert.ok(trail.every((t) => t.origin === 'lifecycle_workflow'));
+  assert.deepEqual(
+    await upsertedStates(handle),
+    trail.map((t) => t.toState),
+    'Temporal recorded the same life',
+  );
+
+  const history = await historyText(handle);
+  assert.ok(!history.includes(token), 'the credential token is nowhere in the history, payloads decoded');
+  assert.ok(!/"token"\s*:/.test(history), 'no token field in any payload');
+
+  assert.deepEqual(
+    (await e2e.runtime.listManaged({ pool })).filter((w) => w.workerId === workerId),
+    [],
+  );
+  assert.deepEqual(workerProcessGroups(workerId), [], 'the demo worker process is gone');
+});
