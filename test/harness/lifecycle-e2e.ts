@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { repoRoot } from '../../src/embedded/tools';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
 import {
@@ -13,6 +12,7 @@ import {
   type WorkerLifecycleSettings,
 } from '../../src/workflows/worker-lifecycle/messages';
 import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecycle/worker-lifecycle';
+import { historyToJsonText } from './history-files';
 import { useTemporalDevServer, type TemporalEndpoint } from './shared';
 import { useTestRegistry, type TestRegistry } from './registry';
 
@@ -100,7 +100,7 @@ export async function waitForState(handle: LifecycleHandle, state: string, timeo
  * (payload data is base64 in the JSON, so a raw search would miss what it carries).
  */
 export async function historyText(handle: WorkflowHandle): Promise<string> {
-  const json = historyToJSON(await handle.fetchHistory());
+  const json = historyToJsonText(await handle.fetchHistory());
   const decoded: string[] = [];
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) return node.forEach(walk);

@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -16,6 +15,7 @@ import {
   type WorkerLifecycleSettings,
 } from '../../src/workflows/worker-lifecycle/messages';
 import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecycle/worker-lifecycle';
+import { historyToJsonText } from './history-files';
 import type { LifecycleWorld } from './lifecycle-world';
 
 export const minute = 60_000;
@@ -105,5 +105,5 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
   if (process.env.CORRAL_RECORD_HISTORIES !== '1') return;
   const history = await handle.fetchHistory();
   fs.mkdirSync(historiesDir, { recursive: true });
-  fs.writeFileSync(path.join(historiesDir, `${name}.json`), historyToJSON(history) + '\n');
+  fs.writeFileSync(path.join(historiesDir, `${name}.json`), historyToJsonText(history));
 }

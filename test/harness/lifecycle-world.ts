@@ -48,7 +48,10 @@ export class LifecycleWorld {
   readonly calls: ActivityCall[] = [];
   /** Readiness per spawn attempt, by worker id; attempts beyond the script are ready. */
   readonly readiness = new Map<string, ReadinessScript[]>();
-  /** Activation answers in order, by worker id; beyond the script: ok. */
+  /**
+   * How every activation of a spawn attempt answers, by worker id and attempt (index 0 is
+   * attempt 1); beyond the script: ok. Per attempt, not per call, so retries see the same answer.
+   */
   readonly activations = new Map<string, ActivationScript[]>();
   /** Pods that exist now (name → epoch written on its credentials). */
   readonly pods = new Map<string, { workerId: string; credentialVersion: number }>();
@@ -219,7 +222,8 @@ export class LifecycleWorld {
 
     activateWorker: async (input) => {
       this.calls.push({ name: 'activateWorker', input });
-      const script = this.activations.get(input.workerId)?.shift() ?? 'ok';
+      const attempt = Number(/-(\d+)\.test:/.exec(input.endpoint)?.[1] ?? '1');
+      const script = this.activations.get(input.workerId)?.[attempt - 1] ?? 'ok';
       if (script === 'hang') return hangUntilCancelled();
       if (script === 'type_mismatch') {
         throw ApplicationFailure.create({ type: 'TypeMismatch', message: 'not a corral worker', nonRetryable: true });

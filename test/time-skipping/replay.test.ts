@@ -1,0 +1,34 @@
+// Replays every committed workerLifecycle history against the current workflow code. A change
+// that would make a running worker's workflow non-deterministic fails here, in CI, instead of
+// in production; such changes need `patched()` (see docs/decisions/0005).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Worker } from '@temporalio/worker';
+import { historyFromJsonText } from '../harness/history-files';
+import { historiesDir } from '../harness/lifecycle-env';
+
+const files = fs.existsSync(historiesDir) ? fs.readdirSync(historiesDir).filter((f) => f.endsWith('.json')) : [];
+
+test('the committed histories cover the lifecycle paths', () => {
+  for (const name of [
+    'life-hot-idle-reuse',
+    'credential-refresh',
+    'respawn-then-ready',
+    'lost-after-respawns',
+    'health-lost',
+    'fence-miss',
+    'cancel-during-spawn',
+    'long-life-run-2',
+  ]) {
+    assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json is committed`);
+  }
+});
+
+for (const file of files) {
+  test(`replays ${file} deterministically`, async () => {
+    const history = historyFromJsonText(fs.readFileSync(path.join(historiesDir, file), 'utf8'));
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../src/workflows') }, history);
+  });
+}

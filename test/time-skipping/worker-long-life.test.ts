@@ -1,0 +1,111 @@
+// A worker that lives 30 simulated days, claimed and released daily with credentials refreshed,
+// through several continue-as-new runs: each run boundary must be invisible from outside.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { claimUpdate, describeQuery, releaseUpdate } from '../../src/workflows/worker-lifecycle/messages';
+import {
+  createLifecycleWorker,
+  day,
+  hour,
+  recordHistory,
+  registerSearchAttributes,
+  startLifecycle,
+  type LifecycleHandle,
+} from '../harness/lifecycle-env';
+import { LifecycleWorld } from '../harness/lifecycle-world';
+import { createTimeSkippingEnv } from '../harness/time-skipping';
+
+const taskQueue = 'lifecycle-long-life';
+let env: TestWorkflowEnvironment;
+let world: LifecycleWorld;
+let worker: Worker;
+let running: Promise<void>;
+
+before(async () => {
+  env = await createTimeSkippingEnv();
+  await registerSearchAttributes(env);
+  const testService = env.connection.testService;
+  assert.ok(testService);
+  world = new LifecycleWorld({
+    unlock: () => testService.unlockTimeSkipping({}),
+    lock: () => testService.lockTimeSkipping({}),
+  });
+  worker = await createLifecycleWorker(env, taskQueue, world);
+  running = worker.run();
+});
+after(async () => {
+  worker?.shutdown();
+  await running;
+  await env?.teardown();
+});
+
+test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical across every boundary', async (t) => {
+  const handle = await startLifecycle(env, taskQueue, {
+    // Low on purpose: production waits for the server's suggestion (4,096 events / 4 MiB).
+    continueAsNewAfterEvents: 60,
+    settings: {
+      idleTtlMs: null,
+      releasePolicy: 'recycle',
+      credentialTtlMs: day,
+      credentialRefreshLeadMs: hour,
+      maxLifetimeMs: 45 * day,
+    },
+  });
+  const workflowId = handle.workflowId;
+  const workerId = (await handle.query(describeQuery)).workerId;
+  const latest = () => env.client.workflow.getHandle(workflowId) as LifecycleHandle;
+  const runs: string[] = [(await latest().describe()).runId];
+  let boundariesChecked = 0;
+
+  // Queries do not move the test server's clock, so the new run is seen exactly as it started.
+  async function checkRunBoundary(): Promise<void> {
+    const { runId } = await latest().describe();
+    if (runId === runs.at(-1)) return;
+    const ended = await env.client.workflow.getHandle(workflowId, runs.at(-1)).query(describeQuery);
+    const started = await env.client.workflow.getHandle(workflowId, runId).query(describeQuery);
+    assert.deepEqual(started, ended, `run ${runs.length + 1} starts exactly where run ${runs.length} ended`);
+    runs.push(runId);
+    boundariesChecked++;
+  }
+
+  for (let giveUpAt = Date.now() + 30_000; (await latest().query(describeQuery)).state !== 'idle'; ) {
+    assert.ok(Date.now() < giveUpAt, 'the worker became idle');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const bornAt = (await latest().query(describeQuery)).bornAt;
+  for (let d = 1; d <= 30; d++) {
+    const lease = await latest().executeUpdate(claimUpdate, {
+      args: [{ tenant: `tenant${d % 3}`, requestId: `day-${d}` }],
+    });
+    await checkRunBoundary();
+    await env.sleep(3 * hour);
+    await checkRunBoundary();
+    await latest().executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] });
+    await checkRunBoundary();
+    await env.sleep(21 * hour);
+    await checkRunBoundary();
+  }
+
+  const final = await latest().query(describeQuery);
+  assert.equal(final.state, 'idle');
+  assert.equal(final.bornAt, bornAt, 'the birth time (and so the max-lifetime deadline) never moved');
+  assert.equal(Date.parse(final.deadlines.retireAt ?? ''), Date.parse(bornAt) + 45 * day);
+  assert.ok(runs.length >= 4, `at least 3 continue-as-new runs (saw ${runs.length} runs)`);
+  assert.equal(boundariesChecked, runs.length - 1);
+  const trail = world.trail(workerId);
+  assert.equal(trail.filter((t) => t.operation === 'claim').length, 30);
+  assert.equal(trail.filter((t) => t.operation === 'release').length, 30);
+  const refreshes = trail.filter((t) => t.operation === 'refresh_credentials').length;
+  assert.ok(refreshes >= 30, `credentials refreshed before every expiry (${refreshes} refreshes)`);
+  assert.equal(final.credential?.version, refreshes + 1);
+  for (let i = 1; i < trail.length; i++) {
+    assert.equal(trail[i].epochBefore, trail[i - 1].epochAfter, 'one unbroken fenced trail across all runs');
+  }
+  assert.equal(world.callsOf('registerWorker', workerId).length, 1, 'later runs never re-register or respawn');
+  assert.equal(world.callsOf('spawnWorkerPod', workerId).length, 1);
+  t.diagnostic(`${runs.length} runs, ${refreshes} credential refreshes, 30 claims and releases`);
+  await recordHistory(env.client.workflow.getHandle(workflowId, runs[1]), 'long-life-run-2');
+  await latest().terminate('test done');
+});
