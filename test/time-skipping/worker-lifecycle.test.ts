@@ -60,6 +60,16 @@ async function until(handle: LifecycleHandle, state: string): Promise<void> {
   assert.fail(`worker never reached ${state}`);
 }
 
+/**
+ * Ends a test's worker through its own cancellation path (cleanup included). Terminating it
+ * instead would kill its monitor from outside, and the test server's time-skipping lock count
+ * would then depend on when the mock noticed.
+ */
+async function endLife(handle: LifecycleHandle): Promise<void> {
+  await handle.cancel();
+  await assert.rejects(handle.result(), /cancel/i);
+}
+
 const ops = (workerId: string) =>
   world.trail(workerId).map((t) => `${t.from ?? '∅'}→${t.to}:${t.operation}@${t.epochAfter}`);
 
@@ -130,6 +140,18 @@ async function workerIdOf(handle: LifecycleHandle): Promise<string> {
 
 const podsOf = (workerId: string) => [...world.pods.values()].filter((p) => p.workerId === workerId);
 
+describe('cold path', () => {
+  test('a worker spawned for a claim goes from activating straight to claimed, and keeps that claim', async () => {
+    const handle = await startLifecycle(env, taskQueue, { boundClaim: { tenant: 'acme', requestId: 'cold-1' } });
+    const workerId = await workerIdOf(handle);
+    await until(handle, 'claimed');
+    assert.deepEqual(ops(workerId).slice(-1), ['activating→claimed:claim@2']);
+    const lease = await claim(handle, 'acme', 'cold-1');
+    assert.deepEqual([lease.epoch, lease.tenant], [2, 'acme'], 'the claim it was spawned for gets its lease');
+    await endLife(handle);
+  });
+});
+
 describe('validators', () => {
   test('claim, release and drain are refused with a typed reason, and nothing is written', async () => {
     const handle = await startLifecycle(env, taskQueue);
@@ -188,7 +210,7 @@ describe('validators', () => {
     assert.equal(await rejectionOf(claim(handle, 'globex', 'g1')), 'WrongState');
     const reused = await claim(handle, 'acme', 'r2');
     assert.equal(reused.tenant, 'acme');
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 
   test('recycle returns a released worker to idle, unbound from its tenant', async () => {
@@ -205,7 +227,7 @@ describe('validators', () => {
     assert.equal((await handle.describe()).typedSearchAttributes.get(corralTenantKey), undefined);
     const other = await claim(handle, 'globex', 'g1');
     assert.equal(other.tenant, 'globex');
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 });
 
@@ -287,7 +309,7 @@ describe('timers', () => {
     });
     assert.ok(!JSON.stringify(await handle.fetchHistory()).includes('token'), 'no token field anywhere in history');
     await recordHistory(handle, 'credential-refresh');
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 
   test('spawn deadline: a pod never ready is deadline_exceeded and respawned', async () => {
@@ -303,7 +325,7 @@ describe('timers', () => {
       ['pod'],
       'the first pod was deleted before the respawn',
     );
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 
   test('activation deadline: a worker that never takes its identity is activation_failed and respawned', async () => {
@@ -318,7 +340,7 @@ describe('timers', () => {
         .slice(1, 4),
       ['spawning→activating:null', 'activating→spawning:activation_failed', 'spawning→activating:activation_failed'],
     );
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 });
 
@@ -349,7 +371,7 @@ describe('zombies', () => {
       [1, 2],
     );
     await recordHistory(handle, 'respawn-then-ready');
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 
   const retryable = podFailureReasons.filter((r) => !nonRetryableFailureReasons.includes(r));
@@ -431,7 +453,7 @@ describe('the fence', () => {
     assert.equal(await rejectionOf(claim(handle, 'acme', 'r1')), 'StaleLease');
     const lease = await claim(handle, 'acme', 'r2');
     assert.equal(lease.epoch, 3, 'claimed from the adopted epoch 2');
-    await handle.terminate('test done');
+    await endLife(handle);
   });
 });
 

@@ -60,12 +60,17 @@ import {
 
 type LifecycleActivities = RegistryActivities & RuntimeActivities & HealthActivities;
 
-/** Short registry and worker-protocol calls: a marker event each instead of three events. */
+/**
+ * Short registry and worker-protocol calls: a marker event each instead of three events. A
+ * registry outage is retried for up to 10 minutes (bounded, not for ever): failing a
+ * months-long worker workflow over a Postgres restart would be worse than waiting.
+ */
 function quickly(summary: string) {
   return proxyLocalActivities<LifecycleActivities>({
     summary,
     startToCloseTimeout: '10s',
-    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 8 },
+    scheduleToCloseTimeout: '10m',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
   });
 }
 
@@ -461,7 +466,11 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     if (claim) {
       await transition('claimed', 'claim', { tenant: claim.tenant, claimRequestId: claim.requestId });
       const bound = await activate(claim.tenant);
-      if (bound) return bound;
+      if (bound) {
+        // Claimed is past respawning: the claim is answered by the pool with another worker.
+        await lose(bound.reason);
+        return null;
+      }
     } else {
       await transition('idle', 'ready');
       s.deadlines.idleUntil = settings.idleTtlMs === null ? null : Date.now() + settings.idleTtlMs;
