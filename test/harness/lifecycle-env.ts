@@ -33,9 +33,9 @@ export const testSettings: WorkerLifecycleSettings = {
   credentialRefreshLeadMs: 5 * minute,
   maxLifetimeMs: 45 * day,
   maxSpawnAttempts: 3,
-  // The monitor's verdicts are scripted; a long interval keeps its heartbeat timeout beyond any
-  // time the server skips while the mock waits.
-  healthIntervalMs: 30 * day,
+  // Health probes off: the test server does not skip time while an activity (the monitor) runs.
+  // Health tests turn them on and script the verdict.
+  healthIntervalMs: null,
   healthFailureThreshold: 3,
   drainTimeoutMs: 10 * minute,
   releasePolicy: 'hot_idle',
@@ -80,6 +80,10 @@ export async function createLifecycleWorker(
     taskQueue,
     workflowsPath: require.resolve('../../src/workflows'),
     activities: world.activities,
+    // Cancellation reaches an activity with a heartbeat answer: deliver it within a blink, so a
+    // cancelled mock gives back its time-skipping unlock while its workflow is still open.
+    maxHeartbeatThrottleInterval: '100ms',
+    defaultHeartbeatThrottleInterval: '100ms',
   });
 }
 

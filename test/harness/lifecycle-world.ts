@@ -60,13 +60,6 @@ export class LifecycleWorld {
   private readonly unhealthy = new Map<string, HealthVerdict>();
   private readonly monitorWaiters = new Map<string, () => void>();
 
-  /**
-   * The test server does not skip time while an activity runs. A healthy worker's monitor runs
-   * for its whole life, so the mock releases that lock while it waits (and takes it back before
-   * it returns, keeping the server's count balanced).
-   */
-  constructor(private readonly timeSkipping?: { unlock(): Promise<unknown>; lock(): Promise<unknown> }) {}
-
   callsOf(name: keyof CorralActivities, workerId?: string): ActivityCall[] {
     return this.calls.filter(
       (c) => c.name === name && (workerId === undefined || JSON.stringify(c.input).includes(workerId)),
@@ -247,8 +240,9 @@ export class LifecycleWorld {
         this.unhealthy.delete(input.workerId);
         return verdict;
       }
+      // Waits for a scripted verdict or cancellation. While it runs the test server does not
+      // skip time, so tests that need time to pass run with health probes off.
       const beat = setInterval(() => context.heartbeat(), 50);
-      await this.timeSkipping?.unlock();
       try {
         return await new Promise<HealthVerdict>((resolve, rejectMonitor) => {
           this.monitorWaiters.set(input.workerId, () => {
@@ -261,7 +255,6 @@ export class LifecycleWorld {
       } finally {
         clearInterval(beat);
         this.monitorWaiters.delete(input.workerId);
-        await this.timeSkipping?.lock();
       }
     },
   };

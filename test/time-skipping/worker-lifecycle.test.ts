@@ -35,12 +35,7 @@ let running: Promise<void>;
 before(async () => {
   env = await createTimeSkippingEnv();
   await registerSearchAttributes(env);
-  const testService = env.connection.testService;
-  assert.ok(testService, 'the time-skipping server has a test service');
-  world = new LifecycleWorld({
-    unlock: () => testService.unlockTimeSkipping({}),
-    lock: () => testService.lockTimeSkipping({}),
-  });
+  world = new LifecycleWorld();
   worker = await createLifecycleWorker(env, taskQueue, world);
   running = worker.run();
 });
@@ -199,6 +194,22 @@ describe('validators', () => {
     });
     assert.equal((await handle.result()).state, 'retired');
     assert.deepEqual(podsOf(workerId), []);
+  });
+
+  test('concurrent claims: exactly one wins, the others are refused, one claim written', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await until(handle, 'idle');
+    const outcomes = await Promise.allSettled(
+      ['acme', 'globex', 'initech', 'umbrella'].map((tenant) => claim(handle, tenant, `req-${tenant}`)),
+    );
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    assert.equal(won.length, 1, JSON.stringify(outcomes.map((o) => o.status)));
+    for (const lost of outcomes.filter((o) => o.status === 'rejected')) {
+      assert.equal(await rejectionOf(Promise.reject((lost as PromiseRejectedResult).reason)), 'WrongState');
+    }
+    assert.equal(world.trail(workerId).filter((t) => t.operation === 'claim').length, 1);
+    await endLife(handle);
   });
 
   test('a hot_idle worker is reused by its tenant and refused to any other', async () => {
@@ -407,7 +418,7 @@ describe('zombies', () => {
   }
 
   test('a failed health verdict ends a serving worker lost with its reason', async () => {
-    const handle = await startLifecycle(env, taskQueue);
+    const handle = await startLifecycle(env, taskQueue, { settings: { healthIntervalMs: 10_000 } });
     const workerId = await workerIdOf(handle);
     await until(handle, 'idle');
     await claim(handle, 'acme', 'r1');
@@ -418,7 +429,7 @@ describe('zombies', () => {
   });
 
   test('a worker asked to drain is not declared lost for failing probes', async () => {
-    const handle = await startLifecycle(env, taskQueue);
+    const handle = await startLifecycle(env, taskQueue, { settings: { healthIntervalMs: 10_000 } });
     const workerId = await workerIdOf(handle);
     await until(handle, 'idle');
     await claim(handle, 'acme', 'r1');

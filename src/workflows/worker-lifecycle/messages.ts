@@ -34,7 +34,8 @@ export interface WorkerLifecycleSettings {
   /** From the first spawn; then the worker drains, whatever its state. */
   maxLifetimeMs: number;
   maxSpawnAttempts: number;
-  healthIntervalMs: number;
+  /** How often a serving worker's `/healthz` is probed; null for images without the hook. */
+  healthIntervalMs: number | null;
   /** Consecutive failed probes before a serving worker is declared lost. */
   healthFailureThreshold: number;
   /** How long a claimed worker asked to drain keeps its tenant before it is drained anyway. */

@@ -115,7 +115,9 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
   /** Bumped on every change the main loop must look at (it re-plans its timer). */
   let changes = 0;
   async function exclusive<T>(step: () => Promise<T>): Promise<T> {
-    await condition(() => !busy);
+    // Several waiters can be woken by the same release; the first to run takes the lock and the
+    // others see `busy` again and go back to waiting (check-and-set has no await in between).
+    while (busy) await condition(() => !busy);
     busy = true;
     try {
       return await step();
@@ -532,10 +534,11 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
 
   function ensureMonitor(): void {
     // A settled monitor stays until the loop has read its verdict (onMonitorSettled clears it).
-    if (!s.podName || !s.endpoint || (monitor && monitor.podName === s.podName)) return;
+    const intervalMs = settings.healthIntervalMs;
+    if (intervalMs === null || !s.podName || !s.endpoint || (monitor && monitor.podName === s.podName)) return;
     const scope = new CancellationScope();
     const current: Monitor = { scope, podName: s.podName, settled: false, verdict: null };
-    const heartbeatMs = Math.max(20_000, 3 * settings.healthIntervalMs);
+    const heartbeatMs = Math.max(20_000, 3 * intervalMs);
     void scope
       .run(() =>
         proxyActivities<HealthActivities>({
@@ -547,7 +550,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
           ref: podRef(),
           endpoint: s.endpoint ?? '',
           workerId,
-          intervalMs: settings.healthIntervalMs,
+          intervalMs,
           failureThreshold: settings.healthFailureThreshold,
         }),
       )
