@@ -1,0 +1,179 @@
+// PoolSpec: what an operator writes (pool.yaml, `applyPool`) to describe a pool of workers.
+// Validated with floors before anything starts, so a bad value is one PoolSpecError naming its
+// field (`deadlines.spawn: must be at least 10s`), never a pool that half-starts. Durations are
+// written the way Temporal writes them ("30s", "5m", "1h", or milliseconds), parsed by `ms`.
+import ms, { type StringValue } from 'ms';
+import { z } from 'zod';
+import type { WorkerLifecycleSettings } from '../workflows/worker-lifecycle/messages';
+import { releasePolicies } from '../workflows/worker-lifecycle/messages';
+import { firstIssue } from './first-issue';
+
+export class PoolSpecError extends Error {
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+    this.name = 'PoolSpecError';
+  }
+}
+
+const second = 1_000;
+const minute = 60 * second;
+const hour = 60 * minute;
+const day = 24 * hour;
+
+/** A duration as a Temporal-style string or milliseconds, bounded below by `floorMs`. */
+function duration(floorMs: number, ceilingMs = 3_650 * day) {
+  return z
+    .union([z.number(), z.string()])
+    .transform((value, ctx) => {
+      const parsed = typeof value === 'number' ? value : parseDuration(value);
+      if (parsed === undefined || !Number.isFinite(parsed) || !Number.isInteger(parsed)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `is not a duration (e.g. "30s", "5m", "1h"): ${JSON.stringify(value)}`,
+        });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    .refine((msValue) => msValue >= floorMs, `must be at least ${ms(floorMs)}`)
+    .refine((msValue) => msValue <= ceilingMs, `must be at most ${ms(ceilingMs)}`);
+}
+
+function parseDuration(value: string): number | undefined {
+  try {
+    return ms(value.trim() as StringValue);
+  } catch {
+    return undefined;
+  }
+}
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const resourceAmounts = z.strictObject({
+  cpuMillis: z.number().int('must be a whole number of millicores').positive('must be positive'),
+  memoryMiB: z.number().int('must be a whole number of MiB').positive('must be positive'),
+});
+
+export const poolSpecSchema = z
+  .strictObject({
+    // Pod names are `<pool>-<workerId>-<attempt>` ≤ 63; 20 leaves room for the rest.
+    name: z.string().max(20, 'must be at most 20 characters').regex(dnsLabel, 'must be a DNS label (a-z, 0-9, "-")'),
+    runtime: z.enum(['process', 'kubernetes']),
+    image: z.string().min(1, 'must not be empty').max(512),
+    args: z.array(z.string().max(4_096)).max(64).default([]),
+    env: z.record(z.string(), z.string().max(32_768)).default({}),
+    port: z.number().int().min(1).max(65_535).default(8080),
+    /** null: the image has no health hook, so corral does not probe it. */
+    healthPath: z.string().startsWith('/', 'must be an absolute URL path').nullable().default('/healthz'),
+    resources: z
+      .strictObject({ requests: resourceAmounts, limits: resourceAmounts })
+      .default({ requests: { cpuMillis: 100, memoryMiB: 128 }, limits: { cpuMillis: 1_000, memoryMiB: 512 } }),
+    minIdle: z.number().int().min(0, 'must be at least 0').max(10_000),
+    maxWorkers: z.number().int().min(1, 'must be at least 1').max(10_000),
+    /** Spawns started per minute while refilling. */
+    refillPerMinute: z.number().int().min(1, 'must be at least 1').max(10_000).default(30),
+    releasePolicy: z.enum(releasePolicies).default('hot_idle'),
+    maxSpawnAttempts: z.number().int().min(1, 'must be at least 1').max(100).default(3),
+    deadlines: z
+      .strictObject({
+        spawn: duration(10 * second).default(2 * minute),
+        activation: duration(1 * second).default(30 * second),
+        /** null: an idle worker is kept until its max lifetime. */
+        idleTtl: duration(1 * minute)
+          .nullable()
+          .default(null),
+        hotIdleTtl: duration(1 * second).default(10 * minute),
+        maxLifetime: duration(10 * minute).default(7 * day),
+        drain: duration(0).default(10 * minute),
+      })
+      .default({
+        spawn: 2 * minute,
+        activation: 30 * second,
+        idleTtl: null,
+        hotIdleTtl: 10 * minute,
+        maxLifetime: 7 * day,
+        drain: 10 * minute,
+      }),
+    health: z
+      .strictObject({
+        interval: duration(1 * second).default(10 * second),
+        failureThreshold: z.number().int().min(1, 'must be at least 1').max(100).default(3),
+      })
+      .default({ interval: 10 * second, failureThreshold: 3 }),
+    credentials: z
+      .strictObject({
+        ttl: duration(5 * minute).default(1 * hour),
+        refreshLead: duration(10 * second).default(5 * minute),
+      })
+      .default({ ttl: 1 * hour, refreshLead: 5 * minute }),
+    breaker: z
+      .strictObject({
+        /** Consecutive spawn failures that open the breaker. */
+        failureThreshold: z.number().int().min(1, 'must be at least 1').max(1_000).default(5),
+        cooldown: duration(1 * second).default(1 * minute),
+        /** Successful probe spawns in half-open that close it again. */
+        successThreshold: z.number().int().min(1, 'must be at least 1').max(100).default(1),
+      })
+      .default({ failureThreshold: 5, cooldown: 1 * minute, successThreshold: 1 }),
+  })
+  .superRefine((spec, ctx) => {
+    if (spec.minIdle > spec.maxWorkers) {
+      ctx.addIssue({ code: 'custom', path: ['minIdle'], message: `must not exceed maxWorkers (${spec.maxWorkers})` });
+    }
+    if (spec.credentials.refreshLead >= spec.credentials.ttl) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['credentials', 'refreshLead'],
+        message: `must be shorter than credentials.ttl (${ms(spec.credentials.ttl)})`,
+      });
+    }
+    if (spec.deadlines.maxLifetime <= spec.deadlines.spawn + spec.deadlines.activation) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['deadlines', 'maxLifetime'],
+        message: 'must be longer than the spawn and activation deadlines together',
+      });
+    }
+    for (const kind of ['cpuMillis', 'memoryMiB'] as const) {
+      if (spec.resources.limits[kind] < spec.resources.requests[kind]) {
+        ctx.addIssue({ code: 'custom', path: ['resources', 'limits', kind], message: 'must be at least the request' });
+      }
+    }
+  });
+
+export type PoolSpecInput = z.input<typeof poolSpecSchema>;
+export type PoolSpec = z.output<typeof poolSpecSchema>;
+
+/** Parses a pool spec or throws a PoolSpecError naming the first offending field. */
+export function parsePoolSpec(input: unknown): PoolSpec {
+  const result = poolSpecSchema.safeParse(input);
+  if (result.success) return result.data;
+  const { field, message } = firstIssue(result.error);
+  throw new PoolSpecError(field, message);
+}
+
+/** One worker's share of its pool's spec: what a workerLifecycle workflow is started with. */
+export function lifecycleSettingsFor(spec: PoolSpec): WorkerLifecycleSettings {
+  return {
+    image: spec.image,
+    args: spec.args,
+    env: spec.env,
+    port: spec.port,
+    healthPath: spec.healthPath ?? undefined,
+    resources: spec.resources,
+    spawnDeadlineMs: spec.deadlines.spawn,
+    activationDeadlineMs: spec.deadlines.activation,
+    idleTtlMs: spec.deadlines.idleTtl,
+    hotIdleTtlMs: spec.deadlines.hotIdleTtl,
+    credentialTtlMs: spec.credentials.ttl,
+    credentialRefreshLeadMs: spec.credentials.refreshLead,
+    maxLifetimeMs: spec.deadlines.maxLifetime,
+    maxSpawnAttempts: spec.maxSpawnAttempts,
+    healthIntervalMs: spec.healthPath === null ? null : spec.health.interval,
+    healthFailureThreshold: spec.health.failureThreshold,
+    drainTimeoutMs: spec.deadlines.drain,
+    releasePolicy: spec.releasePolicy,
+  };
+}
