@@ -8,26 +8,20 @@ import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { describeQuery } from '../src/workflows/worker-lifecycle/messages';
 import {
-  createLifecycleWorker,
   day,
   hour,
   minute,
-  registerSearchAttributes,
   startLifecycle,
+  useLifecycleTimeSkipping,
+  waitForState,
 } from '../test/harness/lifecycle-env';
-import { LifecycleWorld } from '../test/harness/lifecycle-world';
-import { createTimeSkippingEnv } from '../test/harness/time-skipping';
 
 const EventType = temporal.api.enums.v1.EventType;
 
 async function main() {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const hours = Number(process.argv[2] ?? 24);
-  const env = await createTimeSkippingEnv();
-  await registerSearchAttributes(env);
-  const world = new LifecycleWorld();
-  const worker = await createLifecycleWorker(env, 'bench-history', world);
-  const running = worker.run();
+  const { env, world, stop } = await useLifecycleTimeSkipping('bench-history');
   // Credential TTLs bracket what pools use: the 5-minute floor's neighbourhood, an hour, a day.
   const scenarios = [
     { name: 'credential_ttl_15m', credentialTtlMs: 15 * minute, credentialRefreshLeadMs: 3 * minute },
@@ -40,7 +34,7 @@ async function main() {
       const handle = await startLifecycle(env, 'bench-history', {
         settings: { idleTtlMs: null, maxLifetimeMs: 400 * day, ...scenario },
       });
-      while ((await handle.query(describeQuery)).state !== 'idle') await new Promise((r) => setTimeout(r, 20));
+      await waitForState(handle, 'idle');
       const before = (await handle.fetchHistory()).events?.length ?? 0;
       await env.sleep(hours * hour);
       const events = (await handle.fetchHistory()).events ?? [];
@@ -64,9 +58,7 @@ async function main() {
       await handle.terminate('bench done');
     }
   } finally {
-    worker.shutdown();
-    await running;
-    await env.teardown();
+    await stop();
   }
   console.log(
     JSON.stringify(

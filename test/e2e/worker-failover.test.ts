@@ -9,8 +9,8 @@ import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../.
 import { repoRoot } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import { drainUpdate, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
-import { demoWorkerSettings, useLifecycleE2e, waitForState, type LifecycleE2e } from '../harness/lifecycle-e2e';
-import { newWorkerId } from '../harness/lifecycle-env';
+import { demoWorkerSettings, useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
+import { newWorkerId, waitForState } from '../harness/lifecycle-env';
 import { workerProcessGroups } from '../harness/process-inspection';
 
 let e2e: LifecycleE2e;

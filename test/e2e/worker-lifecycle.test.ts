@@ -12,10 +12,9 @@ import {
   historyText,
   upsertedStates,
   useLifecycleE2e,
-  waitForState,
   type LifecycleE2e,
 } from '../harness/lifecycle-e2e';
-import { newWorkerId } from '../harness/lifecycle-env';
+import { newWorkerId, waitForState } from '../harness/lifecycle-env';
 import { workerProcessGroups } from '../harness/process-inspection';
 
 const taskQueue = `lifecycle-e2e-${process.pid}`;

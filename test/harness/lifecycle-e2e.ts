@@ -6,12 +6,7 @@ import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { repoRoot } from '../../src/embedded/tools';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import {
-  describeQuery,
-  workerLifecycleWorkflowId,
-  type WorkerLifecycleSettings,
-} from '../../src/workflows/worker-lifecycle/messages';
-import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecycle/worker-lifecycle';
+import type { WorkerLifecycleSettings } from '../../src/workflows/worker-lifecycle/messages';
 import { historyToJsonText } from './history-files';
 import { useTemporalDevServer, type TemporalEndpoint } from './shared';
 import { useTestRegistry, type TestRegistry } from './registry';
@@ -71,28 +66,6 @@ export async function useLifecycleE2e(): Promise<LifecycleE2e> {
       fs.rmSync(stateDir, { recursive: true, force: true });
     },
   };
-}
-
-export type LifecycleHandle = WorkflowHandle<typeof workerLifecycleWorkflow>;
-
-export function lifecycleHandle(client: Client, pool: string, workerId: string): LifecycleHandle {
-  return client.workflow.getHandle(workerLifecycleWorkflowId(pool, workerId));
-}
-
-/** Polls the workflow's own `describe` until it reports `state` (or fails after `timeoutMs`). */
-export async function waitForState(handle: LifecycleHandle, state: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      last = (await handle.query(describeQuery)).state;
-      if (last === state) return;
-    } catch (err) {
-      last = String(err); // no worker polling yet, or the first task not processed
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`worker never reached ${state}; last seen: ${last}`);
 }
 
 /**

@@ -8,15 +8,18 @@ import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { repoRoot } from '../../src/embedded/tools';
+import { waitFor } from '../../src/embedded/wait';
 import { corralSearchAttributeKeys } from '../../src/workflows/search-attributes';
 import {
+  describeQuery,
   workerLifecycleWorkflowId,
   type WorkerLifecycleInput,
   type WorkerLifecycleSettings,
 } from '../../src/workflows/worker-lifecycle/messages';
 import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecycle/worker-lifecycle';
 import { historyToJsonText } from './history-files';
-import type { LifecycleWorld } from './lifecycle-world';
+import { LifecycleWorld } from './lifecycle-world';
+import { createTimeSkippingEnv } from './time-skipping';
 
 export const minute = 60_000;
 export const hour = 60 * minute;
@@ -55,6 +58,41 @@ export function newWorkerId(): string {
 }
 
 export type LifecycleHandle = WorkflowHandle<typeof workerLifecycleWorkflow>;
+
+/** Waits until the workflow's own `describe` reports `state` (queries never move a test server's clock). */
+export async function waitForState(handle: LifecycleHandle, state: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const current = (await handle.query(describeQuery)).state;
+      if (current !== state) throw new Error(`still ${current}`); // waitFor reports the last one
+      return true;
+    },
+    { what: `worker ${handle.workflowId} to be ${state}`, timeoutMs, intervalMs: 20 },
+  );
+}
+
+/**
+ * A time-skipping server with corral's search attributes, and a worker running the real
+ * workflows against a LifecycleWorld, for one test file.
+ */
+export async function useLifecycleTimeSkipping(
+  taskQueue: string,
+): Promise<{ env: TestWorkflowEnvironment; world: LifecycleWorld; stop(): Promise<void> }> {
+  const env = await createTimeSkippingEnv();
+  await registerSearchAttributes(env);
+  const world = new LifecycleWorld();
+  const worker = await createLifecycleWorker(env, taskQueue, world);
+  const running = worker.run();
+  return {
+    env,
+    world,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await env.teardown();
+    },
+  };
+}
 
 export async function startLifecycle(
   env: TestWorkflowEnvironment,

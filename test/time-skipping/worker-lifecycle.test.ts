@@ -3,63 +3,41 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import {
   nonRetryableFailureReasons,
   podFailureReasons,
   type PodFailureReason,
 } from '../../src/lifecycle/failure-reasons';
+import { waitFor } from '../../src/embedded/wait';
 import { corralStateKey, corralTenantKey } from '../../src/workflows/search-attributes';
 import { claimUpdate, describeQuery, drainUpdate, releaseUpdate } from '../../src/workflows/worker-lifecycle/messages';
 import {
-  createLifecycleWorker,
   day,
   hour,
   minute,
   newWorkerId,
   recordHistory,
-  registerSearchAttributes,
+  useLifecycleTimeSkipping,
+  waitForState,
   rejectionOf,
   startLifecycle,
   type LifecycleHandle,
 } from '../harness/lifecycle-env';
-import { LifecycleWorld } from '../harness/lifecycle-world';
-import { createTimeSkippingEnv } from '../harness/time-skipping';
+import type { LifecycleWorld } from '../harness/lifecycle-world';
 
 const taskQueue = 'lifecycle-time-skipping';
 let env: TestWorkflowEnvironment;
 let world: LifecycleWorld;
-let worker: Worker;
-let running: Promise<void>;
+let stop: () => Promise<void>;
 
 before(async () => {
-  env = await createTimeSkippingEnv();
-  await registerSearchAttributes(env);
-  world = new LifecycleWorld();
-  worker = await createLifecycleWorker(env, taskQueue, world);
-  running = worker.run();
+  ({ env, world, stop } = await useLifecycleTimeSkipping(taskQueue));
 });
 after(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
+  await stop?.();
 });
 
-/** Waits (queries do not skip time) until the workflow reports `state`. */
-async function until(handle: LifecycleHandle, state: string): Promise<void> {
-  const giveUpAt = Date.now() + 60_000;
-  while (Date.now() < giveUpAt) {
-    if ((await handle.query(describeQuery)).state === state) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.fail(`worker never reached ${state}`);
-}
-
-/**
- * Ends a test's worker through its own cancellation path (cleanup included). Terminating it
- * instead would kill its monitor from outside, and the test server's time-skipping lock count
- * would then depend on when the mock noticed.
- */
+/** Ends a test's worker through its own cancellation path, so its cleanup runs like any other. */
 async function endLife(handle: LifecycleHandle): Promise<void> {
   await handle.cancel();
   await assert.rejects(handle.result(), /cancel/i);
@@ -72,7 +50,7 @@ describe('a worker life', () => {
   test('spawn → idle → claim → hot_idle → same-tenant reuse → hot-idle TTL → retired', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = (await handle.query(describeQuery)).workerId;
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
 
     const lease = await handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'r1' }] });
     assert.deepEqual(lease, { workerId, epoch: 2, endpoint: `http://web-${workerId}-1.test:8080`, tenant: 'acme' });
@@ -139,7 +117,7 @@ describe('cold path', () => {
   test('a worker spawned for a claim goes from activating straight to claimed, and keeps that claim', async () => {
     const handle = await startLifecycle(env, taskQueue, { boundClaim: { tenant: 'acme', requestId: 'cold-1' } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'claimed');
+    await waitForState(handle, 'claimed');
     assert.deepEqual(ops(workerId).slice(-1), ['activating→claimed:claim@2']);
     const lease = await claim(handle, 'acme', 'cold-1');
     assert.deepEqual([lease.epoch, lease.tenant], [2, 'acme'], 'the claim it was spawned for gets its lease');
@@ -151,7 +129,7 @@ describe('validators', () => {
   test('claim, release and drain are refused with a typed reason, and nothing is written', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const writes = () => world.callsOf('transitionWorker', workerId).length;
     let before = writes();
 
@@ -199,7 +177,7 @@ describe('validators', () => {
   test('concurrent claims: exactly one wins, the others are refused, one claim written', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const outcomes = await Promise.allSettled(
       ['acme', 'globex', 'initech', 'umbrella'].map((tenant) => claim(handle, tenant, `req-${tenant}`)),
     );
@@ -215,7 +193,7 @@ describe('validators', () => {
   test('a hot_idle worker is reused by its tenant and refused to any other', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { hotIdleTtlMs: 2 * hour } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const lease = await claim(handle, 'acme', 'r1');
     await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] });
     assert.equal(await rejectionOf(claim(handle, 'globex', 'g1')), 'WrongState');
@@ -227,7 +205,7 @@ describe('validators', () => {
   test('recycle returns a released worker to idle, unbound from its tenant', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { releasePolicy: 'recycle' } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const lease = await claim(handle, 'acme', 'r1');
     assert.deepEqual(await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] }), {
       state: 'idle',
@@ -246,7 +224,7 @@ describe('timers', () => {
   test('idle TTL: an unclaimed worker is retired when its TTL ends', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const { deadlines } = await handle.query(describeQuery);
     assert.ok(deadlines.idleUntil, 'the idle deadline is an absolute time');
     const result = await handle.result();
@@ -264,7 +242,7 @@ describe('timers', () => {
       settings: { maxLifetimeMs: 2 * hour, idleTtlMs: null, credentialTtlMs: 4 * hour },
     });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     await claim(handle, 'acme', 'r1');
     const result = await handle.result();
     assert.equal(result.state, 'retired');
@@ -274,7 +252,7 @@ describe('timers', () => {
   test('drain timeout: a claimed worker asked to drain and never released is drained when it ends', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     await claim(handle, 'acme', 'r1');
     const described = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: 10 * minute }] });
     assert.ok(described.deadlines.drainBy);
@@ -286,7 +264,7 @@ describe('timers', () => {
   test('credential refresh: before expiry; idle moves the epoch, a claim keeps its lease', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const first = await handle.query(describeQuery);
     assert.equal(first.credential?.version, 1);
     assert.equal(
@@ -327,7 +305,7 @@ describe('timers', () => {
     const workerId = newWorkerId();
     world.readiness.set(workerId, [{ status: 'hang' }]);
     const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 3_000 } });
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     const respawn = world.trail(workerId).find((t) => t.operation === 'respawn');
     assert.equal(respawn?.failureReason, 'deadline_exceeded');
     assert.equal((await handle.query(describeQuery)).spawnAttempt, 2);
@@ -343,7 +321,7 @@ describe('timers', () => {
     const workerId = newWorkerId();
     world.activations.set(workerId, ['hang']);
     const handle = await startLifecycle(env, taskQueue, { workerId, settings: { activationDeadlineMs: 2_000 } });
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     assert.deepEqual(
       world
         .trail(workerId)
@@ -363,7 +341,7 @@ describe('zombies', () => {
       { status: 'failed', reason: 'image_pull_backoff' },
     ]);
     const handle = await startLifecycle(env, taskQueue, { workerId });
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     assert.deepEqual(
       world
         .trail(workerId)
@@ -420,7 +398,7 @@ describe('zombies', () => {
   test('a failed health verdict ends a serving worker lost with its reason', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { healthIntervalMs: 10_000 } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     await claim(handle, 'acme', 'r1');
     world.failHealth(workerId, 'pod_oom_killed');
     assert.deepEqual(await handle.result(), { workerId, state: 'lost', epoch: 2, failureReason: 'pod_oom_killed' });
@@ -431,7 +409,7 @@ describe('zombies', () => {
   test('a worker asked to drain is not declared lost for failing probes', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { healthIntervalMs: 10_000 } });
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     await claim(handle, 'acme', 'r1');
     await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: day }] });
     world.failHealth(workerId, 'health_check_failed');
@@ -443,7 +421,7 @@ describe('the fence', () => {
   test('a FenceMiss converges on the registry row: no retry, no overwrite', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     // The janitor reaps the row (epoch 1 → 2) behind the workflow's back, just as a claim arrives.
     world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'retired'));
     assert.equal(await rejectionOf(claim(handle, 'acme', 'r1')), 'StaleLease');
@@ -459,7 +437,7 @@ describe('the fence', () => {
   test('after adopting a newer epoch the workflow carries on with it', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'idle'));
     assert.equal(await rejectionOf(claim(handle, 'acme', 'r1')), 'StaleLease');
     const lease = await claim(handle, 'acme', 'r2');
@@ -473,7 +451,11 @@ describe('cancellation', () => {
     const workerId = newWorkerId();
     world.readiness.set(workerId, [{ status: 'hang' }]);
     const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 10 * minute } });
-    while (world.callsOf('awaitWorkerReady', workerId).length === 0) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => world.callsOf('awaitWorkerReady', workerId).length > 0, {
+      what: 'the readiness wait to start',
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    });
     await handle.cancel();
     await assert.rejects(handle.result(), /cancel/i);
     assert.deepEqual(podsOf(workerId), []);
@@ -484,7 +466,7 @@ describe('cancellation', () => {
   test('cancelled while idle: the pod goes and the row ends retired', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
-    await until(handle, 'idle');
+    await waitForState(handle, 'idle');
     await handle.cancel();
     await assert.rejects(handle.result(), /cancel/i);
     assert.deepEqual(podsOf(workerId), []);

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describeWorker } from '../../src/workflows/worker-lifecycle/lifecycle-rules';
 import {
@@ -13,34 +12,26 @@ import {
   type WorkerLifecycleInput,
 } from '../../src/workflows/worker-lifecycle/messages';
 import {
-  createLifecycleWorker,
   day,
   hour,
   recordHistory,
-  registerSearchAttributes,
+  useLifecycleTimeSkipping,
+  waitForState,
   startLifecycle,
   type LifecycleHandle,
 } from '../harness/lifecycle-env';
-import { LifecycleWorld } from '../harness/lifecycle-world';
-import { createTimeSkippingEnv } from '../harness/time-skipping';
+import type { LifecycleWorld } from '../harness/lifecycle-world';
 
 const taskQueue = 'lifecycle-long-life';
 let env: TestWorkflowEnvironment;
 let world: LifecycleWorld;
-let worker: Worker;
-let running: Promise<void>;
+let stop: () => Promise<void>;
 
 before(async () => {
-  env = await createTimeSkippingEnv();
-  await registerSearchAttributes(env);
-  world = new LifecycleWorld();
-  worker = await createLifecycleWorker(env, taskQueue, world);
-  running = worker.run();
+  ({ env, world, stop } = await useLifecycleTimeSkipping(taskQueue));
 });
 after(async () => {
-  worker?.shutdown();
-  await running;
-  await env?.teardown();
+  await stop?.();
 });
 
 test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical across every boundary', async (t) => {
@@ -91,10 +82,7 @@ test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical acro
     boundariesChecked++;
   }
 
-  for (let giveUpAt = Date.now() + 30_000; (await latest().query(describeQuery)).state !== 'idle'; ) {
-    assert.ok(Date.now() < giveUpAt, 'the worker became idle');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitForState(latest(), 'idle');
   const bornAt = (await latest().query(describeQuery)).bornAt;
   for (let d = 1; d <= 30; d++) {
     const lease = await latest().executeUpdate(claimUpdate, {
