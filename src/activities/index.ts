@@ -1,8 +1,14 @@
 // Every activity `corral worker` registers, built from the registry store and the pod runtime it
 // was configured with. Workflows see only the types (ESLint keeps implementations out).
+import type { Client } from '@temporalio/client';
+import type { JanitorMetrics } from '../metrics/janitor-metrics';
+import type { PoolMetrics } from '../metrics/pool-metrics';
+import type { PoolStore } from '../registry/pool-store';
 import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import type { PodRuntime } from '../runtime/pod-runtime';
 import { createHealthActivities } from './health-activities';
+import { createJanitorActivities } from './janitor-activities';
+import { createPoolActivities } from './pool-activities';
 import { createRegistryActivities } from './registry-activities';
 import { createRuntimeActivities } from './runtime-activities';
 
@@ -10,11 +16,29 @@ export function createCorralActivities(deps: {
   store: WorkerLifecycleStore;
   runtime: PodRuntime;
   heartbeatIntervalMs?: number;
+  /** For activities that start or inspect other workflows (pool refill, janitor). */
+  temporal?: Client;
+  janitorMetrics?: JanitorMetrics;
+  /** Pools and claims (the pool workflow's reads and the maxWorkers gate). */
+  pools?: PoolStore;
+  poolMetrics?: PoolMetrics;
 }) {
   return {
-    ...createRegistryActivities(deps.store),
+    ...createRegistryActivities(deps.store, deps.poolMetrics),
+    ...(deps.pools
+      ? createPoolActivities({ pools: deps.pools, temporal: deps.temporal, metrics: deps.poolMetrics })
+      : {}),
     ...createRuntimeActivities(deps.runtime, { heartbeatIntervalMs: deps.heartbeatIntervalMs }),
     ...createHealthActivities(deps.runtime),
+    // The janitor describes lifecycle workflows, so it exists only where a client was given.
+    ...(deps.temporal
+      ? createJanitorActivities({
+          store: deps.store,
+          runtime: deps.runtime,
+          temporal: deps.temporal,
+          metrics: deps.janitorMetrics,
+        })
+      : {}),
   };
 }
 

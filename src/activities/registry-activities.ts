@@ -2,9 +2,11 @@
 // answer is plain JSON (dates as ISO strings; credentials only as version + expiry). A fence
 // miss is a non-retryable `FenceMiss` ApplicationFailure carrying what the caller expected and
 // what it found, so the workflow re-reads and converges instead of retrying a stale write.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
+import type { PoolMetrics } from '../metrics/pool-metrics';
 import { RegistryInputError, RegistryUnavailableError, TransitionNotAllowedError } from '../registry/errors';
 import type {
   TransitionExpectation,
@@ -94,7 +96,7 @@ function asActivityFailure(err: unknown): unknown {
   return err;
 }
 
-export function createRegistryActivities(store: WorkerLifecycleStore) {
+export function createRegistryActivities(store: WorkerLifecycleStore, metrics?: PoolMetrics) {
   return {
     /** Creates the worker's row (spawning, epoch 1); idempotent, so a retried attempt gets the same row. */
     async registerWorker(input: {
@@ -102,7 +104,13 @@ export function createRegistryActivities(store: WorkerLifecycleStore) {
       pool: string;
       image: string;
       origin: TransitionOrigin;
+      /** The worker is spawned for a claim that found no warm worker: a warm-capacity miss. */
+      coldClaim?: boolean;
     }): Promise<WorkerView> {
+      // Counted here, in corral worker's /metrics, whoever made the claim (CLI, a control plane).
+      if (input.coldClaim && Context.current().info.attempt === 1) {
+        metrics?.countWarmCapacityMiss(input.pool, 'no_idle_worker');
+      }
       try {
         const { worker } = await store.createWorker({
           id: input.workerId,

@@ -1,10 +1,16 @@
 // `corral worker`: one process that runs corral's workflows and activities. Replicas need no
 // leader election; the Temporal server hands each task to exactly one poller.
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createCorralActivities } from '../activities';
+import { ensureJanitorSchedule } from '../client/janitor-schedule';
+import { createJanitorMetrics } from '../metrics/janitor-metrics';
+import { createPoolMetrics } from '../metrics/pool-metrics';
+import { Registry } from 'prom-client';
 import { createRegistryPool } from '../registry/database';
 import { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import { migrateRegistry } from '../registry/migrate';
+import { PoolStore } from '../registry/pool-store';
 import { createPodRuntime, type PodRuntimeConfig } from '../runtime/create-pod-runtime';
 import { corralTaskQueue } from './task-queues';
 
@@ -17,6 +23,8 @@ export interface CorralWorkerOptions {
   /** Where worker pods run: local processes (the embedded default) or a Kubernetes namespace. */
   runtime: PodRuntimeConfig;
   log?: (line: string) => void;
+  /** Where corral's metrics are registered (served on /metrics by the caller). */
+  metricsRegistry?: Registry;
   /** Called once the worker polls, so a supervisor can report readiness. */
   onReady?: () => void;
 }
@@ -31,20 +39,38 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     onIdleError: (err) => opts.log?.(`registry connection dropped: ${err.message}`),
   });
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  // Activities that start or inspect workflows (pool refill, janitor) use an ordinary client.
+  const clientConnection = await Connection.connect({ address: opts.temporalAddress });
+  const temporal = new Client({ connection: clientConnection, namespace: opts.namespace });
+  const taskQueue = opts.taskQueue ?? corralTaskQueue;
+  const metricsRegistry = opts.metricsRegistry ?? new Registry();
   try {
     const worker = await Worker.create({
       connection,
       namespace: opts.namespace,
-      taskQueue: opts.taskQueue ?? corralTaskQueue,
+      taskQueue,
       workflowsPath: require.resolve('../workflows'),
-      activities: createCorralActivities({ store: new WorkerLifecycleStore(db), runtime }),
+      activities: createCorralActivities({
+        store: new WorkerLifecycleStore(db),
+        runtime,
+        temporal,
+        pools: new PoolStore(db),
+        poolMetrics: createPoolMetrics(metricsRegistry),
+        janitorMetrics: createJanitorMetrics(metricsRegistry),
+      }),
       // SIGINT/SIGTERM (Worker's default shutdownSignals) start a graceful shutdown: in-flight
       // activities get shutdownGraceTime to finish before being cancelled.
       shutdownGraceTime: '10s',
     });
+    // Every replica ensures the janitor's schedule (idempotent). A failure is logged, not fatal:
+    // serving workers matters more, and the next replica start tries again.
+    await ensureJanitorSchedule(temporal, { taskQueue }).then(
+      ({ created }) => opts.log?.(`janitor schedule ${created ? 'created' : 'up to date'}`),
+      (err: unknown) => opts.log?.(`janitor schedule not ensured: ${err instanceof Error ? err.message : String(err)}`),
+    );
     opts.onReady?.();
     await worker.run();
   } finally {
-    await Promise.allSettled([connection.close(), runtime.close(), db.end()]);
+    await Promise.allSettled([connection.close(), clientConnection.close(), runtime.close(), db.end()]);
   }
 }

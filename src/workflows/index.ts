@@ -2,3 +2,5 @@
 // from here as they are added (workerLifecycle, pool, janitor).
 export * from './search-attributes';
 export { workerLifecycleWorkflow } from './worker-lifecycle/worker-lifecycle';
+export { poolWorkflow } from './pool/pool';
+export { janitorWorkflow } from './janitor';

@@ -5,6 +5,7 @@ import { isPodFailureReason, workerFailureReasons, type WorkerFailureReason } fr
 import type { WorkerView } from '../../activities/registry-activities';
 import {
   lifecycleRejections,
+  type BoundClaim,
   type ClaimRequest,
   type DrainRequest,
   type LifecycleDeadlines,
@@ -77,11 +78,16 @@ export function nextDeadline(s: LifecycleState): { kind: DeadlineKind; at: numbe
 
 const isBlank = (v: unknown) => typeof v !== 'string' || v.trim().length === 0 || v.length > 128;
 
-export function checkClaim(s: LifecycleState, req: ClaimRequest): Rejection | null {
+export function checkClaim(s: LifecycleState, req: ClaimRequest, bound: BoundClaim | null = null): Rejection | null {
   if (isBlank(req?.tenant))
     return { type: lifecycleRejections.invalidRequest, message: 'tenant must be 1-128 characters' };
   if (isBlank(req.requestId)) {
     return { type: lifecycleRejections.invalidRequest, message: 'requestId must be 1-128 characters' };
+  }
+  // The claim a cold worker was spawned for waits (in the handler) until the worker is ready.
+  if (bound && bound.requestId === req.requestId && (s.state === 'spawning' || s.state === 'activating')) {
+    if (bound.tenant === req.tenant) return null;
+    return { type: lifecycleRejections.invalidRequest, message: 'this request id was made for another tenant' };
   }
   // A repeated request for the claim this worker already serves gets the same lease.
   if (s.state === 'claimed' && s.claimRequestId === req.requestId && s.tenant === req.tenant) return null;

@@ -1,6 +1,6 @@
 // The workerLifecycle workflow's contract: its input, its messages and their answers. Exported
 // as constants so the workflow, CorralClient, the CLI and the tests share one definition.
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { WorkerFailureReason } from '../../lifecycle/failure-reasons';
 import type { WorkerState } from '../../lifecycle/states';
 import type { WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
@@ -163,6 +163,15 @@ export const claimUpdate = defineUpdate<WorkerLease, [ClaimRequest]>('claim');
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
 export const drainUpdate = defineUpdate<WorkerDescription, [DrainRequest]>('drain');
 export const describeQuery = defineQuery<WorkerDescription>('describe');
+/**
+ * The caller of a claim gave up (its timeout passed). A cold worker spawned for it joins the
+ * pool as idle instead; a worker already claimed for it is released back to idle, since nobody
+ * holds that lease.
+ */
+export const abandonClaimSignal = defineSignal<[{ requestId: string }]>('abandonClaim');
+
+/** A run continues as new after this many updates, far below the server's 2,000 per run. */
+export const maxUpdatesPerRun = 1_000;
 
 export function workerLifecycleWorkflowId(pool: string, workerId: string): string {
   return `corral/${pool}/worker/${workerId}`;

@@ -17,8 +17,10 @@ import {
   CancellationScope,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -34,6 +36,7 @@ import type { LifecycleOperation } from '../../lifecycle/operations';
 import { workerPodName } from '../../lifecycle/pod-names';
 import type { WorkerState } from '../../lifecycle/states';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
+import { poolWorkflowId, workerChangedSignal, type WorkerChange } from '../pool/messages';
 import { corralImageKey, corralPoolKey, corralStateKey, corralTenantKey } from '../search-attributes';
 import {
   adoptRow,
@@ -47,10 +50,12 @@ import {
   type Rejection,
 } from './lifecycle-rules';
 import {
+  abandonClaimSignal,
   claimUpdate,
   describeQuery,
   drainUpdate,
   lifecycleRejections,
+  maxUpdatesPerRun,
   releaseUpdate,
   type LifecycleState,
   type WorkerLease,
@@ -88,6 +93,9 @@ const timerSummaries: Record<DeadlineKind, string> = {
 class FenceConverged extends Error {}
 
 const missedDeadline = Symbol('missed deadline');
+
+/** Added after histories existed: worker workflows tell their pool about spawns, claims and ends. */
+const poolNotificationsPatch = 'corral-pool-notifications';
 
 /** The ApplicationFailure type behind an activity error (local activities surface it unwrapped). */
 function failureTypeOf(err: unknown): string | undefined {
@@ -127,29 +135,57 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     }
   }
 
+  /** Updates handled by this run: it continues as new long before the server's per-run limit. */
+  let updatesThisRun = 0;
+  /** The cold-path claim this worker was spawned for has been answered (or can no longer be). */
+  let boundClaimSettled = false;
+  /** A claim whose caller gave up; its worker is not handed to anyone for it. */
+  let abandonedRequestId: string | null = null;
+  const boundClaim = input.boundClaim ?? null;
+
   // --- messages: registered before the first await, so nothing sent across a run boundary is lost
   setHandler(describeQuery, () => describeWorker(s, input));
 
   setHandler(
     claimUpdate,
-    (request) =>
-      exclusiveUpdate(async (): Promise<WorkerLease> => {
-        reject(checkClaim(s, request)); // again: the state may have moved while we waited for the lock
+    async (request): Promise<WorkerLease> => {
+      updatesThisRun++;
+      if (boundClaim?.requestId === request.requestId && !boundClaimSettled && !isTerminal()) {
+        // The cold path: answered once the worker spawned for this claim is ready and claimed.
+        await condition(() => boundClaimSettled || isTerminal());
+        if (s.state !== 'claimed' || s.claimRequestId !== request.requestId) {
+          throw ApplicationFailure.create({
+            type: lifecycleRejections.workerUnavailable,
+            message: `the worker spawned for this claim did not become ready (${s.failureReason ?? s.state})`,
+            nonRetryable: true,
+          });
+        }
+      }
+      return exclusiveUpdate(async (): Promise<WorkerLease> => {
+        reject(checkClaim(s, request, boundClaim)); // again: the state may have moved while we waited for the lock
         if (s.state !== 'claimed') {
           await transition('claimed', 'claim', { tenant: request.tenant, claimRequestId: request.requestId });
           s.deadlines.idleUntil = null;
           s.deadlines.hotIdleUntil = null;
           await activateOrLose(request.tenant);
+          notifyPool({ event: 'claimed' });
         }
         return { workerId, epoch: s.epoch, endpoint: s.endpoint ?? '', tenant: request.tenant };
-      }),
-    { validator: (request) => reject(checkClaim(s, request)) },
+      });
+    },
+    { validator: (request) => reject(checkClaim(s, request, boundClaim)) },
   );
+
+  setHandler(abandonClaimSignal, ({ requestId }) => {
+    abandonedRequestId = requestId;
+    changes++;
+  });
 
   setHandler(
     releaseUpdate,
     (lease) =>
       exclusiveUpdate(async () => {
+        updatesThisRun++;
         reject(checkRelease(s, workerId, lease));
         const policy = s.drainRequested ? 'retire' : settings.releasePolicy;
         const now = Date.now();
@@ -173,6 +209,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     drainUpdate,
     (request) =>
       exclusiveUpdate(async () => {
+        updatesThisRun++;
         reject(checkDrain(s, request));
         s.drainRequested = true;
         if (s.state === 'claimed') {
@@ -206,8 +243,31 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
       }
     });
   }
+  /**
+   * Tells the pool something changed, so it refills and keeps its breaker without polling. Best
+   * effort: a pool that is not running (a worker started on its own, a drained pool) is fine,
+   * since the pool re-reads the registry whenever it wakes.
+   */
+  const notifications: Promise<void>[] = [];
+  function notifyPool(change: Omit<WorkerChange, 'workerId'>): void {
+    if (!patched(poolNotificationsPatch)) return;
+    notifications.push(
+      getExternalWorkflowHandle(poolWorkflowId(pool))
+        .signal(workerChangedSignal, { workerId, ...change })
+        .catch(() => undefined),
+    );
+  }
+  /** A run never closes with a signal still in flight (the server would have to finish it for a closed run). */
+  async function settleNotifications(): Promise<void> {
+    await Promise.all(notifications.splice(0));
+  }
+
   // --- the registry fence ------------------------------------------------------------------
-  const isTerminal = () => s.state === 'retired' || s.state === 'lost';
+  // A declaration, not a const: an update buffered before the workflow started runs its handler
+  // inside setHandler, before the lines below have executed.
+  function isTerminal(): boolean {
+    return s.state === 'retired' || s.state === 'lost';
+  }
 
   async function transition(
     to: WorkerState,
@@ -373,6 +433,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
       pool,
       image: settings.image,
       origin: 'lifecycle_workflow',
+      coldClaim: boundClaim !== null,
     });
     adoptRow(s, row);
     syncSearchAttributes();
@@ -384,12 +445,18 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     s.spawnAttempt = row.spawnAttempt;
     for (;;) {
       const failure = await spawnAndActivate();
-      if (failure === null || isTerminal()) return;
+      if (failure === null || isTerminal()) {
+        notifyPool(
+          failure === null && !isTerminal() ? { event: 'ready' } : { event: 'spawn_failed', reason: s.failureReason },
+        );
+        return;
+      }
       await deletePod(); // the failed attempt's pod and secret
       s.failureReason = failure.reason;
       if (!isRetryableFailure(failure.reason) || s.spawnAttempt >= settings.maxSpawnAttempts) {
         log.warn('worker lost while spawning', { workerId, ...failure, spawnAttempt: s.spawnAttempt });
         await transition('lost', 'mark_lost', { failureReason: failure.reason });
+        notifyPool({ event: 'spawn_failed', reason: failure.reason });
         return;
       }
       log.info('respawning', { workerId, ...failure, spawnAttempt: s.spawnAttempt });
@@ -465,7 +532,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     if (failure) return failure;
 
     const claim = input.boundClaim;
-    if (claim) {
+    if (claim && abandonedRequestId !== claim.requestId) {
       await transition('claimed', 'claim', { tenant: claim.tenant, claimRequestId: claim.requestId });
       const bound = await activate(claim.tenant);
       if (bound) {
@@ -479,6 +546,20 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     }
     s.deadlines.refreshAt = s.credential.expiresAt - settings.credentialRefreshLeadMs;
     return null;
+  }
+
+  /** A claim's caller gave up before it got its lease: nobody holds the worker, so it goes back to idle. */
+  async function releaseAbandonedClaim(): Promise<void> {
+    if (s.state !== 'claimed' || s.claimRequestId !== abandonedRequestId) return;
+    abandonedRequestId = null;
+    if (s.drainRequested) {
+      await transition('draining', 'release');
+      return;
+    }
+    await transition('idle', 'release', { tenant: null, claimRequestId: null });
+    s.deadlines.idleUntil = settings.idleTtlMs === null ? null : Date.now() + settings.idleTtlMs;
+    const failure = await activate(null);
+    if (failure) await lose(failure.reason);
   }
 
   async function refreshCredentials(): Promise<void> {
@@ -592,7 +673,11 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
   function shouldContinueAsNew(): boolean {
     const info = workflowInfo();
     const threshold = input.continueAsNewAfterEvents;
-    return info.continueAsNewSuggested || (threshold !== undefined && info.historyLength >= threshold);
+    return (
+      info.continueAsNewSuggested ||
+      updatesThisRun >= maxUpdatesPerRun ||
+      (threshold !== undefined && info.historyLength >= threshold)
+    );
   }
 
   // --- the main loop ---------------------------------------------------------------------------
@@ -602,8 +687,11 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
         await exclusive(startLife);
       } catch (err) {
         if (!(err instanceof FenceConverged)) throw err;
+      } finally {
+        boundClaimSettled = true;
       }
     }
+    boundClaimSettled = true;
     syncSearchAttributes();
     while (!isTerminal()) {
       try {
@@ -614,6 +702,10 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
         if (s.state === 'spawning' || s.state === 'activating') {
           // Only after adopting someone else's row mid-spawn: this life cannot be resumed, so end it.
           await exclusive(() => transition('draining', 'drain'));
+          continue;
+        }
+        if (abandonedRequestId !== null && s.state === 'claimed' && s.claimRequestId === abandonedRequestId) {
+          await exclusive(releaseAbandonedClaim);
           continue;
         }
         if (isServing()) ensureMonitor();
@@ -630,6 +722,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
         else if (shouldContinueAsNew() && !isTerminal()) {
           await condition(() => allHandlersFinished() && !busy);
           stopMonitor();
+          await settleNotifications();
           await continueAsNew<typeof workerLifecycleWorkflow>({ ...input, boundClaim: null, carried: s });
         }
       } catch (err) {
@@ -640,6 +733,8 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     stopMonitor();
     // An end someone else decided (adopted after a fence miss) still takes our pod with it.
     if (!podDeleted && (s.podName || input.carried === undefined)) await deletePod();
+    notifyPool({ event: 'ended', reason: s.failureReason });
+    await settleNotifications();
     await condition(allHandlersFinished);
     return { workerId, state: s.state as 'retired' | 'lost', epoch: s.epoch, failureReason: s.failureReason };
   } catch (err) {
@@ -647,6 +742,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
       // Cancelled by an operator: the pod and secret still go, and the row ends retired.
       await CancellationScope.nonCancellable(async () => {
         stopMonitor();
+        await settleNotifications();
         await deletePod();
         if (!isTerminal()) {
           try {

@@ -1,0 +1,48 @@
+// Pool and claim metrics. Label values: the pool name (operator-configured, a bounded set), the
+// claim path and the miss reason (typed constants below). Never a tenant or a request id.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { BreakerState } from '../workflows/pool/messages';
+
+export const claimPaths = ['warm', 'cold'] as const;
+export type ClaimPath = (typeof claimPaths)[number];
+
+export const warmCapacityMissReasons = ['no_idle_worker'] as const;
+export type WarmCapacityMissReason = (typeof warmCapacityMissReasons)[number];
+
+export interface PoolMetrics {
+  setBreakerState(pool: string, state: BreakerState): void;
+  countWarmCapacityMiss(pool: string, reason: WarmCapacityMissReason): void;
+  observeClaim(pool: string, path: ClaimPath, seconds: number): void;
+}
+
+/** 0 closed, 1 half-open, 2 open: alert on `> 0`, graph the value. */
+export function breakerGaugeValue(state: BreakerState): number {
+  return state === 'closed' ? 0 : state === 'half_open' ? 1 : 2;
+}
+
+export function createPoolMetrics(register: Registry): PoolMetrics {
+  const breaker = new Gauge({
+    name: 'corral_spawn_breaker_state',
+    help: "A pool's spawn circuit breaker: 0 closed, 1 half-open, 2 open.",
+    labelNames: ['pool'] as const,
+    registers: [register],
+  });
+  const misses = new Counter({
+    name: 'corral_warm_capacity_misses_total',
+    help: 'Claims that found no warm worker and took the cold path (spawn bound to the claim).',
+    labelNames: ['pool', 'reason'] as const,
+    registers: [register],
+  });
+  const claims = new Histogram({
+    name: 'corral_claim_duration_seconds',
+    help: 'From claim request to lease, by pool and path (warm: an idle worker; cold: spawned for the claim).',
+    labelNames: ['pool', 'path'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [register],
+  });
+  return {
+    setBreakerState: (pool, state) => breaker.set({ pool }, breakerGaugeValue(state)),
+    countWarmCapacityMiss: (pool, reason) => misses.inc({ pool, reason }),
+    observeClaim: (pool, path, seconds) => claims.observe({ pool, path }, Math.max(0, seconds)),
+  };
+}

@@ -1,0 +1,313 @@
+// The pools and claims side of the registry: applied specs, pool status, the breaker state the
+// cold path reads, warm-worker reservations, claim idempotency and the maxWorkers gate. Every
+// decision that must be atomic is one SQL function (migrations/1732400000000_pools-and-claims.sql).
+import type pg from 'pg';
+import type { PoolSpec } from '../config/pool-spec';
+import type { TransitionOrigin } from '../lifecycle/operations';
+import type { WorkerState } from '../lifecycle/states';
+import type { BreakerState } from '../workflows/pool/messages';
+import { RegistryUnavailableError } from './errors';
+
+export const poolStatuses = ['active', 'draining', 'drained'] as const;
+export type PoolStatus = (typeof poolStatuses)[number];
+
+export interface PoolRecord {
+  name: string;
+  spec: PoolSpec;
+  generation: number;
+  status: PoolStatus;
+  breakerState: BreakerState;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface PoolInventory {
+  /** Live (non-terminal) workers by state. */
+  counts: Partial<Record<WorkerState, number>>;
+  live: number;
+  /** Ids of workers still spawning or activating. */
+  starting: string[];
+  /** State of each asked-about worker (absent: no row). */
+  asked: Record<string, WorkerState>;
+}
+
+export type BeginClaimResult =
+  | { outcome: 'granted'; workerId: string; epoch: number; endpoint: string; path: 'warm' | 'cold' }
+  | { outcome: 'in_progress' }
+  | { outcome: 'tenant_mismatch'; tenant: string }
+  | { outcome: 'pool_not_found' | 'pool_draining' | 'no_warm_worker' }
+  | { outcome: 'reserved'; workerId: string; epoch: number; fromState: 'idle' | 'hot_idle' };
+
+export type ReserveSlotResult =
+  | { outcome: 'reserved' | 'exists' | 'pool_not_found' | 'pool_draining' | 'breaker_open' }
+  | { outcome: 'at_capacity'; live: number; maxWorkers: number };
+
+type Row = Record<string, unknown>;
+
+function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code;
+    return code ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}
+
+function toPool(row: Row): PoolRecord {
+  return {
+    name: String(row.name),
+    spec: row.spec as PoolSpec,
+    generation: Number(row.generation),
+    status: row.status as PoolStatus,
+    breakerState: row.breaker_state as BreakerState,
+    createdAt: new Date(row.created_at as string),
+    updatedAt: new Date(row.updated_at as string),
+  };
+}
+
+export class PoolStore {
+  constructor(private readonly db: pg.Pool) {}
+
+  /**
+   * Creates or updates a pool. Idempotent: the same spec again changes nothing (same
+   * generation). A drained pool applied again becomes active; a draining one is refused.
+   */
+  async applyPool(spec: PoolSpec): Promise<{ pool: PoolRecord; created: boolean; changed: boolean }> {
+    // jsonb equality ignores key order, so "the same spec" compares equal however it was written.
+    // `before` must not lock: a row the upsert already changed in this statement is invisible to FOR UPDATE.
+    const json = JSON.stringify(spec);
+    const rows = await this.query(
+      `WITH before AS (SELECT generation, status FROM pools WHERE name = $1),
+       upserted AS (
+         INSERT INTO pools (name, spec) VALUES ($1, $2::jsonb)
+         ON CONFLICT (name) DO UPDATE SET
+           spec = EXCLUDED.spec,
+           generation = CASE WHEN pools.spec = EXCLUDED.spec THEN pools.generation ELSE pools.generation + 1 END,
+           status = CASE WHEN pools.status = 'drained' THEN 'active' ELSE pools.status END,
+           breaker_state = CASE WHEN pools.status = 'drained' THEN 'closed' ELSE pools.breaker_state END,
+           updated_at = CASE WHEN pools.spec = EXCLUDED.spec AND pools.status <> 'drained' THEN pools.updated_at ELSE now() END
+         WHERE pools.status <> 'draining'
+         RETURNING *
+       )
+       SELECT u.*, (SELECT generation FROM before) AS generation_before, (SELECT status FROM before) AS status_before
+       FROM upserted u
+       UNION ALL
+       SELECT p.*, p.generation, p.status FROM pools p WHERE p.name = $1 AND NOT EXISTS (SELECT 1 FROM upserted)`,
+      [spec.name, json],
+    );
+    const row = rows[0];
+    const pool = toPool(row);
+    const created = row.generation_before == null;
+    const changed = created || Number(row.generation_before) !== pool.generation || row.status_before === 'drained';
+    return { pool, created, changed };
+  }
+
+  async getPool(name: string): Promise<PoolRecord | null> {
+    const rows = await this.query(`SELECT * FROM pools WHERE name = $1`, [name]);
+    return rows[0] ? toPool(rows[0]) : null;
+  }
+
+  async listPools(): Promise<PoolRecord[]> {
+    return (await this.query(`SELECT * FROM pools ORDER BY name`, [])).map(toPool);
+  }
+
+  /** Stops new claims at once (the pool workflow then drains the workers). Idempotent. */
+  async markDraining(name: string): Promise<PoolRecord | null> {
+    const rows = await this.query(
+      `UPDATE pools SET status = CASE WHEN status = 'drained' THEN status ELSE 'draining' END, updated_at = now()
+       WHERE name = $1 RETURNING *`,
+      [name],
+    );
+    return rows[0] ? toPool(rows[0]) : null;
+  }
+
+  /** The pool workflow's last word on a drain: only a draining pool becomes drained. */
+  async markDrained(name: string): Promise<void> {
+    await this.query(
+      `UPDATE pools SET status = 'drained', updated_at = now() WHERE name = $1 AND status = 'draining'`,
+      [name],
+    );
+  }
+
+  async recordBreakerState(name: string, state: BreakerState): Promise<void> {
+    await this.query(
+      `UPDATE pools SET breaker_state = $2, updated_at = now() WHERE name = $1 AND breaker_state <> $2`,
+      [name, state],
+    );
+  }
+
+  /**
+   * Live workers by state, plus the state of each of `ask` (even when terminal), from ONE query:
+   * one snapshot, so a worker moving between two reads can never be counted twice or not at all.
+   */
+  async inventory(pool: string, ask: string[] = []): Promise<PoolInventory> {
+    const rows = await this.query(
+      `SELECT id, state FROM workers
+       WHERE pool = $1 AND (state NOT IN ('retired', 'lost') OR id = ANY ($2::text[]))`,
+      [pool, ask],
+    );
+    const counts: PoolInventory['counts'] = {};
+    const starting: string[] = [];
+    const asked: Record<string, WorkerState> = {};
+    const wanted = new Set(ask);
+    let live = 0;
+    for (const row of rows) {
+      const id = String(row.id);
+      const state = row.state as WorkerState;
+      if (wanted.has(id)) asked[id] = state;
+      if (state === 'retired' || state === 'lost') continue;
+      counts[state] = (counts[state] ?? 0) + 1;
+      live++;
+      if (state === 'spawning' || state === 'activating') starting.push(id);
+    }
+    return { counts, live, starting, asked };
+  }
+
+  /** Live workers of a pool (for drain): id, state. */
+  async liveWorkers(pool: string): Promise<{ id: string; state: WorkerState }[]> {
+    const rows = await this.query(
+      `SELECT id, state FROM workers WHERE pool = $1 AND state NOT IN ('retired', 'lost') ORDER BY id`,
+      [pool],
+    );
+    return rows.map((r) => ({ id: String(r.id), state: r.state as WorkerState }));
+  }
+
+  async beginClaim(input: {
+    pool: string;
+    requestId: string;
+    tenant: string;
+    pendingMs: number;
+    reserveMs: number;
+  }): Promise<BeginClaimResult> {
+    const rows = await this.query(`SELECT * FROM corral_begin_claim($1, $2, $3, $4, $5)`, [
+      input.pool,
+      input.requestId,
+      input.tenant,
+      Math.ceil(input.pendingMs),
+      Math.ceil(input.reserveMs),
+    ]);
+    const row = rows[0];
+    switch (row.outcome) {
+      case 'granted':
+        return {
+          outcome: 'granted',
+          workerId: String(row.worker_id),
+          epoch: Number(row.epoch),
+          endpoint: String(row.endpoint ?? ''),
+          path: row.path === 'cold' ? 'cold' : 'warm',
+        };
+      case 'reserved':
+        return {
+          outcome: 'reserved',
+          workerId: String(row.worker_id),
+          epoch: Number(row.epoch),
+          fromState: row.from_state === 'hot_idle' ? 'hot_idle' : 'idle',
+        };
+      case 'tenant_mismatch':
+        return { outcome: 'tenant_mismatch', tenant: String(row.from_state) };
+      case 'in_progress':
+      case 'pool_not_found':
+      case 'pool_draining':
+      case 'no_warm_worker':
+        return { outcome: row.outcome };
+      default:
+        throw new RegistryUnavailableError(`corral_begin_claim answered ${String(row.outcome)}`);
+    }
+  }
+
+  /** After the reserved worker refused (it moved on): reserve another warm worker, if any. */
+  async reserveAnotherWarm(input: {
+    pool: string;
+    requestId: string;
+    tenant: string;
+    reserveMs: number;
+    release: string;
+  }): Promise<{ workerId: string; epoch: number; fromState: 'idle' | 'hot_idle' } | null> {
+    await this.clearReservation(input.release, input.requestId);
+    const rows = await this.query(`SELECT * FROM corral_reserve_warm($1, $2, $3, $4)`, [
+      input.pool,
+      input.requestId,
+      input.tenant,
+      Math.ceil(input.reserveMs),
+    ]);
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      workerId: String(row.worker_id),
+      epoch: Number(row.epoch),
+      fromState: row.from_state === 'hot_idle' ? 'hot_idle' : 'idle',
+    };
+  }
+
+  /** Records the lease a claim got, so every repeat of its request id gets the same one. */
+  async grantClaim(input: {
+    pool: string;
+    requestId: string;
+    workerId: string;
+    epoch: number;
+    endpoint: string;
+    path: 'warm' | 'cold';
+  }): Promise<void> {
+    await this.query(
+      `WITH granted AS (
+         UPDATE claims SET status = 'granted', worker_id = $3, epoch = $4, endpoint = $5, path = $6, updated_at = now()
+         WHERE pool = $1 AND request_id = $2
+       )
+       UPDATE workers SET reserved_by = NULL, reserved_until = NULL WHERE id = $3 AND reserved_by = $2`,
+      [input.pool, input.requestId, input.workerId, input.epoch, input.endpoint, input.path],
+    );
+  }
+
+  /** Forgets a claim that was refused or gave up, so its request id may be tried again. */
+  async dropClaim(input: { pool: string; requestId: string; workerId?: string | null }): Promise<void> {
+    await this.query(
+      `WITH dropped AS (DELETE FROM claims WHERE pool = $1 AND request_id = $2 AND status = 'pending')
+       UPDATE workers SET reserved_by = NULL, reserved_until = NULL WHERE id = $3 AND reserved_by = $2`,
+      [input.pool, input.requestId, input.workerId ?? null],
+    );
+  }
+
+  /** Marks a pending claim as taking the cold path, with the worker spawned for it. */
+  async noteColdClaim(input: { pool: string; requestId: string; workerId: string }): Promise<void> {
+    await this.query(
+      `UPDATE claims SET path = 'cold', worker_id = $3, updated_at = now() WHERE pool = $1 AND request_id = $2`,
+      [input.pool, input.requestId, input.workerId],
+    );
+  }
+
+  /** Capacity for one new worker, checked and taken atomically (see corral_reserve_worker_slot). */
+  async reserveWorkerSlot(input: {
+    pool: string;
+    workerId: string;
+    image: string;
+    origin: TransitionOrigin;
+    requireClosedBreaker: boolean;
+  }): Promise<ReserveSlotResult> {
+    const rows = await this.query(`SELECT * FROM corral_reserve_worker_slot($1, $2, $3, $4, $5)`, [
+      input.pool,
+      input.workerId,
+      input.image,
+      input.origin,
+      input.requireClosedBreaker,
+    ]);
+    const row = rows[0];
+    if (row.outcome === 'at_capacity') {
+      return { outcome: 'at_capacity', live: Number(row.live_workers), maxWorkers: Number(row.max_workers) };
+    }
+    return { outcome: row.outcome as Exclude<ReserveSlotResult['outcome'], 'at_capacity'> };
+  }
+
+  private async clearReservation(workerId: string, requestId: string): Promise<void> {
+    await this.query(
+      `UPDATE workers SET reserved_by = NULL, reserved_until = NULL WHERE id = $1 AND reserved_by = $2`,
+      [workerId, requestId],
+    );
+  }
+
+  private async query(sql: string, params: unknown[]): Promise<Row[]> {
+    try {
+      return (await this.db.query(sql, params)).rows as Row[];
+    } catch (err) {
+      throw new RegistryUnavailableError(describeError(err));
+    }
+  }
+}

@@ -1,0 +1,227 @@
+// poolWorkflow (`corral/<pool>/pool`): a pool's capacity. Keeps `minIdle` idle workers, never
+// more than `maxWorkers` (the registry's gate, shared with the claim cold path), refills at the
+// spec's rate, owns the spawn circuit breaker, and drains every worker when asked.
+//
+// It holds no worker state of its own that could go stale: every wake re-reads the registry
+// (counts by state), so a restart, a continue-as-new or a lost signal never loses the pool's
+// view (the failure mode of controllers that keep scaling state in memory). What it carries is
+// only what the registry cannot tell: the breaker, the spawns awaiting a verdict, the refill
+// window and whether a drain was asked for.
+//
+// Claims never pass through here. Worker workflows signal it when something changed (ready,
+// spawn failed, claimed, ended); signals carry no limit on in-flight count and only wake it.
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { PoolActivities, PoolView } from '../../activities/pool-activities';
+import {
+  describePoolQuery,
+  drainPoolUpdate,
+  poolSpecChangedSignal,
+  workerChangedSignal,
+  type PoolCarriedState,
+  type PoolDescription,
+  type PoolWorkflowInput,
+  type PoolWorkflowResult,
+  type WorkerChange,
+} from './messages';
+import {
+  advanceBreaker,
+  breakerWakeAt,
+  closedBreaker,
+  recordSpawnFailure,
+  recordSpawnSuccess,
+  spawnAllowance,
+} from './spawn-breaker';
+
+const quickly = proxyLocalActivities<PoolActivities>({
+  startToCloseTimeout: '10s',
+  scheduleToCloseTimeout: '10m',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+});
+
+const slowly = proxyActivities<PoolActivities>({
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+});
+
+const minute = 60_000;
+/** Spawn verdicts remembered so a late signal is not counted twice (a signal lags seconds at most). */
+const accountedMemory = 500;
+const defaultReconcileIntervalMs = 30_000;
+/** While draining, how often the pool re-checks what is left (worker ends also wake it). */
+const drainPollMs = 5_000;
+
+/** Worker ids are random but recorded (uuid4 is deterministic in workflows); short for pod names. */
+function newWorkerId(): string {
+  return `w${uuid4().replace(/-/g, '').slice(0, 12)}`;
+}
+
+export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkflowResult> {
+  const { pool } = input;
+  const reconcileIntervalMs = input.reconcileIntervalMs ?? defaultReconcileIntervalMs;
+  const s: PoolCarriedState = input.carried ?? {
+    breaker: closedBreaker(),
+    pendingSpawns: [],
+    recentSpawnTimes: [],
+    drainRequested: false,
+    accounted: [],
+    generation: 0,
+    totals: { spawnsStarted: 0, spawnsSucceeded: 0, spawnsFailed: 0, probes: 0, breakerOpened: 0 },
+  };
+  let view: PoolView | null = null;
+  /** Worker events since the last turn, in arrival order. */
+  const changes: WorkerChange[] = [];
+  let wakeups = 0;
+
+  const describe = (): PoolDescription => ({
+    pool,
+    generation: s.generation,
+    draining: s.drainRequested,
+    breaker: s.breaker,
+    pendingSpawns: s.pendingSpawns,
+    inventory: view?.counts ?? {},
+    totals: s.totals,
+  });
+
+  setHandler(describePoolQuery, describe);
+  setHandler(workerChangedSignal, (change) => {
+    changes.push(change);
+    wakeups++;
+  });
+  setHandler(poolSpecChangedSignal, () => void wakeups++);
+  setHandler(drainPoolUpdate, () => {
+    s.drainRequested = true;
+    wakeups++;
+    return describe();
+  });
+
+  const breakerSettings = () => view?.breaker ?? { failureThreshold: 5, cooldownMs: minute, successThreshold: 1 };
+
+  /**
+   * Each spawn's verdict counts once, whichever tells first: the worker's signal, or the registry
+   * showing that a spawn this pool is waiting on has left spawning/activating. Every outcome
+   * counts, cold-path spawns too (they reach the pool only by signal).
+   */
+  function recordOutcome(workerId: string, ok: boolean, reason: string | null, now: number): void {
+    if (s.accounted.includes(workerId)) return;
+    s.accounted = [...s.accounted, workerId].slice(-accountedMemory);
+    if (ok) {
+      s.totals.spawnsSucceeded++;
+      s.breaker = recordSpawnSuccess(s.breaker, breakerSettings(), workerId);
+      return;
+    }
+    s.totals.spawnsFailed++;
+    const wasOpen = s.breaker.state === 'open';
+    s.breaker = recordSpawnFailure(s.breaker, breakerSettings(), workerId, now, s.generation);
+    if (!wasOpen && s.breaker.state === 'open') {
+      s.totals.breakerOpened++;
+      log.warn('spawn breaker opened', { pool, reason, failures: s.breaker.consecutiveFailures });
+    }
+  }
+
+  function absorbVerdicts(current: PoolView, now: number): void {
+    for (const change of changes.splice(0)) {
+      if (change.event === 'ready') recordOutcome(change.workerId, true, null, now);
+      else if (change.event === 'spawn_failed') recordOutcome(change.workerId, false, change.reason ?? null, now);
+    }
+    // A spawn stops being pending only when the same registry snapshot that gives the counts
+    // shows it has left spawning/activating: a signal that outran the snapshot must not leave a
+    // worker counted neither as pending nor as idle (that would spawn one too many).
+    for (const id of [...s.pendingSpawns]) {
+      const state = current.asked[id];
+      if (state === 'spawning' || state === 'activating') continue;
+      if (state === 'idle' || state === 'claimed' || state === 'hot_idle') recordOutcome(id, true, null, now);
+      else if (state === 'lost') recordOutcome(id, false, 'lost', now);
+      s.pendingSpawns = s.pendingSpawns.filter((pending) => pending !== id);
+    }
+  }
+
+  let recordedBreaker: string | null = input.carried ? s.breaker.state : null;
+  async function recordBreaker(): Promise<void> {
+    if (recordedBreaker === s.breaker.state) return;
+    await quickly.recordPoolBreaker({ pool, state: s.breaker.state });
+    recordedBreaker = s.breaker.state;
+  }
+
+  /** Spawns allowed by the refill rate now, and when the next one frees up. */
+  function refillBudget(now: number, perMinute: number): { budget: number; nextAt: number | null } {
+    s.recentSpawnTimes = s.recentSpawnTimes.filter((t) => t > now - minute);
+    const budget = Math.max(0, perMinute - s.recentSpawnTimes.length);
+    return { budget, nextAt: budget === 0 ? (s.recentSpawnTimes[0] ?? now) + minute : null };
+  }
+
+  async function refill(current: PoolView, now: number): Promise<number | null> {
+    const idle = current.counts.idle ?? 0;
+    const need = current.minIdle - idle - s.pendingSpawns.length;
+    if (need <= 0) return null;
+    const room = current.maxWorkers - current.live;
+    const { budget, nextAt } = refillBudget(now, current.refillPerMinute);
+    const count = Math.min(need, room, budget, spawnAllowance(s.breaker));
+    if (count <= 0) return nextAt;
+    const ids = Array.from({ length: count }, newWorkerId);
+    const probe = s.breaker.state === 'half_open';
+    if (probe) s.breaker = { ...s.breaker, probeWorkerId: ids[0] };
+    const { started, stoppedBy } = await slowly.startPoolWorkers({ pool, workerIds: ids });
+    if (probe) s.totals.probes += started.length;
+    s.pendingSpawns.push(...started);
+    s.totals.spawnsStarted += started.length;
+    for (let i = 0; i < started.length; i++) s.recentSpawnTimes.push(now);
+    if (stoppedBy) log.info('refill stopped early', { pool, stoppedBy, started: started.length });
+    return null;
+  }
+
+  function shouldContinueAsNew(): boolean {
+    const info = workflowInfo();
+    const threshold = input.continueAsNewAfterEvents;
+    return info.continueAsNewSuggested || (threshold !== undefined && info.historyLength >= threshold);
+  }
+
+  for (;;) {
+    const seen = wakeups;
+    const now = Date.now();
+    view = await quickly.readPool({ pool, ask: s.pendingSpawns });
+    absorbVerdicts(view, now);
+    if (s.breaker.probeWorkerId && !s.pendingSpawns.includes(s.breaker.probeWorkerId)) {
+      // The probe ended without a verdict we heard: let the next turn probe again.
+      s.breaker = { ...s.breaker, probeWorkerId: null };
+    }
+    if (view.generation !== s.generation && view.exists) s.generation = view.generation;
+    s.breaker = advanceBreaker(s.breaker, view.breaker, now, s.generation);
+    await recordBreaker();
+
+    const draining = s.drainRequested || view.status !== 'active';
+    let wakeAt: number | null = null;
+    if (draining) {
+      s.drainRequested = true;
+      if (view.live === 0) {
+        await quickly.markPoolDrained(pool);
+        await condition(allHandlersFinished);
+        return { pool, status: 'drained', totals: s.totals };
+      }
+      await slowly.drainPoolWorkers(pool);
+      wakeAt = now + drainPollMs;
+    } else {
+      wakeAt = await refill(view, now);
+    }
+
+    if (shouldContinueAsNew()) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof poolWorkflow>({ ...input, carried: s });
+    }
+    const candidates = [now + reconcileIntervalMs, wakeAt, breakerWakeAt(s.breaker, view.breaker)].filter(
+      (t): t is number => t !== null,
+    );
+    const sleepMs = Math.max(1, Math.min(...candidates) - Date.now());
+    await condition(() => wakeups !== seen, sleepMs);
+  }
+}

@@ -1,0 +1,118 @@
+// End-to-end plumbing for pools and claims: the lifecycle e2e world (dev server, fresh registry,
+// process runtime running the real demo worker) plus an in-process corral worker with every
+// activity (pools, janitor, a Temporal client) and a CorralClient on the same task queue.
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Registry } from 'prom-client';
+import { createCorralActivities } from '../../src/activities';
+import { CorralClient } from '../../src/client/corral-client';
+import type { PoolSpecInput } from '../../src/config/pool-spec';
+import { repoRoot } from '../../src/embedded/tools';
+import { waitFor } from '../../src/embedded/wait';
+import type { WorkerState } from '../../src/lifecycle/states';
+import { createPoolMetrics } from '../../src/metrics/pool-metrics';
+import { PoolStore } from '../../src/registry/pool-store';
+import { useLifecycleE2e, type LifecycleE2e } from './lifecycle-e2e';
+
+export interface PoolE2e extends LifecycleE2e {
+  corral: CorralClient;
+  pools: PoolStore;
+  taskQueue: string;
+  /** The corral worker's metrics (breaker gauge, warm-capacity misses). */
+  metrics: Registry;
+  /** Live workers of a pool by state, from the registry. */
+  counts(pool: string): Promise<Partial<Record<WorkerState, number>>>;
+  waitForCounts(pool: string, want: Partial<Record<WorkerState, number>>, timeoutMs?: number): Promise<void>;
+  metricValue(name: string, labels: Record<string, string>): Promise<number>;
+}
+
+export const demoWorkerImage = path.join(repoRoot, 'bin', 'corral-demo-worker');
+
+/** A small, quick pool of demo workers; tests override what they look at. */
+export function demoPoolSpec(name: string, overrides: Partial<PoolSpecInput> = {}): PoolSpecInput {
+  return {
+    name,
+    runtime: 'process',
+    image: demoWorkerImage,
+    port: 8080,
+    minIdle: 1,
+    maxWorkers: 10,
+    refillPerMinute: 600,
+    releasePolicy: 'hot_idle',
+    maxSpawnAttempts: 2,
+    resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 500, memoryMiB: 256 } },
+    deadlines: { spawn: '60s', activation: '15s', hotIdleTtl: '10m', maxLifetime: '1h', drain: '5m' },
+    health: { interval: '1s', failureThreshold: 2 },
+    breaker: { failureThreshold: 3, cooldown: '2s', successThreshold: 1 },
+    ...overrides,
+  };
+}
+
+export async function usePoolE2e(): Promise<PoolE2e> {
+  const e2e = await useLifecycleE2e();
+  const taskQueue = `pools-e2e-${process.pid}-${Date.now()}`;
+  const metrics = new Registry();
+  const pools = new PoolStore(e2e.registry.db);
+  const connection = await NativeConnection.connect({ address: e2e.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: e2e.temporal.namespace,
+    taskQueue,
+    workflowsPath: require.resolve('../../src/workflows'),
+    activities: createCorralActivities({
+      store: e2e.registry.store,
+      runtime: e2e.runtime,
+      heartbeatIntervalMs: 1_000,
+      temporal: e2e.client,
+      pools,
+      poolMetrics: createPoolMetrics(metrics),
+    }),
+    maxConcurrentActivityTaskExecutions: 200,
+    maxConcurrentLocalActivityExecutions: 200,
+  });
+  const running = worker.run();
+  const corral = new CorralClient({ temporal: e2e.client, db: e2e.registry.db, taskQueue });
+
+  const counts = async (pool: string) => (await pools.inventory(pool)).counts;
+  return {
+    ...e2e,
+    corral,
+    pools,
+    taskQueue,
+    metrics,
+    counts,
+    async waitForCounts(pool, want, timeoutMs = 120_000) {
+      let last: Partial<Record<WorkerState, number>> = {};
+      try {
+        await waitFor(
+          async () => {
+            last = await counts(pool);
+            return Object.entries(want).every(([state, n]) => (last[state as WorkerState] ?? 0) === n);
+          },
+          { what: `pool ${pool} to have ${JSON.stringify(want)}`, timeoutMs, intervalMs: 200 },
+        );
+      } catch (err) {
+        throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}`);
+      }
+    },
+    async metricValue(name, labels) {
+      const metric = (await metrics.getMetricsAsJSON()).find((m) => m.name === name);
+      const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+      return value?.value ?? 0;
+    },
+    async close() {
+      // Pools first: their workflows would otherwise respawn what the runtime cleanup deletes.
+      for (const record of await pools.listPools()) {
+        try {
+          await e2e.client.workflow.getHandle(`corral/${record.name}/pool`).terminate('test cleanup');
+        } catch {
+          // already ended
+        }
+      }
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await e2e.close();
+    },
+  };
+}
