@@ -347,7 +347,9 @@ export class CorralClient {
     const handle = this.temporal.workflow.getHandle(workerLifecycleWorkflowId(pool, workerId));
     try {
       return await this.temporal.connection.withDeadline(deadline, () =>
-        handle.executeUpdate(claimUpdate, { args: [{ tenant, requestId }], updateId: `claim/${requestId}` }),
+        // No fixed update id: a retried claim (after a timeout) must reach the workflow again, not be
+        // answered with the earlier attempt's outcome. Idempotency is the claims table's and checkClaim's.
+        handle.executeUpdate(claimUpdate, { args: [{ tenant, requestId }] }),
       );
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;

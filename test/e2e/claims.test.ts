@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ClaimResult } from '../../src/client/corral-client';
 import { CorralError } from '../../src/client/errors';
+import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { recordHistory } from '../harness/lifecycle-env';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 
 let e2e: PoolE2e;
@@ -43,6 +45,13 @@ test('100 concurrent claims: distinct leases, 10 warm, 30 cold, the rest at_capa
   assert.equal(errors.length, 60);
 
   assert.equal(new Set(leases.map((l) => l.lease.workerId)).size, leases.length, 'no worker went to two claims');
+  const coldOne = leases.find((l) => l.lease.path === 'cold');
+  if (coldOne) {
+    await recordHistory(
+      e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, coldOne.lease.workerId)),
+      'cold-claim',
+    );
+  }
   assert.equal(new Set(leases.map((l) => l.lease.endpoint)).size, leases.length);
   for (const { lease } of leases) {
     assert.equal((await e2e.corral.checkLease(lease)).status, 'valid');
@@ -97,4 +106,28 @@ test('bad claim input is refused with a typed error naming the field, and nothin
   const afterCount = await e2e.registry.db.query('SELECT count(*)::int AS n FROM claims');
   assert.equal(afterCount.rows[0].n, before.rows[0].n);
   assert.equal(await e2e.pools.getPool('bad'), null);
+});
+
+test('a claim that times out frees its request id; the worker spawned for it joins the pool idle', async () => {
+  const pool = 'slow';
+  // A worker that takes 3 s to start, and no warm capacity: the claim must take the cold path.
+  await e2e.corral.applyPool(
+    demoPoolSpec(pool, { minIdle: 0, maxWorkers: 2, env: { DEMO_WORKER_START_DELAY_MS: '3000' } }),
+  );
+  await assert.rejects(
+    e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1', timeout: '500ms' }),
+    (err) => err instanceof CorralError && err.code === 'timeout',
+  );
+  // Nobody holds a lease for it, so the cold worker becomes idle capacity instead of claimed.
+  await e2e.waitForCounts(pool, { idle: 1, claimed: 0, spawning: 0, activating: 0 });
+  const [worker] = await e2e.registry.store.listWorkers({ pool, states: ['idle'] });
+  assert.equal(worker.tenant, null);
+  await recordHistory(
+    e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, worker.id)),
+    'abandoned-cold-claim',
+  );
+
+  // The request id is free again: retried, it gets that worker, warm.
+  const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1' });
+  assert.deepEqual([lease.workerId, lease.path], [worker.id, 'warm']);
 });

@@ -4,10 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { isCorralError } from '../../src/client/errors';
+import { parsePoolSpec } from '../../src/config/pool-spec';
 import { describePoolQuery, poolWorkflowId } from '../../src/workflows/pool/messages';
 import { workerProcessGroups } from '../harness/process-inspection';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 import { waitFor } from '../../src/embedded/wait';
+import { recordHistory } from '../harness/lifecycle-env';
 
 let e2e: PoolE2e;
 before(async () => {
@@ -115,6 +117,7 @@ test('a bad image opens the breaker, one probe at a time in half-open, a fixed s
   await e2e.waitForCounts(pool, { idle: 3, spawning: 0, activating: 0 });
   const closed = await handle.query(describePoolQuery);
   assert.equal(closed.breaker.state, 'closed');
+  await recordHistory(handle, 'pool-breaker');
   assert.equal(await e2e.metricValue('corral_spawn_breaker_state', { pool }), 0, 'gauge says closed');
 });
 
@@ -179,6 +182,7 @@ test('drain: no new claims, claimed workers drain after release, every pod and r
 
   const result = await e2e.corral.waitForDrained(pool);
   assert.equal(result.status, 'drained');
+  await recordHistory(e2e.client.workflow.getHandle(poolWorkflowId(pool)), 'pool-fill-drain');
   const rows = await rowsOf(pool);
   assert.ok(rows.length >= 3);
   assert.ok(
@@ -191,4 +195,37 @@ test('drain: no new claims, claimed workers drain after release, every pod and r
     'no pod and no secret left in the runtime',
   );
   assert.equal((await e2e.pools.getPool(pool))?.status, 'drained');
+});
+
+test('the pool continues as new and carries on: same workers, breaker and totals, no extra spawns', async () => {
+  const pool = 'longlived';
+  await e2e.pools.applyPool(parsePoolSpec(demoPoolSpec(pool, { minIdle: 2, maxWorkers: 4 })));
+  // Started directly (not by applyPool) to set a low history threshold and a fast reconcile tick.
+  const first = await e2e.client.workflow.start('poolWorkflow', {
+    taskQueue: e2e.taskQueue,
+    workflowId: poolWorkflowId(pool),
+    args: [{ pool, continueAsNewAfterEvents: 40, reconcileIntervalMs: 200 }],
+  });
+  await e2e.waitForCounts(pool, { idle: 2, spawning: 0, activating: 0 });
+  await waitFor(
+    async () =>
+      (await e2e.client.workflow.getHandle(poolWorkflowId(pool), first.firstExecutionRunId).describe()).status.name ===
+      'CONTINUED_AS_NEW',
+    { what: 'the first run to continue as new', timeoutMs: 60_000 },
+  );
+  const latest = e2e.client.workflow.getHandle(poolWorkflowId(pool));
+  await waitFor(
+    async () =>
+      (await latest.describe()).runId !== first.firstExecutionRunId &&
+      (await latest.query(describePoolQuery)).inventory.idle === 2,
+    {
+      what: 'a later run to describe the pool',
+      timeoutMs: 30_000,
+    },
+  );
+  const described = await latest.query(describePoolQuery);
+  assert.equal(described.totals.spawnsStarted, 2, 'the count crossed the run boundary');
+  assert.equal(described.breaker.state, 'closed');
+  assert.equal((await rowsOf(pool)).length, 2, 'no run spawned again what an earlier run had spawned');
+  await latest.terminate('test done');
 });

@@ -2,6 +2,7 @@
 // process runtime running the real demo worker) plus an in-process corral worker with every
 // activity (pools, janitor, a Temporal client) and a CorralClient on the same task queue.
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../../src/activities';
@@ -12,9 +13,14 @@ import { waitFor } from '../../src/embedded/wait';
 import type { WorkerState } from '../../src/lifecycle/states';
 import { createPoolMetrics } from '../../src/metrics/pool-metrics';
 import { PoolStore } from '../../src/registry/pool-store';
+import type { PodRuntime } from '../../src/runtime/pod-runtime';
+import { poolWorkflowId } from '../../src/workflows/pool/messages';
 import { useLifecycleE2e, type LifecycleE2e } from './lifecycle-e2e';
+import type { TestRegistry } from './registry';
+import type { TemporalEndpoint } from './shared';
 
-export interface PoolE2e extends LifecycleE2e {
+/** corral on top of some runtime: an in-process corral worker, a CorralClient and ways to look. */
+export interface PoolWorld {
   corral: CorralClient;
   pools: PoolStore;
   taskQueue: string;
@@ -24,7 +30,11 @@ export interface PoolE2e extends LifecycleE2e {
   counts(pool: string): Promise<Partial<Record<WorkerState, number>>>;
   waitForCounts(pool: string, want: Partial<Record<WorkerState, number>>, timeoutMs?: number): Promise<void>;
   metricValue(name: string, labels: Record<string, string>): Promise<number>;
+  /** Ends every pool workflow (so none respawns what cleanup deletes), then the corral worker. */
+  stop(): Promise<void>;
 }
+
+export type PoolE2e = LifecycleE2e & PoolWorld;
 
 export const demoWorkerImage = path.join(repoRoot, 'bin', 'corral-demo-worker');
 
@@ -48,22 +58,29 @@ export function demoPoolSpec(name: string, overrides: Partial<PoolSpecInput> = {
   };
 }
 
-export async function usePoolE2e(): Promise<PoolE2e> {
-  const e2e = await useLifecycleE2e();
+export async function startPoolWorld(deps: {
+  temporal: TemporalEndpoint;
+  client: Client;
+  registry: TestRegistry;
+  runtime: PodRuntime;
+  /** Extra context for a failed wait (e.g. a fake kubelet's last error). */
+  explainWait?: () => string;
+}): Promise<PoolWorld> {
+  const { client, registry } = deps;
   const taskQueue = `pools-e2e-${process.pid}-${Date.now()}`;
   const metrics = new Registry();
-  const pools = new PoolStore(e2e.registry.db);
-  const connection = await NativeConnection.connect({ address: e2e.temporal.address });
+  const pools = new PoolStore(registry.db);
+  const connection = await NativeConnection.connect({ address: deps.temporal.address });
   const worker = await Worker.create({
     connection,
-    namespace: e2e.temporal.namespace,
+    namespace: deps.temporal.namespace,
     taskQueue,
     workflowsPath: require.resolve('../../src/workflows'),
     activities: createCorralActivities({
-      store: e2e.registry.store,
-      runtime: e2e.runtime,
+      store: registry.store,
+      runtime: deps.runtime,
       heartbeatIntervalMs: 1_000,
-      temporal: e2e.client,
+      temporal: client,
       pools,
       poolMetrics: createPoolMetrics(metrics),
     }),
@@ -71,11 +88,10 @@ export async function usePoolE2e(): Promise<PoolE2e> {
     maxConcurrentLocalActivityExecutions: 200,
   });
   const running = worker.run();
-  const corral = new CorralClient({ temporal: e2e.client, db: e2e.registry.db, taskQueue });
+  const corral = new CorralClient({ temporal: client, db: registry.db, taskQueue });
 
   const counts = async (pool: string) => (await pools.inventory(pool)).counts;
   return {
-    ...e2e,
     corral,
     pools,
     taskQueue,
@@ -92,7 +108,7 @@ export async function usePoolE2e(): Promise<PoolE2e> {
           { what: `pool ${pool} to have ${JSON.stringify(want)}`, timeoutMs, intervalMs: 200 },
         );
       } catch (err) {
-        throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}`);
+        throw new Error(`${(err as Error).message}; last seen ${JSON.stringify(last)}${deps.explainWait?.() ?? ''}`);
       }
     },
     async metricValue(name, labels) {
@@ -100,11 +116,10 @@ export async function usePoolE2e(): Promise<PoolE2e> {
       const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
       return value?.value ?? 0;
     },
-    async close() {
-      // Pools first: their workflows would otherwise respawn what the runtime cleanup deletes.
+    async stop() {
       for (const record of await pools.listPools()) {
         try {
-          await e2e.client.workflow.getHandle(`corral/${record.name}/pool`).terminate('test cleanup');
+          await client.workflow.getHandle(poolWorkflowId(record.name)).terminate('test cleanup');
         } catch {
           // already ended
         }
@@ -112,6 +127,18 @@ export async function usePoolE2e(): Promise<PoolE2e> {
       worker.shutdown();
       await running;
       await connection.close();
+    },
+  };
+}
+
+export async function usePoolE2e(): Promise<PoolE2e> {
+  const e2e = await useLifecycleE2e();
+  const world = await startPoolWorld(e2e);
+  return {
+    ...e2e,
+    ...world,
+    async close() {
+      await world.stop();
       await e2e.close();
     },
   };

@@ -1,4 +1,4 @@
-// Replays every committed workerLifecycle history against the current workflow code. A change
+// Replays every committed workerLifecycle and pool history against the current workflow code. A change
 // that would make a running worker's workflow non-deterministic fails here, in CI, instead of
 // in production; such changes need `patched()` (see docs/decisions/0005).
 import assert from 'node:assert/strict';
@@ -21,6 +21,10 @@ test('the committed histories cover the lifecycle paths', () => {
     'fence-miss',
     'cancel-during-spawn',
     'long-life-run-2',
+    'cold-claim',
+    'abandoned-cold-claim',
+    'pool-fill-drain',
+    'pool-breaker',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json is committed`);
   }
