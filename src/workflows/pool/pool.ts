@@ -57,7 +57,12 @@ const slowly = proxyActivities<PoolActivities>({
 const minute = 60_000;
 /** Spawn verdicts remembered so a late signal is not counted twice (a signal lags seconds at most). */
 const accountedMemory = 500;
-const defaultReconcileIntervalMs = 30_000;
+/**
+ * The safety-net re-read when nothing woke the pool: worker signals (ready, failed, claimed,
+ * ended) wake it for every change, so this only catches a lost signal. Each tick costs 6
+ * history events (timer, workflow task, one marker): 180 per idle pool-hour.
+ */
+const defaultReconcileIntervalMs = 2 * minute;
 /** While draining, how often the pool re-checks what is left (worker ends also wake it). */
 const drainPollMs = 5_000;
 
