@@ -63,6 +63,7 @@ const accountedMemory = 500;
  * history events (timer, workflow task, one marker): 180 per idle pool-hour.
  */
 const defaultReconcileIntervalMs = 2 * minute;
+const defaultContinueAsNewAfterEvents = 2_000;
 /** While draining, how often the pool re-checks what is left (worker ends also wake it). */
 const drainPollMs = 5_000;
 
@@ -187,8 +188,10 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
 
   function shouldContinueAsNew(): boolean {
     const info = workflowInfo();
-    const threshold = input.continueAsNewAfterEvents;
-    return info.continueAsNewSuggested || (threshold !== undefined && info.historyLength >= threshold);
+    // Well before the server's suggestion (~4K events): a busy pool's history stays small enough
+    // to replay quickly when a corral worker loses its cache (bench/claims saw 10-30 s tasks at 4K).
+    const threshold = input.continueAsNewAfterEvents ?? defaultContinueAsNewAfterEvents;
+    return info.continueAsNewSuggested || info.historyLength >= threshold;
   }
 
   for (;;) {
