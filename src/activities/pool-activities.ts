@@ -117,11 +117,13 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         if (worker.state === 'draining') continue;
         const handle = temporal().workflow.getHandle(workerLifecycleWorkflowId(pool, worker.id));
         try {
+          // Waits for acceptance only. A refusal (already draining, already ended) comes back as a
+          // handle with a failed outcome, not a throw: nothing more to ask of that worker.
           await handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED });
           asked++;
         } catch (err) {
-          // Already draining / ended: nothing to ask. A row without a workflow is the janitor's.
-          if (!(err instanceof WorkflowNotFoundError) && !isRejection(err)) throw err;
+          // A row without a workflow is the janitor's.
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
         }
         Context.current().heartbeat(asked);
       }
@@ -132,11 +134,6 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       await pools.markDrained(pool);
     },
   };
-}
-
-function isRejection(err: unknown): boolean {
-  const cause = (err as { cause?: unknown })?.cause;
-  return cause instanceof ApplicationFailure && (cause.type === 'Draining' || cause.type === 'WrongState');
 }
 
 export type PoolActivities = ReturnType<typeof createPoolActivities>;

@@ -8,54 +8,31 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ScheduleOverlapPolicy, type ScheduleHandle } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { Registry } from 'prom-client';
-import { createCorralActivities } from '../../src/activities';
 import { podRefOf, type JanitorAction, type JanitorReport } from '../../src/activities/janitor-activities';
 import { ensureJanitorSchedule } from '../../src/client/janitor-schedule';
 import { waitFor } from '../../src/embedded/wait';
-import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
-import { demoWorkerSettings, historyText, useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
+import { demoWorkerSettings, historyText } from '../harness/lifecycle-e2e';
 import { newWorkerId, waitForState } from '../harness/lifecycle-env';
+import { usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 import { workerProcessGroups } from '../harness/process-inspection';
 
-const taskQueue = `janitor-e2e-${process.pid}`;
 // Schedule ids are global to the namespace and test files share one dev server: a private id.
 const scheduleId = `corral/janitor-e2e-${process.pid}`;
 const pool = 'jan';
-let e2e: LifecycleE2e;
-let worker: Worker;
-let running: Promise<void>;
-let connection: NativeConnection;
-const metricsRegistry = new Registry();
+// The corral worker of the pool e2e world registers every activity, the janitor's included.
+let e2e: PoolE2e;
+let taskQueue: string;
 
 before(async () => {
-  e2e = await useLifecycleE2e();
-  connection = await NativeConnection.connect({ address: e2e.temporal.address });
-  worker = await Worker.create({
-    connection,
-    namespace: e2e.temporal.namespace,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
-    activities: createCorralActivities({
-      store: e2e.registry.store,
-      runtime: e2e.runtime,
-      heartbeatIntervalMs: 1_000,
-      temporal: e2e.client,
-      janitorMetrics: createJanitorMetrics(metricsRegistry),
-    }),
-  });
-  running = worker.run();
+  e2e = await usePoolE2e();
+  taskQueue = e2e.taskQueue;
 });
 after(async () => {
   await e2e?.client.schedule
     .getHandle(scheduleId)
     .delete()
     .catch(() => undefined);
-  worker?.shutdown();
-  await running;
-  await connection?.close();
   // Left behind only if a test failed: entries the harness's cleanup cannot name (no record).
   for (const entry of (await e2e?.runtime.listManaged()) ?? []) {
     const ref = podRefOf(entry);
@@ -82,7 +59,7 @@ const credentials = (token: string) => ({
 const newToken = () => crypto.randomBytes(24).toString('hex');
 
 async function counters(): Promise<Record<string, number>> {
-  const metric = await metricsRegistry.getSingleMetric('corral_stranded_resources_reconciled_total')!.get();
+  const metric = await e2e.metrics.getSingleMetric('corral_stranded_resources_reconciled_total')!.get();
   return Object.fromEntries(metric.values.map((v) => [`${v.labels.kind}/${v.labels.outcome}`, v.value]));
 }
 

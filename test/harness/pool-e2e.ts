@@ -11,6 +11,7 @@ import type { PoolSpecInput } from '../../src/config/pool-spec';
 import { repoRoot } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import type { WorkerState } from '../../src/lifecycle/states';
+import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import { createPoolMetrics } from '../../src/metrics/pool-metrics';
 import { PoolStore } from '../../src/registry/pool-store';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
@@ -24,7 +25,7 @@ export interface PoolWorld {
   corral: CorralClient;
   pools: PoolStore;
   taskQueue: string;
-  /** The corral worker's metrics (breaker gauge, warm-capacity misses). */
+  /** The corral worker's metrics (breaker gauge, warm-capacity misses, janitor counters). */
   metrics: Registry;
   /** Live workers of a pool by state, from the registry. */
   counts(pool: string): Promise<Partial<Record<WorkerState, number>>>;
@@ -83,6 +84,7 @@ export async function startPoolWorld(deps: {
       temporal: client,
       pools,
       poolMetrics: createPoolMetrics(metrics),
+      janitorMetrics: createJanitorMetrics(metrics),
     }),
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,
