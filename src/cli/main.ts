@@ -1,132 +1,70 @@
 // The `corral` command. Sub-commands are thin: they parse and validate, then call the modules
 // that do the work, so the same behaviour is reachable from tests and the TypeScript client.
-import { Command, InvalidArgumentError } from 'commander';
-import path from 'node:path';
-import { startEmbeddedStack } from '../embedded/stack';
-import { repoRoot } from '../embedded/tools';
-import { migrateRegistry } from '../registry/migrate';
-import { runCorralWorker } from '../workers/corral-worker';
+// Exit codes: 0 success, 1 operational failure, 2 bad usage; one sentence per error, the stack
+// trace only with --debug.
+import { Command, CommanderError } from 'commander';
+import { describeCliError, exitCodeFor, ReportedFailure } from './cli-errors';
+import { registerClaimCommands } from './commands/claim-commands';
+import { registerDevCommand } from './commands/dev-command';
+import { registerDoctorCommand } from './commands/doctor-command';
+import { registerHistoryCommand } from './commands/history-command';
+import { registerMigrateCommand } from './commands/migrate-command';
+import { registerPoolCommands } from './commands/pool-commands';
+import { registerWorkerCommand } from './commands/worker-command';
+import { registerWorkersCommands } from './commands/workers-commands';
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(`not a TCP port: ${value}`);
-  return n;
+export function buildProgram(): Command {
+  const program = new Command('corral')
+    .description('Warm, fenced pools of worker pods for a multi-tenant control plane, on Temporal.')
+    .option('--json', 'print one JSON document instead of tables (for scripts)')
+    .option('--debug', 'print stack traces with errors')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      // Commander's own usage errors arrive as "error: …" plus suggestions; one line, corral's prefix.
+      outputError: (message, write) => write(`corral: ${message.replace(/^error: /, '').replace(/\n(?=.)/g, ' ')}`),
+    })
+    .addHelpText(
+      'after',
+      '\nConnection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL, or the .corral/endpoints.json\n' +
+        'that `make start` writes. Exit codes: 0 ok, 1 operational failure, 2 bad usage.',
+    );
+  registerDevCommand(program);
+  registerWorkerCommand(program);
+  registerMigrateCommand(program);
+  registerDoctorCommand(program);
+  registerPoolCommands(program);
+  registerWorkersCommands(program);
+  registerClaimCommands(program);
+  registerHistoryCommand(program);
+  // Every sub-command exits through the same handler (exitOverride is not inherited).
+  const inherit = (command: Command) => {
+    for (const sub of command.commands) {
+      sub.exitOverride().configureOutput(program.configureOutput()).showSuggestionAfterError();
+      inherit(sub);
+    }
+  };
+  inherit(program);
+  return program;
 }
 
-function requiredEnv(name: string): string {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`environment variable ${name} is not set`);
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    // Commander already printed its own message (usage errors, --help, --version).
+    if (!(err instanceof CommanderError) && !(err instanceof ReportedFailure)) {
+      console.error(`corral: ${describeCliError(err)}`);
+    }
+    if (debug && err instanceof Error && !(err instanceof CommanderError)) console.error(err.stack);
+    return exitCodeFor(err);
   }
-  return value;
 }
 
-const program = new Command('corral')
-  .description('Warm, fenced pools of worker pods for a multi-tenant control plane, on Temporal.')
-  .showHelpAfterError()
-  .configureOutput({ outputError: (str, write) => write(str) });
-
-program
-  .command('worker')
-  .description('run a corral worker: polls Temporal for corral workflows and activities')
-  .option('--temporal-address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS)')
-  .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
-  .option('--task-queue <name>', 'the task queue to poll (env CORRAL_TASK_QUEUE)')
-  .option('--runtime <process|kubernetes>', 'where worker pods run (env CORRAL_RUNTIME)')
-  .option(
-    '--process-state-dir <dir>',
-    'process runtime: where worker processes keep their state (env CORRAL_PROCESS_STATE_DIR)',
-  )
-  .option(
-    '--kube-namespace <name>',
-    'kubernetes runtime: the namespace for pods and secrets (env CORRAL_KUBE_NAMESPACE)',
-  )
-  .action(
-    async (opts: {
-      temporalAddress?: string;
-      namespace?: string;
-      taskQueue?: string;
-      runtime?: string;
-      processStateDir?: string;
-      kubeNamespace?: string;
-    }) => {
-      const temporalAddress = opts.temporalAddress ?? requiredEnv('TEMPORAL_ADDRESS');
-      const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
-      const runtimeKind = opts.runtime ?? process.env.CORRAL_RUNTIME ?? 'process';
-      const runtime =
-        runtimeKind === 'kubernetes'
-          ? { runtime: runtimeKind, namespace: opts.kubeNamespace ?? requiredEnv('CORRAL_KUBE_NAMESPACE') }
-          : {
-              runtime: runtimeKind,
-              stateDir:
-                opts.processStateDir ??
-                process.env.CORRAL_PROCESS_STATE_DIR ??
-                path.join(repoRoot, '.corral', 'workers'),
-            };
-      await runCorralWorker({
-        temporalAddress,
-        namespace,
-        taskQueue: opts.taskQueue ?? process.env.CORRAL_TASK_QUEUE,
-        runtime: runtime as Parameters<typeof runCorralWorker>[0]['runtime'],
-        databaseUrl: requiredEnv('DATABASE_URL'),
-        log: (line) => console.log(line),
-        onReady: () => {
-          console.log(`corral worker ready: polling ${temporalAddress} namespace ${namespace}`);
-          process.send?.({ type: 'ready' });
-        },
-      });
-    },
-  );
-
-program
-  .command('migrate')
-  .description('apply registry schema migrations to DATABASE_URL (also done at worker start)')
-  .action(async () => {
-    const { applied } = await migrateRegistry(requiredEnv('DATABASE_URL'));
-    console.log(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'schema up to date');
-  });
-
-program
-  .command('dev')
-  .description('run corral on embedded defaults: Temporal dev server + Web UI, embedded Postgres, one worker')
-  .option('--state-dir <dir>', 'where Temporal and Postgres keep their data', path.join(repoRoot, '.corral'))
-  .option('--temporal-port <port>', 'Temporal frontend port', port, 7233)
-  .option('--ui-port <port>', 'Temporal Web UI port', port, 8233)
-  .option('--postgres-port <port>', 'Postgres port', port, 5433)
-  .action(async (opts: { stateDir: string; temporalPort: number; uiPort: number; postgresPort: number }) => {
-    const log = (line: string) => console.log(`[corral dev] ${line}`);
-    const stack = await startEmbeddedStack({ ...opts, log });
-    let stopping = false;
-    const shutdown = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log(`${signal}: stopping the worker, Temporal and Postgres`);
-      stack.stop().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          console.error(err);
-          process.exit(1);
-        },
-      );
-    };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    // If the worker dies on its own, take the stack down rather than leave a half-running system.
-    void stack.worker.exited.then((code) => {
-      if (!stopping) {
-        log(`corral worker exited (${String(code)}); see ${stack.worker.logFile}`);
-        shutdown('worker exit');
-      }
-    });
-    log(`Temporal frontend: ${stack.temporal.address}`);
-    log(`Postgres:          127.0.0.1:${stack.postgres.port} (database ${stack.postgres.database})`);
-    log(`logs:              ${path.dirname(stack.worker.logFile)}`);
-    log(`Temporal Web UI:   ${stack.temporal.uiUrl}`);
-    log('ready. Ctrl-C stops everything.');
-  });
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`corral: ${err instanceof Error ? err.message : String(err)}`);
-  if (process.argv.includes('--debug') && err instanceof Error) console.error(err.stack);
-  process.exit(1);
+void main(process.argv).then((code) => {
+  // Long-running commands (dev, worker) own their exit; the rest end here, flushing stdout first.
+  if (process.exitCode === undefined || code !== 0) process.exitCode = code;
+  if (code !== 0) process.exit(code);
 });

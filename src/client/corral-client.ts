@@ -222,6 +222,27 @@ export class CorralClient {
     return (await this.temporal.workflow.getHandle(poolWorkflowId(name)).result()) as PoolWorkflowResult;
   }
 
+  /**
+   * Resolves once the pool has at least `count` idle workers (read from the registry every
+   * 250 ms); rejects with `timeout` after `timeoutMs`. For demos and operators, not the claim path.
+   */
+  async waitForIdle(name: string, count: number, opts: { timeoutMs: number }): Promise<void> {
+    const deadline = Date.now() + opts.timeoutMs;
+    for (;;) {
+      const pool = await this.pools.getPool(name);
+      if (!pool) throw new CorralError('pool_not_found', `no pool named ${name}`);
+      const { counts } = await this.pools.inventory(name);
+      if ((counts.idle ?? 0) >= count) return;
+      if (Date.now() >= deadline) {
+        throw new CorralError(
+          'timeout',
+          `pool ${name} has ${counts.idle ?? 0} idle worker(s), not ${count}, after ${ms(opts.timeoutMs)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
   // --- claims --------------------------------------------------------------------------------
 
   /** A worker for `tenant`, exactly once per `requestId`, with its fencing token. */

@@ -63,12 +63,12 @@ export function startProcess(
 }
 
 /** Resolves when the child sends `{ type }` over its IPC channel (started with `ipc: true`). */
-export function nextMessage(proc: ManagedProcess, type: string): Promise<void> {
+export function nextMessage(proc: ManagedProcess, type: string): Promise<Record<string, unknown>> {
   return new Promise((resolve) => {
     const onMessage = (message: unknown) => {
       if (typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type) {
         proc.child.off('message', onMessage);
-        resolve();
+        resolve(message as Record<string, unknown>);
       }
     };
     proc.child.on('message', onMessage);

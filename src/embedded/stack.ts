@@ -1,18 +1,43 @@
-// The embedded stack behind `make start` / `corral dev`: Temporal's dev server (Web UI
-// included) on a SQLite file, embedded Postgres, and one `corral worker` child process, with
-// state under .corral/ so a restart keeps it.
+// The embedded stack behind `make start` / `corral dev`: Temporal's dev server (Web UI and
+// corral's search attributes included) on a SQLite file, embedded Postgres, one `corral worker`
+// child process serving /metrics, and the demo pool, with state under .corral/ so a restart
+// keeps it.
+import fs from 'node:fs';
 import path from 'node:path';
+import { CorralClient } from '../client/corral-client';
+import type { PoolSpecInput } from '../config/pool-spec';
 import { startProcess, failOnExit, nextMessage, type ManagedProcess } from './child-process';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres';
 import { startTemporalDevServer, type TemporalDevServer } from './temporal-dev-server';
 import { repoRoot } from './tools';
-import fs from 'node:fs';
+
+export const demoPoolName = 'demo';
+
+/** The demo pool `make start` applies: three warm demo workers as local processes. */
+export function demoPoolSpec(): PoolSpecInput {
+  return {
+    name: demoPoolName,
+    runtime: 'process',
+    image: path.join(repoRoot, 'bin', 'corral-demo-worker'),
+    minIdle: 3,
+    maxWorkers: 10,
+    refillPerMinute: 60,
+    releasePolicy: 'hot_idle',
+    resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 500, memoryMiB: 256 } },
+    health: { interval: '10s', failureThreshold: 3 },
+    deadlines: { spawn: '60s', activation: '15s', hotIdleTtl: '10m', maxLifetime: '1d', drain: '2m' },
+  };
+}
 
 export interface EmbeddedStackOptions {
   stateDir: string;
   temporalPort: number;
   uiPort: number;
   postgresPort: number;
+  /** The worker's /metrics port. */
+  metricsPort: number;
+  /** Apply the demo pool (minIdle 3) once the worker is up; default true. */
+  demoPool?: boolean;
   log: (line: string) => void;
 }
 
@@ -20,6 +45,9 @@ export interface EmbeddedStack {
   temporal: TemporalDevServer;
   postgres: RunningPostgres;
   worker: ManagedProcess;
+  metricsUrl: string;
+  /** A client on the stack (closed by stop()). */
+  client: CorralClient;
   stop(): Promise<void>;
 }
 
@@ -53,13 +81,35 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
         TEMPORAL_ADDRESS: temporal.address,
         TEMPORAL_NAMESPACE: temporal.namespace,
         DATABASE_URL: postgres.connectionString,
+        CORRAL_RUNTIME: 'process',
+        CORRAL_PROCESS_STATE_DIR: path.join(opts.stateDir, 'workers'),
+        CORRAL_METRICS_PORT: String(opts.metricsPort),
+        CORRAL_METRICS_HOST: '127.0.0.1',
       },
       ipc: true,
     });
-    stopOnFailure.push(() => worker.stop());
+    stopOnFailure.push(() => worker.stop(30_000));
     // The worker reports readiness over IPC once it polls (after bundling its workflows).
-    await Promise.race([failOnExit(worker), nextMessage(worker, 'ready')]);
-    return { temporal, postgres, worker, stop: stopAll };
+    const ready = await Promise.race([failOnExit(worker), nextMessage(worker, 'ready')]);
+    const metricsUrl = typeof ready.metricsUrl === 'string' ? ready.metricsUrl : '';
+
+    const client = await CorralClient.connect({
+      temporalAddress: temporal.address,
+      namespace: temporal.namespace,
+      databaseUrl: postgres.connectionString,
+    });
+    stopOnFailure.push(() => client.close());
+    if (opts.demoPool ?? true) {
+      const existing = await client.pools.getPool(demoPoolName);
+      // A demo pool drained in an earlier run stays drained: the operator asked for that.
+      if (existing?.status === 'draining' || existing?.status === 'drained') {
+        opts.log(`demo pool is ${existing.status}; not re-applying it`);
+      } else {
+        const { created } = await client.applyPool(demoPoolSpec());
+        opts.log(created ? 'demo pool created (minIdle 3)' : 'demo pool up to date');
+      }
+    }
+    return { temporal, postgres, worker, metricsUrl, client, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -25,8 +25,12 @@ export interface CorralWorkerOptions {
   log?: (line: string) => void;
   /** Where corral's metrics are registered (served on /metrics by the caller). */
   metricsRegistry?: Registry;
+  /** Serve GET /metrics (corral's and the Temporal SDK's), /readyz and /livez here. */
+  http?: { port: number; host?: string };
+  /** How long in-flight activities may finish after SIGTERM before they are cancelled. */
+  shutdownGraceMs?: number;
   /** Called once the worker polls, so a supervisor can report readiness. */
-  onReady?: () => void;
+  onReady?: (info: { metricsUrl?: string }) => void;
 }
 
 export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> {
@@ -68,7 +72,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       ({ created }) => opts.log?.(`janitor schedule ${created ? 'created' : 'up to date'}`),
       (err: unknown) => opts.log?.(`janitor schedule not ensured: ${err instanceof Error ? err.message : String(err)}`),
     );
-    opts.onReady?.();
+    opts.onReady?.({});
     await worker.run();
   } finally {
     await Promise.allSettled([connection.close(), clientConnection.close(), runtime.close(), db.end()]);

@@ -1,0 +1,84 @@
+// `corral dev` (what `make start` runs): the embedded stack plus the demo pool, with the
+// addresses a person needs printed once it is ready. Ctrl-C stops everything.
+import type { Command } from 'commander';
+import path from 'node:path';
+import { demoPoolName, startEmbeddedStack } from '../../embedded/stack';
+import { defaultStateDir, removeEmbeddedEndpoints, writeEmbeddedEndpoints } from '../endpoints';
+import { parsePort } from '../option-parsers';
+import { withProgress } from '../progress';
+
+export function registerDevCommand(program: Command): void {
+  program
+    .command('dev')
+    .description('run corral on embedded defaults: Temporal dev server + Web UI, Postgres, a worker and a demo pool')
+    .option('--state-dir <dir>', 'where Temporal, Postgres and worker processes keep their data', defaultStateDir)
+    .option('--temporal-port <port>', 'Temporal frontend port', parsePort, 7233)
+    .option('--ui-port <port>', 'Temporal Web UI port', parsePort, 8233)
+    .option('--postgres-port <port>', 'Postgres port', parsePort, 5433)
+    .option('--metrics-port <port>', "the corral worker's /metrics port", parsePort, 9464)
+    .option('--no-demo-pool', 'do not apply the demo pool')
+    .action(
+      async (opts: {
+        stateDir: string;
+        temporalPort: number;
+        uiPort: number;
+        postgresPort: number;
+        metricsPort: number;
+        demoPool: boolean;
+      }) => {
+        const log = (line: string) => console.log(`[corral dev] ${line}`);
+        const stateDir = path.resolve(opts.stateDir);
+        const stack = await startEmbeddedStack({ ...opts, stateDir, log });
+        let stopping = false;
+        const shutdown = (reason: string) => {
+          if (stopping) return;
+          stopping = true;
+          log(`${reason}: stopping the worker, Temporal and Postgres (state stays in ${stateDir})`);
+          removeEmbeddedEndpoints(stateDir);
+          stack.stop().then(
+            () => process.exit(0),
+            (err: unknown) => {
+              console.error(`corral: ${err instanceof Error ? err.message : String(err)}`);
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGINT', () => shutdown('SIGINT'));
+        process.on('SIGTERM', () => shutdown('SIGTERM'));
+        // If the worker dies on its own, take the stack down rather than leave a half-running system.
+        void stack.worker.exited.then((code) => {
+          if (!stopping) {
+            log(`corral worker exited (${String(code)}); see ${stack.worker.logFile}`);
+            shutdown('worker exit');
+          }
+        });
+        writeEmbeddedEndpoints(stateDir, {
+          temporalAddress: stack.temporal.address,
+          namespace: stack.temporal.namespace,
+          databaseUrl: stack.postgres.connectionString,
+          uiUrl: stack.temporal.uiUrl,
+          metricsUrl: stack.metricsUrl,
+        });
+        if (opts.demoPool) {
+          await withProgress(`waiting for ${demoPoolName} pool: 3 idle workers`, () =>
+            stack.client.waitForIdle(demoPoolName, 3, { timeoutMs: 180_000 }),
+          );
+        }
+        const lines = [
+          '',
+          `Temporal Web UI:  ${stack.temporal.uiUrl}/namespaces/${stack.temporal.namespace}/workflows?query=${encodeURIComponent('CorralState="idle"')}`,
+          `Metrics:          ${stack.metricsUrl}`,
+          `Temporal:         ${stack.temporal.address} (namespace ${stack.temporal.namespace})`,
+          `Postgres:         127.0.0.1:${stack.postgres.port} (database ${stack.postgres.database})`,
+          `Logs:             ${path.dirname(stack.worker.logFile)}`,
+          '',
+          'Try, in another terminal:',
+          `  ./bin/corral claim ${demoPoolName} --tenant acme`,
+          '  ./bin/corral workers list',
+          '',
+          'Ctrl-C stops everything; state stays in ' + stateDir,
+        ];
+        for (const line of lines) console.log(line);
+      },
+    );
+}
