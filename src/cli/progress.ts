@@ -1,8 +1,8 @@
-// Waiting, visibly: on a terminal, a spinner appears once a wait passes one second; otherwise (a
-// pipe, CI, --json) plain lines on stderr so stdout stays parseable.
+// Waiting, visibly: once a wait passes one second, a spinner on a terminal; otherwise (a pipe,
+// CI, --json) plain lines on stderr, so stdout stays parseable. Quick waits print nothing.
 import { createSpinner } from 'nanospinner';
 
-const spinnerAfterMs = 1_000;
+const visibleAfterMs = 1_000;
 
 export async function withProgress<T>(
   label: string,
@@ -11,33 +11,28 @@ export async function withProgress<T>(
 ): Promise<T> {
   const started = Date.now();
   const interactive = process.stdout.isTTY === true && !opts.json;
-  if (!interactive) {
-    process.stderr.write(`${label}...\n`);
-    try {
-      const result = await work();
-      process.stderr.write(`${label}: done in ${formatSeconds(Date.now() - started)}\n`);
-      return result;
-    } catch (err) {
-      process.stderr.write(`${label}: failed after ${formatSeconds(Date.now() - started)}\n`);
-      throw err;
-    }
-  }
   let spinner: ReturnType<typeof createSpinner> | undefined;
+  let announced = false;
   const timer = setTimeout(() => {
-    spinner = createSpinner(label, { stream: process.stdout }).start();
-  }, spinnerAfterMs);
+    announced = true;
+    if (interactive) spinner = createSpinner(label, { stream: process.stdout }).start();
+    else process.stderr.write(`${label}...\n`);
+  }, visibleAfterMs);
+  const finish = (outcome: 'done in' | 'failed after') => {
+    if (!announced) return;
+    const text = `${label}: ${outcome} ${((Date.now() - started) / 1000).toFixed(1)}s`;
+    if (!spinner) process.stderr.write(`${text}\n`);
+    else if (outcome === 'done in') spinner.success({ text });
+    else spinner.error({ text });
+  };
   try {
     const result = await work();
-    spinner?.success({ text: `${label}: done in ${formatSeconds(Date.now() - started)}` });
+    finish('done in');
     return result;
   } catch (err) {
-    spinner?.error({ text: `${label}: failed after ${formatSeconds(Date.now() - started)}` });
+    finish('failed after');
     throw err;
   } finally {
     clearTimeout(timer);
   }
-}
-
-function formatSeconds(elapsedMs: number): string {
-  return `${(elapsedMs / 1000).toFixed(1)}s`;
 }

@@ -223,6 +223,24 @@ export class CorralClient {
   }
 
   /**
+   * Drains the pool (if it is not drained yet), waits for the drain to finish, then forgets it.
+   * The name can be applied again afterwards, as a new pool at generation 1.
+   */
+  async deletePool(name: string): Promise<void> {
+    const pool = await this.pools.getPool(name);
+    if (!pool) throw new CorralError('pool_not_found', `no pool named ${name}`);
+    if (pool.status !== 'drained') {
+      await this.drainPool(name);
+      await this.waitForDrained(name);
+    }
+    const outcome = await this.pools.deleteDrainedPool(name);
+    if (outcome === 'not_found') throw new CorralError('pool_not_found', `no pool named ${name}`);
+    if (outcome === 'not_drained') {
+      throw new CorralError('pool_draining', `pool ${name} was applied again while it drained; not deleted`);
+    }
+  }
+
+  /**
    * Resolves once the pool has at least `count` idle workers (read from the registry every
    * 250 ms); rejects with `timeout` after `timeoutMs`. For demos and operators, not the claim path.
    */

@@ -128,6 +128,23 @@ export class PoolStore {
     );
   }
 
+  /**
+   * Forgets a drained pool: its row and its claims (a drained pool answers no claim, so no lease
+   * is lost). Worker rows and their audit trail stay for `corral history`. Refuses anything not
+   * drained, so a running pool can never lose its row under its workflow.
+   */
+  async deleteDrainedPool(name: string): Promise<'deleted' | 'not_found' | 'not_drained'> {
+    const rows = await this.query(
+      `WITH doomed AS (DELETE FROM pools WHERE name = $1 AND status = 'drained' RETURNING name),
+            forgotten AS (DELETE FROM claims WHERE pool IN (SELECT name FROM doomed))
+       SELECT (SELECT count(*) FROM doomed)::int AS deleted,
+              (SELECT count(*) FROM pools WHERE name = $1)::int AS present`,
+      [name],
+    );
+    if (Number(rows[0]?.deleted) > 0) return 'deleted';
+    return Number(rows[0]?.present) > 0 ? 'not_drained' : 'not_found';
+  }
+
   async recordBreakerState(name: string, state: BreakerState): Promise<void> {
     await this.query(
       `UPDATE pools SET breaker_state = $2, updated_at = now() WHERE name = $1 AND breaker_state <> $2`,

@@ -1,5 +1,247 @@
-import type { Command } from 'commander';
+// `corral pool apply|list|describe|scale|drain|delete`.
+import { Command } from 'commander';
+import fs from 'node:fs';
+import { parseDocument } from 'yaml';
+import { CorralError, isCorralError } from '../../client/errors';
+import type { CorralClient } from '../../client/corral-client';
+import { UsageError } from '../cli-errors';
+import { withCorralClient } from '../client-session';
+import { parseNonNegativeInt, parsePositiveInt } from '../option-parsers';
+import { formatAge, formatFields, formatTable, printJson } from '../output';
+import { withProgress } from '../progress';
 
 export function registerPoolCommands(program: Command): void {
-  void program;
+  const pool = program.command('pool').description('apply, inspect, scale, drain and delete pools');
+
+  pool
+    .command('apply')
+    .description('create or update a pool from a YAML (or JSON) PoolSpec; idempotent')
+    .requiredOption('-f, --file <pool.yaml>', 'the PoolSpec file ("-" reads stdin)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  corral pool apply -f pool.yaml\n\nFields, defaults and floors: README "Configuration".',
+    )
+    .action(async (opts: { file: string }, command: Command) => {
+      const spec = readPoolFile(opts.file);
+      await withCorralClient(command, async (client, { json }) => {
+        let applied;
+        try {
+          applied = await client.applyPool(spec);
+        } catch (err) {
+          if (isCorralError(err) && err.code === 'invalid_request') {
+            throw new UsageError(`${opts.file}: ${err.message}`);
+          }
+          throw err;
+        }
+        const { pool: record, created, changed } = applied;
+        if (json) return printJson({ pool: record.name, generation: record.generation, created, changed });
+        const verb = created ? 'created' : changed ? 'updated' : 'unchanged';
+        console.log(`pool ${record.name} ${verb} (generation ${record.generation})`);
+      });
+    });
+
+  pool
+    .command('list')
+    .description('every pool with its status, breaker and worker counts')
+    .action(async (_opts: unknown, command: Command) => {
+      await withCorralClient(command, async (client, { json }) => {
+        const pools = await client.pools.listPools();
+        const rows = await Promise.all(
+          pools.map(async (p) => ({ pool: p, inventory: await client.pools.inventory(p.name) })),
+        );
+        if (json) {
+          return printJson(
+            rows.map(({ pool: p, inventory }) => ({
+              name: p.name,
+              status: p.status,
+              generation: p.generation,
+              breaker: p.breakerState,
+              minIdle: p.spec.minIdle,
+              maxWorkers: p.spec.maxWorkers,
+              runtime: p.spec.runtime,
+              workers: inventory.counts,
+            })),
+          );
+        }
+        if (rows.length === 0) return console.log('no pools yet; create one with: corral pool apply -f pool.yaml');
+        console.log(
+          formatTable(
+            [
+              'NAME',
+              'STATUS',
+              'GEN',
+              'BREAKER',
+              'IDLE',
+              'CLAIMED',
+              'HOT-IDLE',
+              'STARTING',
+              'MIN-IDLE',
+              'MAX',
+              'RUNTIME',
+            ],
+            rows.map(({ pool: p, inventory: { counts, starting } }) => [
+              p.name,
+              p.status,
+              p.generation,
+              p.breakerState,
+              counts.idle ?? 0,
+              counts.claimed ?? 0,
+              counts.hot_idle ?? 0,
+              starting.length,
+              p.spec.minIdle,
+              p.spec.maxWorkers,
+              p.spec.runtime,
+            ]),
+          ),
+        );
+      });
+    });
+
+  pool
+    .command('describe')
+    .description("one pool's spec, status, breaker, workers and its workflow's view")
+    .argument('<name>', 'the pool')
+    .action(async (name: string, _opts: unknown, command: Command) => {
+      await withCorralClient(command, async (client, { json }) => {
+        const { pool: p, workflow } = await client.describePool(name);
+        const inventory = await client.pools.inventory(name);
+        if (json) return printJson({ pool: p, workers: inventory.counts, workflow });
+        const s = p.spec;
+        console.log(
+          formatFields([
+            ['Name', p.name],
+            ['Status', p.status],
+            ['Generation', `${p.generation} (updated ${formatAge(p.updatedAt)} ago)`],
+            ['Runtime', s.runtime],
+            ['Image', s.image],
+            ['Min idle', s.minIdle],
+            ['Max workers', s.maxWorkers],
+            ['Refill', `${s.refillPerMinute}/min`],
+            ['Release policy', s.releasePolicy],
+            ['Spawn breaker', describeBreaker(p.breakerState, workflow)],
+            ['Workers', describeCounts(inventory.counts)],
+            ['Pending spawns', workflow ? workflow.pendingSpawns.length : '-'],
+            [
+              'Totals',
+              workflow
+                ? `${workflow.totals.spawnsStarted} spawns started, ${workflow.totals.spawnsSucceeded} succeeded, ${workflow.totals.spawnsFailed} failed; breaker opened ${workflow.totals.breakerOpened} time(s)`
+                : 'pool workflow not running',
+            ],
+          ]),
+        );
+      });
+    });
+
+  pool
+    .command('scale')
+    .description("change a pool's minIdle (and maxWorkers); the pool refills or lets idle workers age out")
+    .argument('<name>', 'the pool')
+    .option('--min-idle <n>', 'warm workers to keep idle', parseNonNegativeInt)
+    .option('--max-workers <n>', 'upper bound on live workers', parsePositiveInt)
+    .addHelpText('after', '\nExample:\n  corral pool scale demo --min-idle 5')
+    .action(async (name: string, opts: { minIdle?: number; maxWorkers?: number }, command: Command) => {
+      if (opts.minIdle === undefined && opts.maxWorkers === undefined) {
+        throw new UsageError('pool scale: give --min-idle and/or --max-workers');
+      }
+      await withCorralClient(command, async (client, { json }) => {
+        const current = await requirePool(client, name);
+        const spec = {
+          ...current.spec,
+          minIdle: opts.minIdle ?? current.spec.minIdle,
+          maxWorkers: opts.maxWorkers ?? current.spec.maxWorkers,
+        };
+        let applied;
+        try {
+          applied = await client.applyPool(spec);
+        } catch (err) {
+          if (isCorralError(err) && err.code === 'invalid_request') {
+            throw new UsageError(`pool scale ${name}: ${err.message}`);
+          }
+          throw err;
+        }
+        if (json)
+          return printJson({
+            pool: name,
+            generation: applied.pool.generation,
+            minIdle: spec.minIdle,
+            maxWorkers: spec.maxWorkers,
+          });
+        console.log(
+          `pool ${name} scaled: minIdle ${current.spec.minIdle} → ${spec.minIdle}, maxWorkers ${current.spec.maxWorkers} → ${spec.maxWorkers} (generation ${applied.pool.generation})`,
+        );
+      });
+    });
+
+  pool
+    .command('drain')
+    .description('stop new claims and retire every worker (claimed ones after release or their drain timeout)')
+    .argument('<name>', 'the pool')
+    .option('--wait', 'wait until every worker has retired')
+    .action(async (name: string, opts: { wait?: boolean }, command: Command) => {
+      await withCorralClient(command, async (client, { json }) => {
+        await client.drainPool(name);
+        if (opts.wait) {
+          await withProgress(`draining pool ${name}`, () => client.waitForDrained(name), { json });
+        }
+        const record = await requirePool(client, name);
+        if (json) return printJson({ pool: name, status: record.status });
+        console.log(
+          record.status === 'drained'
+            ? `pool ${name} drained`
+            : `pool ${name} draining: new claims are refused; follow with corral pool describe ${name}`,
+        );
+      });
+    });
+
+  pool
+    .command('delete')
+    .description('drain a pool, wait for it, then forget it (worker history is kept)')
+    .argument('<name>', 'the pool')
+    .action(async (name: string, _opts: unknown, command: Command) => {
+      await withCorralClient(command, async (client, { json }) => {
+        await requirePool(client, name);
+        await withProgress(`deleting pool ${name} (drain first)`, () => client.deletePool(name), { json });
+        if (json) return printJson({ pool: name, deleted: true });
+        console.log(`pool ${name} deleted`);
+      });
+    });
+}
+
+/** Reads and parses a pool file; any problem is bad usage naming the file (and line). */
+export function readPoolFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new UsageError(`${file}: cannot read the file${code ? ` (${code})` : ''}`);
+  }
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    // prettyErrors (the default) appends " at line L, column C:" and a code excerpt; keep line one.
+    const message = first.message.split('\n')[0]!.replace(/:$/, '');
+    throw new UsageError(`${file}: not valid YAML: ${message}`);
+  }
+  const value: unknown = doc.toJS();
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new UsageError(`${file}: expected a PoolSpec mapping (name, runtime, image, minIdle, maxWorkers, …)`);
+  }
+  return value;
+}
+
+async function requirePool(client: CorralClient, name: string) {
+  const record = await client.pools.getPool(name);
+  if (!record) throw new CorralError('pool_not_found', `no pool named ${name}`);
+  return record;
+}
+
+function describeBreaker(state: string, workflow: { breaker: { consecutiveFailures?: number } } | null): string {
+  const failures = workflow?.breaker.consecutiveFailures;
+  return failures === undefined ? state : `${state} (${failures} consecutive spawn failure(s))`;
+}
+
+function describeCounts(counts: Partial<Record<string, number>>): string {
+  const parts = Object.entries(counts).map(([state, n]) => `${n} ${state}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
 }
