@@ -51,6 +51,8 @@ export interface ResolvedEndpoints {
   temporalAddress: string;
   namespace: string;
   databaseUrl: string;
+  /** The corral workers' task queue (env CORRAL_TASK_QUEUE); corral's default when unset. */
+  taskQueue?: string;
 }
 
 export function resolveEndpoints(flags: ConnectionFlags): ResolvedEndpoints {
@@ -62,7 +64,7 @@ export function resolveEndpoints(flags: ConnectionFlags): ResolvedEndpoints {
   }
   if (!databaseUrl) throw new UsageError('no registry database: set DATABASE_URL, or run `make start`');
   const namespace = flags.namespace ?? process.env.TEMPORAL_NAMESPACE ?? embedded?.namespace ?? 'default';
-  return { temporalAddress, namespace, databaseUrl };
+  return { temporalAddress, namespace, databaseUrl, taskQueue: process.env.CORRAL_TASK_QUEUE || undefined };
 }
 
 export function requiredEnv(name: string): string {
