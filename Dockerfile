@@ -5,7 +5,9 @@ COPY package.json package-lock.json .npmrc ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+# tsc emits no .sql: the registry migrations are copied beside the compiled migrate.js.
 RUN npx tsc -p tsconfig.json --outDir dist --rootDir . --noEmit false \
+  && cp -r src/registry/migrations dist/src/registry/migrations \
   && npm prune --omit=dev
 
 FROM node:20.20.2-bookworm-slim
