@@ -4,6 +4,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { WorkerFailureReason } from '../lifecycle/failure-reasons';
+import type { HealthCheckResult, WorkerMetrics } from '../metrics/worker-metrics';
 import type { PodRuntime } from '../runtime/pod-runtime';
 import type { WorkerPodRef } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
@@ -29,25 +30,40 @@ interface MonitorProgress {
   consecutiveFailures: number;
 }
 
-async function probe(input: MonitorWorkerHealthInput, signal: AbortSignal): Promise<string | null> {
+/** One probe: its result (a metric label) and, unless `ok`, what was wrong. */
+async function probe(
+  input: MonitorWorkerHealthInput,
+  signal: AbortSignal,
+): Promise<{ result: HealthCheckResult; problem: string | null }> {
   try {
     const res = await fetch(`${input.endpoint}/healthz`, {
       signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(input.intervalMs, 5_000))]),
       redirect: 'manual',
     });
     const body = (await res.json().catch(() => undefined)) as { protocol?: unknown; workerId?: unknown } | undefined;
-    if (!res.ok) return `HTTP ${res.status}`;
+    if (!res.ok) return { result: 'http_error', problem: `HTTP ${res.status}` };
     if (body?.protocol !== workerProtocolVersion || body.workerId !== input.workerId) {
-      return `answers, but not as corral worker ${input.workerId} (${workerProtocolVersion})`;
+      return {
+        result: 'wrong_identity',
+        problem: `answers, but not as corral worker ${input.workerId} (${workerProtocolVersion})`,
+      };
     }
-    return null;
+    return { result: 'ok', problem: null };
   } catch (err) {
     if (signal.aborted) throw err;
-    return err instanceof Error ? err.message : String(err);
+    return { result: 'unreachable', problem: err instanceof Error ? err.message : String(err) };
   }
 }
 
-export function createHealthActivities(runtime: PodRuntime) {
+export function createHealthActivities(
+  runtime: PodRuntime,
+  observe: {
+    metrics?: WorkerMetrics;
+    /** The worker's image, for the probe counter's label (the input does not carry it). */
+    imageOf?: (workerId: string) => Promise<string | null>;
+  } = {},
+) {
+  const { metrics, imageOf } = observe;
   return {
     /**
      * Probes until `failureThreshold` probes in a row fail, then asks the runtime why (a crashed,
@@ -60,10 +76,13 @@ export function createHealthActivities(runtime: PodRuntime) {
       const resumed = context.info.heartbeatDetails as MonitorProgress | undefined;
       let consecutiveFailures = resumed?.consecutiveFailures ?? 0;
       let lastProblem = '';
+      // Looked up once per attempt; a failed lookup labels the probes `unknown`, nothing more.
+      const image = metrics && imageOf ? await imageOf(input.workerId).catch(() => null) : null;
       for (;;) {
         context.heartbeat({ consecutiveFailures } satisfies MonitorProgress);
         await delay(input.intervalMs, undefined, { signal });
-        const problem = await probe(input, signal);
+        const { result, problem } = await probe(input, signal);
+        metrics?.countHealthCheck(result, image);
         consecutiveFailures = problem === null ? 0 : consecutiveFailures + 1;
         if (problem !== null) lastProblem = problem;
         if (consecutiveFailures >= input.failureThreshold) break;

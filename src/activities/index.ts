@@ -3,6 +3,8 @@
 import type { Client } from '@temporalio/client';
 import type { JanitorMetrics } from '../metrics/janitor-metrics';
 import type { PoolMetrics } from '../metrics/pool-metrics';
+import { createTransitionObserver, type DurationSource } from '../metrics/transition-observer';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { PoolStore } from '../registry/pool-store';
 import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import type { PodRuntime } from '../runtime/pod-runtime';
@@ -22,14 +24,24 @@ export function createCorralActivities(deps: {
   /** Pools and claims (the pool workflow's reads and the maxWorkers gate). */
   pools?: PoolStore;
   poolMetrics?: PoolMetrics;
+  /** Spawn failures, health probes, zombies, activation and drain (derived where they happen). */
+  workerMetrics?: WorkerMetrics;
+  /** Where activation, drain and claim durations are read from (the registry's timestamps). */
+  durations?: DurationSource;
 }) {
+  const observer = deps.workerMetrics
+    ? createTransitionObserver({ workers: deps.workerMetrics, pools: deps.poolMetrics, durations: deps.durations })
+    : undefined;
   return {
-    ...createRegistryActivities(deps.store, deps.poolMetrics),
+    ...createRegistryActivities(deps.store, deps.poolMetrics, observer),
     ...(deps.pools
       ? createPoolActivities({ pools: deps.pools, temporal: deps.temporal, metrics: deps.poolMetrics })
       : {}),
     ...createRuntimeActivities(deps.runtime, { heartbeatIntervalMs: deps.heartbeatIntervalMs }),
-    ...createHealthActivities(deps.runtime),
+    ...createHealthActivities(deps.runtime, {
+      metrics: deps.workerMetrics,
+      imageOf: async (workerId) => (await deps.store.getWorker(workerId))?.image ?? null,
+    }),
     // The janitor describes lifecycle workflows, so it exists only where a client was given.
     ...(deps.temporal
       ? createJanitorActivities({

@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
 import type { PoolMetrics } from '../metrics/pool-metrics';
+import type { TransitionObserver } from '../metrics/transition-observer';
 import { RegistryInputError, RegistryUnavailableError, TransitionNotAllowedError } from '../registry/errors';
 import type {
   TransitionExpectation,
@@ -96,7 +97,15 @@ function asActivityFailure(err: unknown): unknown {
   return err;
 }
 
-export function createRegistryActivities(store: WorkerLifecycleStore, metrics?: PoolMetrics) {
+/**
+ * `observer` derives worker metrics (spawn failures, zombies, activation, drain, claim latency)
+ * from each applied transition: workflows record no metrics, their histories are replayed.
+ */
+export function createRegistryActivities(
+  store: WorkerLifecycleStore,
+  metrics?: PoolMetrics,
+  observer?: TransitionObserver,
+) {
   return {
     /** Creates the worker's row (spawning, epoch 1); idempotent, so a retried attempt gets the same row. */
     async registerWorker(input: {
@@ -147,6 +156,13 @@ export function createRegistryActivities(store: WorkerLifecycleStore, metrics?: 
       }
       switch (result.outcome) {
         case 'transitioned':
+          // Not awaited: a duration read must not slow the transition (observe never rejects).
+          void observer?.observe({
+            from: input.expected.states.length === 1 ? input.expected.states[0]! : null,
+            to: input.to,
+            operation: input.operation,
+            worker: result.worker,
+          });
           return toWorkerView(result.worker);
         case 'fence_miss_epoch':
         case 'fence_miss_state': {

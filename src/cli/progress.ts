@@ -10,7 +10,9 @@ export async function withProgress<T>(
   opts: { json?: boolean } = {},
 ): Promise<T> {
   const started = Date.now();
-  const interactive = process.stdout.isTTY === true && !opts.json;
+  // A pty without a size (columns 0, e.g. `script`, some CI runners) would make nanospinner divide
+  // by zero and redraw forever: such a terminal gets plain lines too.
+  const interactive = process.stdout.isTTY === true && (process.stdout.columns ?? 0) > 0 && !opts.json;
   let spinner: ReturnType<typeof createSpinner> | undefined;
   let announced = false;
   const timer = setTimeout(() => {

