@@ -51,3 +51,11 @@ export function formatAge(at: Date, now = new Date()): string {
   if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
   return `${Math.floor(seconds / 86_400)}d`;
 }
+
+/** The command as the user invoked it (`./bin/corral` from a clone), for hints they can paste. */
+export function commandName(): string {
+  const invoked = process.env.CORRAL_COMMAND_NAME;
+  // npm's .bin shims and absolute paths read badly; `corral` is what an installed CLI is called.
+  if (!invoked || invoked.includes('node_modules') || invoked.startsWith('/')) return 'corral';
+  return invoked;
+}

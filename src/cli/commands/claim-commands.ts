@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import { ReportedFailure } from '../cli-errors';
 import { withCorralClient } from '../client-session';
 import { parseNonNegativeInt } from '../option-parsers';
-import { formatFields, printJson } from '../output';
+import { commandName, formatFields, printJson } from '../output';
 import { withProgress } from '../progress';
 
 export function registerClaimCommands(program: Command): void {
@@ -34,7 +34,7 @@ export function registerClaimCommands(program: Command): void {
             ['  request id', requestId],
           ]),
         );
-        console.log(`release it with: corral release ${lease.workerId} --epoch ${lease.epoch}`);
+        console.log(`release it with: ${commandName()} release ${lease.workerId} --epoch ${lease.epoch}`);
       });
     });
 

@@ -7,7 +7,7 @@ import type { CorralClient } from '../../client/corral-client';
 import { UsageError } from '../cli-errors';
 import { withCorralClient } from '../client-session';
 import { parseNonNegativeInt, parsePositiveInt } from '../option-parsers';
-import { formatAge, formatFields, formatTable, printJson } from '../output';
+import { commandName, formatAge, formatFields, formatTable, printJson } from '../output';
 import { withProgress } from '../progress';
 
 export function registerPoolCommands(program: Command): void {
@@ -63,7 +63,8 @@ export function registerPoolCommands(program: Command): void {
             })),
           );
         }
-        if (rows.length === 0) return console.log('no pools yet; create one with: corral pool apply -f pool.yaml');
+        if (rows.length === 0)
+          return console.log(`no pools yet; create one with: ${commandName()} pool apply -f pool.yaml`);
         console.log(
           formatTable(
             [
@@ -188,7 +189,7 @@ export function registerPoolCommands(program: Command): void {
         console.log(
           record.status === 'drained'
             ? `pool ${name} drained`
-            : `pool ${name} draining: new claims are refused; follow with corral pool describe ${name}`,
+            : `pool ${name} draining: new claims are refused; follow with ${commandName()} pool describe ${name}`,
         );
       });
     });
