@@ -140,8 +140,10 @@ if wanted chromium && ! command -v chromium >/dev/null 2>&1; then
     command -v sudo >/dev/null 2>&1 || { say "chromium is missing and installing it needs root (apt-get install chromium)"; exit 1; }
     sudo_=(sudo)
   fi
-  "${sudo_[@]}" apt-get update -q >&2
-  "${sudo_[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2
+  # Bounded: per-request timeouts and retries, and a ceiling on the whole step.
+  apt_opts=(-q -o Acquire::http::Timeout=30 -o Acquire::Retries=3)
+  "${sudo_[@]}" timeout 600 apt-get "${apt_opts[@]}" update >&2
+  "${sudo_[@]}" timeout 900 env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y chromium >&2
   say "chromium ready in $(elapsed "$t0")"
 fi
 
