@@ -1,6 +1,8 @@
 // The `corral` command tree: every sub-command, its options and help, and the shared error
 // output. Built fresh per call so tests can inspect it without running anything.
 import { Command } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
 import { registerClaimCommands } from './commands/claim-commands';
 import { registerDevCommand } from './commands/dev-command';
 import { registerDoctorCommand } from './commands/doctor-command';
@@ -10,9 +12,29 @@ import { registerPoolCommands } from './commands/pool-commands';
 import { registerWorkerCommand } from './commands/worker-command';
 import { registerWorkersCommands } from './commands/workers-commands';
 
+/** corral's version from package.json: two levels up from source (src/cli), three from the image's dist/src/cli. */
+function corralVersion(): string {
+  for (const up of [
+    ['..', '..'],
+    ['..', '..', '..'],
+  ]) {
+    try {
+      const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, ...up, 'package.json'), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (manifest.name === 'corral' && manifest.version) return manifest.version;
+    } catch {
+      // try the next location
+    }
+  }
+  return 'unknown';
+}
+
 export function buildProgram(): Command {
   const program = new Command('corral')
     .description('Warm, fenced pools of worker pods for a multi-tenant control plane, on Temporal.')
+    .version(corralVersion(), '-V, --version', 'print the version')
     .option('--json', 'print one JSON document instead of tables (for scripts)')
     .option('--debug', 'print stack traces with errors')
     .showSuggestionAfterError()

@@ -102,6 +102,13 @@ describe('bad usage: one useful line and exit code 2, nothing written', () => {
     assertOneLineError(await corral(['workers', 'list', '--state', 'asleep']), 2, /--state: unknown state "asleep"/);
   });
 
+  test('--version prints the package version and exits 0', async () => {
+    const run = await corral(['--version']);
+    assert.equal(run.code, 0, run.stderr);
+    const { version } = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(run.stdout.trim(), version);
+  });
+
   test('--help works on every command and exits 0', async () => {
     for (const args of [
       [],
