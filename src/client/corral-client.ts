@@ -15,7 +15,8 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import ms, { type StringValue } from 'ms';
+import ms from 'ms';
+import { parseDuration } from '../config/duration';
 import type pg from 'pg';
 import { z } from 'zod';
 import { firstIssue } from '../config/first-issue';
@@ -75,12 +76,7 @@ const claimInput = z.strictObject({
     .optional()
     .transform((value, ctx) => {
       if (value === undefined) return defaultTimeoutMs;
-      let parsed: number | undefined;
-      try {
-        parsed = typeof value === 'number' ? value : ms(value.trim() as StringValue);
-      } catch {
-        parsed = undefined;
-      }
+      const parsed = typeof value === 'number' ? value : parseDuration(value);
       if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0 || parsed > maxTimeoutMs) {
         ctx.addIssue({ code: 'custom', message: `must be a duration between 1ms and 10m: ${JSON.stringify(value)}` });
         return z.NEVER;

@@ -1,7 +1,8 @@
 // The janitor's Temporal Schedule. Every `corral worker` replica ensures it at start-up: create
 // it, or, if it exists, bring its spec, action and policies to what this version of corral wants
 // (last writer wins; all replicas want the same). An operator's pause and note are kept.
-import ms, { type StringValue } from 'ms';
+import ms from 'ms';
+import { parseDuration } from '../config/duration';
 import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
@@ -46,13 +47,8 @@ export class JanitorScheduleOptionsError extends Error {
 }
 
 function parseInterval(value: string): number {
-  let parsed: number | undefined;
-  try {
-    parsed = ms(value.trim() as StringValue);
-  } catch {
-    parsed = undefined;
-  }
-  if (typeof parsed !== 'number' || !Number.isFinite(parsed)) {
+  const parsed = parseDuration(value);
+  if (parsed === undefined) {
     throw new JanitorScheduleOptionsError('interval', `not a duration: ${JSON.stringify(value)} (e.g. "5m")`);
   }
   if (parsed < minIntervalMs || parsed > maxIntervalMs) {

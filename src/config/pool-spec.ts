@@ -2,7 +2,8 @@
 // Validated with floors before anything starts, so a bad value is one PoolSpecError naming its
 // field (`deadlines.spawn: must be at least 10s`), never a pool that half-starts. Durations are
 // written the way Temporal writes them ("30s", "5m", "1h", or milliseconds), parsed by `ms`.
-import ms, { type StringValue } from 'ms';
+import ms from 'ms';
+import { parseDuration } from './duration';
 import { z } from 'zod';
 import type { WorkerLifecycleSettings } from '../workflows/worker-lifecycle/messages';
 import { releasePolicies } from '../workflows/worker-lifecycle/messages';
@@ -40,14 +41,6 @@ function duration(floorMs: number, ceilingMs = 3_650 * day) {
     })
     .refine((msValue) => msValue >= floorMs, `must be at least ${ms(floorMs)}`)
     .refine((msValue) => msValue <= ceilingMs, `must be at most ${ms(ceilingMs)}`);
-}
-
-function parseDuration(value: string): number | undefined {
-  try {
-    return ms(value.trim() as StringValue);
-  } catch {
-    return undefined;
-  }
 }
 
 const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

@@ -4,35 +4,17 @@
 // happen and waits (bounded) for the scrape to show it: a pool filling, warm and cold claims, a
 // killed worker, a bad image, a drain. No test reads a metric from inside the process.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { CorralClient, type ClaimResult } from '../../src/client/corral-client';
-import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
-import { repoRoot } from '../../src/embedded/tools';
+import type { ManagedProcess } from '../../src/embedded/child-process';
 import { waitFor } from '../../src/embedded/wait';
 import { workerFailureReasons } from '../../src/lifecycle/failure-reasons';
 import { parseExposition, sampleSum, type Exposition } from '../../src/metrics/exposition';
 import { poolWorkflowId } from '../../src/workflows/pool/messages';
+import { designMetricNames, startCorralWorkerProcess } from '../harness/corral-worker-process';
 import { useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
 import { demoPoolSpec, demoWorkerImage } from '../harness/pool-e2e';
 import { workerProcessGroups } from '../harness/process-inspection';
-
-/** Every metric DESIGN.md ("Observability") lists. */
-const designMetrics = [
-  'corral_worker_lifecycle_transitions_total',
-  'corral_worker_lifecycle_transition_duration_seconds',
-  'corral_workers',
-  'corral_worker_spawn_failures_total',
-  'corral_worker_health_checks_total',
-  'corral_zombies_detected_total',
-  'corral_worker_activation_duration_seconds',
-  'corral_worker_activation_failures_total',
-  'corral_worker_drain_duration_seconds',
-  'corral_claim_duration_seconds',
-  'corral_warm_capacity_misses_total',
-  'corral_spawn_breaker_state',
-  'corral_stranded_resources_reconciled_total',
-];
 
 const pool = 'metrics';
 const coldPool = 'metrics-cold';
@@ -51,20 +33,9 @@ before(async () => {
   e2e = await useLifecycleE2e();
   const taskQueue = `metrics-${process.pid}-${Date.now()}`;
   corral = new CorralClient({ temporal: e2e.client, db: e2e.registry.db, taskQueue });
-  corralWorker = startProcess('corral-worker-metrics', path.join(repoRoot, 'bin', 'corral'), ['worker'], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: e2e.temporal.address,
-      TEMPORAL_NAMESPACE: e2e.temporal.namespace,
-      DATABASE_URL: e2e.registry.connectionString,
-      CORRAL_TASK_QUEUE: taskQueue,
-      CORRAL_RUNTIME: 'process',
-      CORRAL_PROCESS_STATE_DIR: e2e.stateDir,
-      CORRAL_METRICS_PORT: '0',
-    },
-    ipc: true,
-  });
-  const ready = await Promise.race([failOnExit(corralWorker), nextMessage(corralWorker, 'ready')]);
+  const started = await startCorralWorkerProcess(e2e, { name: 'corral-worker-metrics', taskQueue });
+  corralWorker = started.proc;
+  const ready = started.ready;
   metricsUrl = String(ready.metricsUrl);
 });
 
@@ -108,7 +79,7 @@ const v = sampleSum;
 
 test('/metrics declares every DESIGN metric and carries the Temporal SDK metrics in the same scrape', async () => {
   first = await scrape();
-  for (const name of designMetrics) {
+  for (const name of designMetricNames) {
     const family = first.families.get(name);
     assert.ok(family?.help, `# HELP ${name}`);
     assert.ok(family?.type, `# TYPE ${name}`);

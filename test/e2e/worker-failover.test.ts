@@ -2,13 +2,12 @@
 // `corral worker` process (the real CLI) must finish that life: the readiness wait resumes on
 // the same pod (adopted, never duplicated), no registry row is lost, and the workflow ends.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
-import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
-import { repoRoot } from '../../src/embedded/tools';
+import type { ManagedProcess } from '../../src/embedded/child-process';
 import { waitFor } from '../../src/embedded/wait';
 import { drainUpdate, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { startCorralWorkerProcess } from '../harness/corral-worker-process';
 import { demoWorkerSettings, useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
 import { newWorkerId, waitForState } from '../harness/lifecycle-env';
 import { workerProcessGroups } from '../harness/process-inspection';
@@ -25,21 +24,8 @@ after(async () => {
 });
 
 async function startCorralWorker(name: string, taskQueue: string): Promise<ManagedProcess> {
-  const proc = startProcess(name, path.join(repoRoot, 'bin', 'corral'), ['worker'], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: e2e.temporal.address,
-      TEMPORAL_NAMESPACE: e2e.temporal.namespace,
-      DATABASE_URL: e2e.registry.connectionString,
-      CORRAL_TASK_QUEUE: taskQueue,
-      CORRAL_RUNTIME: 'process',
-      CORRAL_PROCESS_STATE_DIR: e2e.stateDir,
-      CORRAL_METRICS_PORT: '0',
-    },
-    ipc: true,
-  });
+  const { proc } = await startCorralWorkerProcess(e2e, { name, taskQueue });
   corralWorkers.push(proc);
-  await Promise.race([failOnExit(proc), nextMessage(proc, 'ready')]);
   return proc;
 }
 

@@ -4,12 +4,11 @@
 // is recorded as completed, and the process exits 0 within the Deployment's
 // terminationGracePeriodSeconds (45 s).
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
-import { repoRoot } from '../../src/embedded/tools';
+import type { ManagedProcess } from '../../src/embedded/child-process';
 import { waitFor } from '../../src/embedded/wait';
 import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { startCorralWorkerProcess } from '../harness/corral-worker-process';
 import { demoWorkerSettings, useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
 import { newWorkerId } from '../harness/lifecycle-env';
 
@@ -28,23 +27,12 @@ after(async () => {
 });
 
 async function startCorralWorker(name: string, taskQueue: string): Promise<{ proc: ManagedProcess; origin: string }> {
-  const proc = startProcess(name, path.join(repoRoot, 'bin', 'corral'), ['worker'], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: e2e.temporal.address,
-      TEMPORAL_NAMESPACE: e2e.temporal.namespace,
-      DATABASE_URL: e2e.registry.connectionString,
-      CORRAL_TASK_QUEUE: taskQueue,
-      CORRAL_RUNTIME: 'process',
-      CORRAL_PROCESS_STATE_DIR: e2e.stateDir,
-      CORRAL_METRICS_PORT: '0',
-      CORRAL_METRICS_HOST: '127.0.0.1',
-      CORRAL_SHUTDOWN_GRACE: '20s',
-    },
-    ipc: true,
+  const { proc, ready } = await startCorralWorkerProcess(e2e, {
+    name,
+    taskQueue,
+    env: { CORRAL_METRICS_HOST: '127.0.0.1', CORRAL_SHUTDOWN_GRACE: '20s' },
   });
   corralWorkers.push(proc);
-  const ready = await Promise.race([failOnExit(proc), nextMessage(proc, 'ready')]);
   assert.equal(
     typeof ready.metricsUrl,
     'string',

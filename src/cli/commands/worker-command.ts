@@ -1,6 +1,6 @@
 // `corral worker`: runs corral's workflows and activities; what the Deployment runs.
 import type { Command } from 'commander';
-import ms, { type StringValue } from 'ms';
+import { parseDuration } from '../../config/duration';
 import path from 'node:path';
 import { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
@@ -91,13 +91,8 @@ function envPort(name: string): number | undefined {
 }
 
 function parseShutdownGrace(value: string): number {
-  let parsed: number | undefined;
-  try {
-    parsed = ms(value.trim() as StringValue);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || !Number.isFinite(parsed) || parsed < 0) {
+  const parsed = parseDuration(value);
+  if (parsed === undefined || parsed < 0) {
     throw new UsageError(`--shutdown-grace: not a duration (e.g. "20s"): ${JSON.stringify(value)}`);
   }
   return parsed;

@@ -1,0 +1,60 @@
+// The real `corral worker` CLI as a child process against a test world (dev server, registry
+// database, process runtime), resolved once it reports ready over IPC with its metrics URL.
+import path from 'node:path';
+import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
+import { repoRoot } from '../../src/embedded/tools';
+import type { LifecycleE2e } from './lifecycle-e2e';
+
+/** Every metric DESIGN.md ("Observability") lists: what /metrics and the dashboard must cover. */
+export const designMetricNames = [
+  'corral_worker_lifecycle_transitions_total',
+  'corral_worker_lifecycle_transition_duration_seconds',
+  'corral_workers',
+  'corral_worker_spawn_failures_total',
+  'corral_worker_health_checks_total',
+  'corral_zombies_detected_total',
+  'corral_worker_activation_duration_seconds',
+  'corral_worker_activation_failures_total',
+  'corral_worker_drain_duration_seconds',
+  'corral_claim_duration_seconds',
+  'corral_warm_capacity_misses_total',
+  'corral_spawn_breaker_state',
+  'corral_stranded_resources_reconciled_total',
+] as const;
+
+export interface CorralWorkerProcess {
+  proc: ManagedProcess;
+  /** The `ready` IPC message: `{ type: 'ready', metricsUrl }`. */
+  ready: Record<string, unknown>;
+}
+
+/**
+ * Starts `bin/corral worker` polling `taskQueue`. The metrics port is 0 (any free port), so it
+ * never collides with a running `make start` or another test. `env` adds or overrides variables.
+ */
+export async function startCorralWorkerProcess(
+  world: Pick<LifecycleE2e, 'temporal' | 'registry' | 'stateDir'>,
+  opts: { name: string; taskQueue: string; env?: NodeJS.ProcessEnv },
+): Promise<CorralWorkerProcess> {
+  const proc = startProcess(opts.name, path.join(repoRoot, 'bin', 'corral'), ['worker'], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: world.temporal.address,
+      TEMPORAL_NAMESPACE: world.temporal.namespace,
+      DATABASE_URL: world.registry.connectionString,
+      CORRAL_TASK_QUEUE: opts.taskQueue,
+      CORRAL_RUNTIME: 'process',
+      CORRAL_PROCESS_STATE_DIR: world.stateDir,
+      CORRAL_METRICS_PORT: '0',
+      ...opts.env,
+    },
+    ipc: true,
+  });
+  try {
+    const ready = await Promise.race([failOnExit(proc), nextMessage(proc, 'ready')]);
+    return { proc, ready };
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+}
