@@ -5,6 +5,7 @@ import type { JanitorMetrics } from '../metrics/janitor-metrics';
 import type { PoolMetrics } from '../metrics/pool-metrics';
 import { createTransitionObserver, type DurationSource } from '../metrics/transition-observer';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
+import type { ClaimStore } from '../registry/claim-store';
 import type { PoolStore } from '../registry/pool-store';
 import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import type { PodRuntime } from '../runtime/pod-runtime';
@@ -16,6 +17,10 @@ import { createRuntimeActivities } from './runtime-activities';
 
 export function createCorralActivities(deps: {
   store: WorkerLifecycleStore;
+  /** Cold-path claim binding and per-worker drain marks. */
+  claims: ClaimStore;
+  /** How long a cold worker's grant may stay unacknowledged before it is reclaimed. */
+  claimAckWindowMs: number;
   runtime: PodRuntime;
   heartbeatIntervalMs?: number;
   /** For activities that start or inspect other workflows (pool refill, janitor). */
@@ -33,7 +38,7 @@ export function createCorralActivities(deps: {
     ? createTransitionObserver({ workers: deps.workerMetrics, pools: deps.poolMetrics, durations: deps.durations })
     : undefined;
   return {
-    ...createRegistryActivities(deps.store, deps.poolMetrics, observer),
+    ...createRegistryActivities(deps.store, deps.claims, { observer, claimAckWindowMs: deps.claimAckWindowMs }),
     ...(deps.pools
       ? createPoolActivities({ pools: deps.pools, temporal: deps.temporal, metrics: deps.poolMetrics })
       : {}),

@@ -2,13 +2,12 @@
 // answer is plain JSON (dates as ISO strings; credentials only as version + expiry). A fence
 // miss is a non-retryable `FenceMiss` ApplicationFailure carrying what the caller expected and
 // what it found, so the workflow re-reads and converges instead of retrying a stale write.
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
-import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { TransitionObserver } from '../metrics/transition-observer';
 import { RegistryInputError, RegistryUnavailableError, TransitionNotAllowedError } from '../registry/errors';
+import type { ClaimStore } from '../registry/claim-store';
 import type {
   TransitionExpectation,
   WorkerLifecycleStore,
@@ -103,9 +102,10 @@ function asActivityFailure(err: unknown): unknown {
  */
 export function createRegistryActivities(
   store: WorkerLifecycleStore,
-  metrics?: PoolMetrics,
-  observer?: TransitionObserver,
+  claims: ClaimStore,
+  options: { observer?: TransitionObserver; claimAckWindowMs: number },
 ) {
+  const { observer } = options;
   return {
     /** Creates the worker's row (spawning, epoch 1); idempotent, so a retried attempt gets the same row. */
     async registerWorker(input: {
@@ -113,13 +113,9 @@ export function createRegistryActivities(
       pool: string;
       image: string;
       origin: TransitionOrigin;
-      /** The worker is spawned for a claim that found no warm worker: a warm-capacity miss. */
+      /** Ignored: sent by workflows recorded before the corral API counted warm-capacity misses. */
       coldClaim?: boolean;
     }): Promise<WorkerView> {
-      // Counted here, in corral worker's /metrics, whoever made the claim (CLI, a control plane).
-      if (input.coldClaim && Context.current().info.attempt === 1) {
-        metrics?.countWarmCapacityMiss(input.pool, 'no_idle_worker');
-      }
       try {
         const { worker } = await store.createWorker({
           id: input.workerId,
@@ -140,6 +136,63 @@ export function createRegistryActivities(
       } catch (err) {
         throw asActivityFailure(err);
       }
+    },
+
+    /**
+     * Cold path: after the worker's first activation (row `activating` at `epoch`), hands it to the
+     * claim it was spawned for if that claim still waits (claimed at epoch + 1 for the claim's
+     * tenant, the grant recorded), else the row goes idle (or draining if a drain was asked).
+     */
+    async bindColdClaim(input: {
+      workerId: string;
+      pool: string;
+      requestId: string;
+      epoch: number;
+    }): Promise<{ outcome: 'bound' | 'not_bound'; worker: WorkerView }> {
+      const result = await claims
+        .bindColdClaim({ ...input, ackMs: options.claimAckWindowMs })
+        .catch((err: unknown) => Promise.reject(asActivityFailure(err)));
+      if (result.outcome === 'bound' || result.outcome === 'not_bound') {
+        return { outcome: result.outcome, worker: toWorkerView(result.worker) };
+      }
+      if (result.outcome === 'row_missing') {
+        throw ApplicationFailure.create({
+          type: registryFailureTypes.rowMissing,
+          message: `worker ${input.workerId} has no registry row`,
+          nonRetryable: true,
+        });
+      }
+      const details: FenceMissDetails = {
+        workerId: input.workerId,
+        outcome: result.outcome,
+        expected: { epoch: input.epoch, states: ['activating'] },
+        to: 'claimed',
+        actual: result.actual,
+      };
+      throw ApplicationFailure.create({
+        type: registryFailureTypes.fenceMiss,
+        message: `${result.outcome}: expected epoch ${input.epoch} in activating, found epoch ${result.actual.epoch} in ${result.actual.state}`,
+        nonRetryable: true,
+        details: [details],
+      });
+    },
+
+    /** No claim takes this worker from now on, and its release goes to draining (no state or epoch change). */
+    async markDrainRequested(input: { workerId: string }): Promise<WorkerView> {
+      let worker;
+      try {
+        worker = await claims.markDrainRequested(input.workerId);
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+      if (!worker) {
+        throw ApplicationFailure.create({
+          type: registryFailureTypes.rowMissing,
+          message: `worker ${input.workerId} has no registry row`,
+          nonRetryable: true,
+        });
+      }
+      return toWorkerView(worker);
     },
 
     async transitionWorker(input: TransitionWorkerInput): Promise<WorkerView> {

@@ -15,6 +15,7 @@ import {
 import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { postActivation } from '../runtime/worker-protocol-client';
 
 export const runtimeFailureTypes = {
   invalidInput: 'RuntimeInputError',
@@ -169,29 +170,22 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
           nonRetryable: true,
         });
       }
-      const res = await fetch(`${input.endpoint}/activate`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ workerId: input.workerId, epoch: input.epoch, tenant: input.tenant }),
+      const answer = await postActivation(
+        input.endpoint,
+        { workerId: input.workerId, epoch: input.epoch, tenant: input.tenant },
         signal,
-        redirect: 'manual',
-      });
-      const body = (await res.json().catch(() => ({}))) as { credentialVersion?: number; error?: string };
-      if (res.ok && typeof body.credentialVersion === 'number') return { credentialVersion: body.credentialVersion };
-      if (res.status === 409 || res.status === 400) {
+      );
+      if (answer.outcome === 'accepted') return { credentialVersion: answer.credentialVersion };
+      if (answer.outcome === 'refused') {
         throw ApplicationFailure.create({
           type: runtimeFailureTypes.activationRefused,
-          message: `the worker refused activation at epoch ${input.epoch}: ${body.error ?? `HTTP ${res.status}`}`,
+          message: `the worker refused activation at epoch ${input.epoch}: ${answer.error ?? `HTTP ${answer.status}`}`,
           nonRetryable: true,
-          details: [{ error: body.error ?? null, status: res.status }],
+          details: [{ error: answer.error, status: answer.status, highestEpoch: answer.highestEpoch }],
         });
       }
-      // 5xx (e.g. credentials not mounted yet): worth another attempt.
-      throw ApplicationFailure.create({
-        type: 'ActivationFailed',
-        message: `activation answered HTTP ${res.status}`,
-        nonRetryable: false,
-      });
+      // Unreachable or 5xx (e.g. credentials not mounted yet): worth another attempt.
+      throw ApplicationFailure.create({ type: 'ActivationFailed', message: answer.detail, nonRetryable: false });
     },
 
     /**

@@ -1,7 +1,7 @@
-// One CorralClient per CLI invocation, always closed, so a command's process ends by itself.
+// One CorralClient per CLI invocation: a client of the corral API (no registry credentials).
 import type { Command } from 'commander';
 import { CorralClient } from '../client/corral-client';
-import { resolveEndpoints } from './endpoints';
+import { resolveApiEndpoint } from './endpoints';
 
 export interface GlobalOptions {
   json?: boolean;
@@ -13,10 +13,6 @@ export async function withCorralClient<T>(
   work: (client: CorralClient, globals: GlobalOptions) => Promise<T>,
 ): Promise<T> {
   const globals = command.optsWithGlobals<GlobalOptions>();
-  const client = await CorralClient.connect(resolveEndpoints({}));
-  try {
-    return await work(client, globals);
-  } finally {
-    await client.close();
-  }
+  const client = new CorralClient(resolveApiEndpoint());
+  return work(client, globals);
 }

@@ -1,6 +1,7 @@
-// Where CLI commands find Temporal and the registry: flags, then the environment, then the
-// endpoints file `corral dev` writes under .corral/ — so after `make start`, a second terminal
-// needs no setup for `corral claim demo --tenant acme`.
+// Where CLI commands find corral: the corral API's address and token from flags or the
+// environment, then the endpoints file `corral dev` writes under .corral/ — so after `make start`,
+// a second terminal needs no setup for `corral claim demo --tenant acme`. The CLI never needs the
+// registry's password: only `corral worker`, `migrate` and `doctor` read DATABASE_URL.
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -10,9 +11,9 @@ import { UsageError } from './cli-errors';
 export const defaultStateDir = path.join(repoRoot, '.corral');
 
 const endpointsFileSchema = z.object({
+  apiUrl: z.string().min(1),
   temporalAddress: z.string().min(1),
   namespace: z.string().min(1),
-  databaseUrl: z.string().min(1),
   uiUrl: z.string().optional(),
   metricsUrl: z.string().optional(),
 });
@@ -22,7 +23,7 @@ export function endpointsFile(stateDir = process.env.CORRAL_STATE_DIR || default
   return path.join(stateDir, 'endpoints.json');
 }
 
-/** Written by `corral dev` once the stack is up (mode 0600: it holds the local database URL). */
+/** Written by `corral dev` once the stack is up (mode 0600: it is that person's stack). */
 export function writeEmbeddedEndpoints(stateDir: string, endpoints: EmbeddedEndpoints): void {
   fs.writeFileSync(endpointsFile(stateDir), `${JSON.stringify(endpoints, null, 2)}\n`, { mode: 0o600 });
 }
@@ -38,33 +39,40 @@ function readEmbeddedEndpoints(): EmbeddedEndpoints | undefined {
   } catch {
     return undefined;
   }
-  const parsed = endpointsFileSchema.safeParse(JSON.parse(text));
-  return parsed.success ? parsed.data : undefined;
+  try {
+    const parsed = endpointsFileSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ApiEndpoint {
+  url: string;
+  token?: string;
+}
+
+/** The corral API: CORRAL_API_URL (+ CORRAL_API_TOKEN or CORRAL_API_TOKEN_FILE), or `make start`'s file. */
+export function resolveApiEndpoint(): ApiEndpoint {
+  const url = process.env.CORRAL_API_URL || readEmbeddedEndpoints()?.apiUrl;
+  if (!url) throw new UsageError('no corral API: set CORRAL_API_URL (and CORRAL_API_TOKEN), or run `make start`');
+  return { url, token: apiToken() };
+}
+
+function apiToken(): string | undefined {
+  if (process.env.CORRAL_API_TOKEN) return process.env.CORRAL_API_TOKEN;
+  const file = process.env.CORRAL_API_TOKEN_FILE;
+  if (!file) return undefined;
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`CORRAL_API_TOKEN_FILE: cannot read ${file} (${(err as { code?: string }).code ?? err})`);
+  }
 }
 
 export interface ConnectionFlags {
   temporalAddress?: string;
   namespace?: string;
-}
-
-export interface ResolvedEndpoints {
-  temporalAddress: string;
-  namespace: string;
-  databaseUrl: string;
-  /** The corral workers' task queue (env CORRAL_TASK_QUEUE); corral's default when unset. */
-  taskQueue?: string;
-}
-
-export function resolveEndpoints(flags: ConnectionFlags): ResolvedEndpoints {
-  const embedded = readEmbeddedEndpoints();
-  const temporalAddress = flags.temporalAddress ?? process.env.TEMPORAL_ADDRESS ?? embedded?.temporalAddress;
-  const databaseUrl = process.env.DATABASE_URL ?? embedded?.databaseUrl;
-  if (!temporalAddress) {
-    throw new UsageError('no Temporal address: pass --temporal-address, set TEMPORAL_ADDRESS, or run `make start`');
-  }
-  if (!databaseUrl) throw new UsageError('no registry database: set DATABASE_URL, or run `make start`');
-  const namespace = flags.namespace ?? process.env.TEMPORAL_NAMESPACE ?? embedded?.namespace ?? 'default';
-  return { temporalAddress, namespace, databaseUrl, taskQueue: process.env.CORRAL_TASK_QUEUE || undefined };
 }
 
 export function requiredEnv(name: string): string {
@@ -74,11 +82,17 @@ export function requiredEnv(name: string): string {
 }
 
 /** For doctor: whatever is configured, without requiring anything. */
-export function resolveEndpointsLoosely(flags: ConnectionFlags): Partial<ResolvedEndpoints> & { namespace: string } {
+export function resolveEndpointsLoosely(flags: ConnectionFlags): {
+  temporalAddress?: string;
+  namespace: string;
+  databaseUrl?: string;
+  apiUrl?: string;
+} {
   const embedded = readEmbeddedEndpoints();
   return {
     temporalAddress: flags.temporalAddress ?? process.env.TEMPORAL_ADDRESS ?? embedded?.temporalAddress,
     namespace: flags.namespace ?? process.env.TEMPORAL_NAMESPACE ?? embedded?.namespace ?? 'default',
-    databaseUrl: process.env.DATABASE_URL ?? embedded?.databaseUrl,
+    databaseUrl: process.env.DATABASE_URL,
+    apiUrl: process.env.CORRAL_API_URL || embedded?.apiUrl,
   };
 }

@@ -37,6 +37,8 @@ export interface EmbeddedStackOptions {
   postgresPort: number;
   /** The worker's /metrics port. */
   metricsPort: number;
+  /** The corral API's port (loopback, no token: the embedded default). */
+  apiPort: number;
   /** Apply the demo pool (minIdle 3) once the worker is up; default true. */
   demoPool?: boolean;
   log: (line: string) => void;
@@ -47,7 +49,8 @@ export interface EmbeddedStack {
   postgres: RunningPostgres;
   worker: ManagedProcess;
   metricsUrl: string;
-  /** A client on the stack (closed by stop()). */
+  apiUrl: string;
+  /** A client of the stack's corral API. */
   client: CorralClient;
   stop(): Promise<void>;
 }
@@ -94,6 +97,9 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
         CORRAL_PROCESS_STATE_DIR: path.join(opts.stateDir, 'workers'),
         CORRAL_METRICS_PORT: String(opts.metricsPort),
         CORRAL_METRICS_HOST: '127.0.0.1',
+        CORRAL_API_PORT: String(opts.apiPort),
+        CORRAL_API_HOST: '127.0.0.1',
+        CORRAL_API_TOKENS_FILE: '',
       },
       ipc: true,
     });
@@ -101,16 +107,12 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
     // The worker reports readiness over IPC once it polls (after bundling its workflows).
     const ready = await Promise.race([failOnExit(worker), nextMessage(worker, 'ready')]);
     const metricsUrl = typeof ready.metricsUrl === 'string' ? ready.metricsUrl : '';
+    const apiUrl = typeof ready.apiUrl === 'string' ? ready.apiUrl : '';
 
-    const client = await CorralClient.connect({
-      temporalAddress: temporal.address,
-      namespace: temporal.namespace,
-      databaseUrl: postgres.connectionString,
-    });
-    stopOnFailure.push(() => client.close());
+    const client = new CorralClient({ url: apiUrl });
     if (opts.demoPool ?? true) {
       // Applied once: on later starts the pool is as the operator left it (scaled, drained, deleted).
-      const existing = await client.pools.getPool(demoPoolName);
+      const existing = await client.getPool(demoPoolName);
       if (existing) {
         opts.log(`demo pool exists (${existing.status}, minIdle ${existing.spec.minIdle}); leaving it as it is`);
       } else {
@@ -118,7 +120,7 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
         opts.log('demo pool created (minIdle 3)');
       }
     }
-    return { temporal, postgres, worker, metricsUrl, client, stop: stopAll };
+    return { temporal, postgres, worker, metricsUrl, apiUrl, client, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

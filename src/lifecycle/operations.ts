@@ -18,7 +18,19 @@ export const lifecycleOperations = [
 ] as const;
 export type LifecycleOperation = (typeof lifecycleOperations)[number];
 
-export const transitionOrigins = ['lifecycle_workflow', 'pool_workflow', 'janitor', 'client', 'operator'] as const;
+/**
+ * `api`: a claim, release or failed hand-over decided by the corral API for its caller;
+ * `reclaimer`: an unacknowledged claim taken back (both in docs/decisions/0012).
+ */
+export const transitionOrigins = [
+  'lifecycle_workflow',
+  'pool_workflow',
+  'janitor',
+  'client',
+  'operator',
+  'api',
+  'reclaimer',
+] as const;
 export type TransitionOrigin = (typeof transitionOrigins)[number];
 
 /**

@@ -7,13 +7,16 @@ import { throttledLog, withTimeout } from './bounded';
 export const claimPaths = ['warm', 'cold'] as const;
 export type ClaimPath = (typeof claimPaths)[number];
 
-export const warmCapacityMissReasons = ['no_idle_worker'] as const;
+/** Why a claim got no warm worker: none idle (it took the cold path), maxWorkers reached, breaker not closed. */
+export const warmCapacityMissReasons = ['no_idle_worker', 'at_capacity', 'breaker_open'] as const;
 export type WarmCapacityMissReason = (typeof warmCapacityMissReasons)[number];
 
 export interface PoolMetrics {
   setBreakerState(pool: string, state: BreakerState): void;
   countWarmCapacityMiss(pool: string, reason: WarmCapacityMissReason): void;
   observeClaim(pool: string, path: ClaimPath, seconds: number): void;
+  /** The hand-over: the worker's activation at the lease's epoch, before the caller is answered. */
+  observeHandOver(pool: string, seconds: number): void;
 }
 
 /** 0 closed, 1 half-open, 2 open: alert on `> 0`, graph the value. */
@@ -60,7 +63,7 @@ export function createPoolMetrics(
   });
   const misses = new Counter({
     name: 'corral_warm_capacity_misses_total',
-    help: 'Claims that found no warm worker and took the cold path (spawn bound to the claim).',
+    help: 'Claims that found no warm worker, by reason: no_idle_worker (took the cold path), at_capacity, breaker_open.',
     labelNames: ['pool', 'reason'] as const,
     registers: [register],
   });
@@ -71,6 +74,13 @@ export function createPoolMetrics(
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [register],
   });
+  const handOvers = new Histogram({
+    name: 'corral_claim_handover_duration_seconds',
+    help: 'A claimed worker accepting its lease (POST /activate at the new epoch) before the caller is answered.',
+    labelNames: ['pool'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [register],
+  });
   return {
     setBreakerState: (pool, state) => {
       recorded.set(pool, state);
@@ -78,5 +88,6 @@ export function createPoolMetrics(
     },
     countWarmCapacityMiss: (pool, reason) => misses.inc({ pool, reason }),
     observeClaim: (pool, path, seconds) => claims.observe({ pool, path }, Math.max(0, seconds)),
+    observeHandOver: (pool, seconds) => handOvers.observe({ pool }, Math.max(0, seconds)),
   };
 }

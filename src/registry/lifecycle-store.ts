@@ -112,7 +112,7 @@ const dateOrNull = (v: unknown) => (v == null ? null : new Date(v as string));
 const textOrNull = (v: unknown) => (v == null ? null : String(v));
 
 /** Maps a `workers` row, from a plain SELECT (snake_case, bigint as string) or to_jsonb(). */
-function toSnapshot(row: Row): WorkerSnapshot {
+export function toSnapshot(row: Row): WorkerSnapshot {
   return {
     id: String(row.id),
     pool: String(row.pool),
@@ -133,7 +133,7 @@ function toSnapshot(row: Row): WorkerSnapshot {
   };
 }
 
-function describeError(err: unknown): string {
+export function describeError(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: string }).code;
     return code ? `${err.message} (${code})` : err.message;

@@ -9,6 +9,8 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../activities';
+import { ApiConfigError, isLoopbackHost, loadApiTokens } from '../api/api-auth';
+import { startCorralApi } from '../api/corral-api';
 import { ensureJanitorSchedule } from '../client/janitor-schedule';
 import { freePort } from '../embedded/ports';
 import { createWorkerInventoryMetrics } from '../metrics/inventory-metrics';
@@ -21,6 +23,7 @@ import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { createRegistryPool } from '../registry/database';
 import { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import { migrateRegistry } from '../registry/migrate';
+import { ClaimStore } from '../registry/claim-store';
 import { PoolStore } from '../registry/pool-store';
 import { createPodRuntime, type PodRuntimeConfig } from '../runtime/create-pod-runtime';
 import { corralTaskQueue } from './task-queues';
@@ -40,9 +43,24 @@ export interface CorralWorkerOptions {
   http?: { port: number; host?: string };
   /** How long in-flight activities may finish after SIGTERM before they are cancelled. */
   shutdownGraceMs?: number;
+  /** Serve the corral API (claims, releases, leases, pools, workers) here. */
+  api?: CorralApiOptions;
+  /** A grant whose answer did not reach its caller is reclaimed this long after it was made. */
+  claimAckWindowMs?: number;
   /** Called once the worker polls, so a supervisor can report readiness. */
-  onReady?: (info: { metricsUrl?: string }) => void;
+  onReady?: (info: { metricsUrl?: string; apiUrl?: string }) => void;
 }
+
+export interface CorralApiOptions {
+  port: number;
+  host?: string;
+  /** Bearer tokens, one per line. Required unless `host` is loopback. */
+  tokensFile?: string;
+  /** Per worker, at most one workflow notification per this window (coalescing). */
+  notifyWindowMs?: number;
+}
+
+export const defaultClaimAckWindowMs = 15_000;
 
 export const defaultShutdownGraceMs = 20_000;
 /**
@@ -89,8 +107,17 @@ async function installTemporalRuntime(log: (line: string) => void): Promise<{ in
 
 export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> {
   const log = opts.log ?? (() => undefined);
-  // The runtime config is checked first: a typo fails here, naming the field, before any connection.
+  // The runtime and API config are checked first: a typo fails here, naming the setting, before any connection.
   const runtime = createPodRuntime(opts.runtime);
+  const apiHost = opts.api?.host ?? '127.0.0.1';
+  const apiTokens = opts.api?.tokensFile ? loadApiTokens(opts.api.tokensFile) : null;
+  if (opts.api && !apiTokens && !isLoopbackHost(apiHost)) {
+    throw new ApiConfigError(
+      'CORRAL_API_TOKENS_FILE',
+      `the corral API listens on ${apiHost}, beyond loopback: give it a tokens file (only loopback may go without)`,
+    );
+  }
+  const claimAckWindowMs = opts.claimAckWindowMs ?? defaultClaimAckWindowMs;
   const graceMs = opts.shutdownGraceMs ?? defaultShutdownGraceMs;
   const metricsRegistry = opts.metricsRegistry ?? new Registry();
   // With HTTP endpoints (the `corral worker` command) corral owns the process: its Runtime, its
@@ -169,11 +196,16 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     // Every metric DESIGN lists; registry-wide gauges are read from the registry at scrape time.
     const poolMetrics = createPoolMetrics(metricsRegistry, { breakers: readings, log });
     createWorkerInventoryMetrics(metricsRegistry, readings, { log });
+    const store = new WorkerLifecycleStore(db, createLifecycleMetrics(metricsRegistry));
+    const pools = new PoolStore(db);
+    const claims = new ClaimStore(db);
     const activities = createCorralActivities({
-      store: new WorkerLifecycleStore(db, createLifecycleMetrics(metricsRegistry)),
+      store,
+      claims,
+      claimAckWindowMs,
       runtime,
       temporal,
-      pools: new PoolStore(db),
+      pools,
       poolMetrics,
       janitorMetrics: createJanitorMetrics(metricsRegistry),
       workerMetrics: createWorkerMetrics(metricsRegistry),
@@ -197,10 +229,33 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       ({ created }) => log(`janitor schedule ${created ? 'created' : 'up to date'}`),
       (err: unknown) => log(`janitor schedule not ensured: ${err instanceof Error ? err.message : String(err)}`),
     );
+    let apiUrl: string | undefined;
+    if (opts.api) {
+      const api = await startCorralApi({
+        claims,
+        workers: store,
+        pools,
+        temporal,
+        taskQueue,
+        port: opts.api.port,
+        host: apiHost,
+        tokens: apiTokens,
+        ackWindowMs: claimAckWindowMs,
+        notifyWindowMs: opts.api.notifyWindowMs,
+        metrics: poolMetrics,
+        log,
+      });
+      // Closed first on shutdown (closers run in reverse): no new claims while the rest stops.
+      closers.push(() => api.close());
+      apiUrl = api.url;
+      log(
+        `corral API on ${apiUrl}${apiTokens ? ` (bearer tokens: ${apiTokens.length})` : ' without authentication: loopback only'}`,
+      );
+    }
     // run() is RUNNING synchronously, so a signal that came during the start stops it at once.
     const running = worker.run();
     if (stopping) worker.shutdown();
-    else opts.onReady?.({ metricsUrl: server?.url });
+    else opts.onReady?.({ metricsUrl: server?.url, apiUrl });
     await running;
     log('corral worker stopped polling; closing connections');
   } finally {

@@ -6,6 +6,7 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../../src/activities';
+import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
 import { CorralClient } from '../../src/client/corral-client';
 import type { PoolSpecInput } from '../../src/config/pool-spec';
 import { repoRoot } from '../../src/embedded/tools';
@@ -13,6 +14,7 @@ import { waitFor } from '../../src/embedded/wait';
 import type { WorkerState } from '../../src/lifecycle/states';
 import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import { createPoolMetrics } from '../../src/metrics/pool-metrics';
+import { ClaimStore } from '../../src/registry/claim-store';
 import { PoolStore } from '../../src/registry/pool-store';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
 import { poolWorkflowId } from '../../src/workflows/pool/messages';
@@ -20,10 +22,15 @@ import { useLifecycleE2e, type LifecycleE2e } from './lifecycle-e2e';
 import type { TestRegistry } from './registry';
 import type { TemporalEndpoint } from './shared';
 
-/** corral on top of some runtime: an in-process corral worker, a CorralClient and ways to look. */
+/**
+ * corral on top of some runtime: an in-process corral worker and corral API, a CorralClient of
+ * that API, and ways to look.
+ */
 export interface PoolWorld {
   corral: CorralClient;
+  api: RunningCorralApi;
   pools: PoolStore;
+  claims: ClaimStore;
   taskQueue: string;
   /** The corral worker's metrics (breaker gauge, warm-capacity misses, janitor counters). */
   metrics: Registry;
@@ -66,11 +73,16 @@ export async function startPoolWorld(deps: {
   runtime: PodRuntime;
   /** Extra context for a failed wait (e.g. a fake kubelet's last error). */
   explainWait?: () => string;
+  /** How long a grant may go unacknowledged (default 15 s, as `corral worker`). */
+  claimAckWindowMs?: number;
 }): Promise<PoolWorld> {
   const { client, registry } = deps;
   const taskQueue = `pools-e2e-${process.pid}-${Date.now()}`;
   const metrics = new Registry();
   const pools = new PoolStore(registry.db);
+  const claims = new ClaimStore(registry.db);
+  const claimAckWindowMs = deps.claimAckWindowMs ?? 15_000;
+  const poolMetrics = createPoolMetrics(metrics);
   const connection = await NativeConnection.connect({ address: deps.temporal.address });
   const worker = await Worker.create({
     connection,
@@ -79,23 +91,39 @@ export async function startPoolWorld(deps: {
     workflowsPath: require.resolve('../../src/workflows'),
     activities: createCorralActivities({
       store: registry.store,
+      claims,
+      claimAckWindowMs,
       runtime: deps.runtime,
       heartbeatIntervalMs: 1_000,
       temporal: client,
       pools,
-      poolMetrics: createPoolMetrics(metrics),
+      poolMetrics,
       janitorMetrics: createJanitorMetrics(metrics),
     }),
     maxConcurrentActivityTaskExecutions: 200,
     maxConcurrentLocalActivityExecutions: 200,
   });
   const running = worker.run();
-  const corral = new CorralClient({ temporal: client, db: registry.db, taskQueue });
+  const api = await startCorralApi({
+    claims,
+    workers: registry.store,
+    pools,
+    temporal: client,
+    taskQueue,
+    port: 0,
+    host: '127.0.0.1',
+    tokens: null,
+    ackWindowMs: claimAckWindowMs,
+    metrics: poolMetrics,
+  });
+  const corral = new CorralClient({ url: api.url });
 
   const counts = async (pool: string) => (await pools.inventory(pool)).counts;
   return {
     corral,
+    api,
     pools,
+    claims,
     taskQueue,
     metrics,
     counts,
@@ -119,6 +147,7 @@ export async function startPoolWorld(deps: {
       return value?.value ?? 0;
     },
     async stop() {
+      await api.close();
       for (const record of await pools.listPools()) {
         try {
           await client.workflow.getHandle(poolWorkflowId(record.name)).terminate('test cleanup');
@@ -133,9 +162,9 @@ export async function startPoolWorld(deps: {
   };
 }
 
-export async function usePoolE2e(): Promise<PoolE2e> {
+export async function usePoolE2e(opts: { claimAckWindowMs?: number } = {}): Promise<PoolE2e> {
   const e2e = await useLifecycleE2e();
-  const world = await startPoolWorld(e2e);
+  const world = await startPoolWorld({ ...e2e, ...opts });
   return {
     ...e2e,
     ...world,

@@ -1,6 +1,7 @@
 // `corral claim`, `corral release`, `corral lease check`: a tenant's side of a pool, by hand.
 import type { Command } from 'commander';
 import crypto from 'node:crypto';
+import type { LeaseCheck } from '../../client/corral-client';
 import { ReportedFailure } from '../cli-errors';
 import { withCorralClient } from '../client-session';
 import { parseNonNegativeInt } from '../option-parsers';
@@ -46,7 +47,7 @@ export function registerClaimCommands(program: Command): void {
     .action(async (workerId: string, opts: { epoch: number }, command: Command) => {
       await withCorralClient(command, async (client, { json }) => {
         const result = await client.release({ workerId, epoch: opts.epoch });
-        if (json) return printJson({ workerId, ...result });
+        if (json) return printJson(result);
         console.log(`released ${workerId}: now ${result.state} at epoch ${result.epoch}`);
       });
     });
@@ -66,8 +67,8 @@ export function registerClaimCommands(program: Command): void {
             workerId,
             epoch: opts.epoch,
             status: check.status,
-            ...(check.status === 'valid' ? { tenant: check.worker.tenant, endpoint: check.worker.endpoint } : {}),
-            ...(check.status === 'stale_lease' ? { actualEpoch: check.actualEpoch, state: check.state } : {}),
+            ...(check.status === 'valid' ? { tenant: check.tenant, endpoint: check.endpoint } : {}),
+            ...(check.status === 'stale_lease' ? { actualEpoch: check.epoch, state: check.state } : {}),
             ...(check.status === 'not_claimed' ? { state: check.state } : {}),
           });
         } else if (check.status === 'valid') console.log(sentence);
@@ -79,16 +80,12 @@ export function registerClaimCommands(program: Command): void {
     });
 }
 
-function describeLeaseCheck(
-  workerId: string,
-  epoch: number,
-  check: Awaited<ReturnType<import('../../client/corral-client').CorralClient['checkLease']>>,
-): string {
+function describeLeaseCheck(workerId: string, epoch: number, check: LeaseCheck): string {
   switch (check.status) {
     case 'valid':
-      return `valid: ${workerId} is claimed by ${check.worker.tenant ?? '?'} at epoch ${epoch}`;
+      return `valid: ${workerId} is claimed by ${check.tenant ?? '?'} at epoch ${epoch}`;
     case 'stale_lease':
-      return `stale lease: ${workerId} is ${check.state} at epoch ${check.actualEpoch}, not ${epoch}`;
+      return `stale lease: ${workerId} is ${check.state} at epoch ${check.epoch}, not ${epoch}`;
     case 'not_claimed':
       return `not claimed: ${workerId} is ${check.state} at epoch ${epoch}`;
     case 'row_missing':

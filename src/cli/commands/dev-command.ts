@@ -17,6 +17,7 @@ export function registerDevCommand(program: Command): void {
     .option('--ui-port <port>', 'Temporal Web UI port', parsePort, 8233)
     .option('--postgres-port <port>', 'Postgres port', parsePort, 5433)
     .option('--metrics-port <port>', "the corral worker's /metrics port", parsePort, 9464)
+    .option('--api-port <port>', 'the corral API port (loopback, no token)', parsePort, 7070)
     .option('--no-demo-pool', 'do not apply the demo pool')
     .action(
       async (opts: {
@@ -25,6 +26,7 @@ export function registerDevCommand(program: Command): void {
         uiPort: number;
         postgresPort: number;
         metricsPort: number;
+        apiPort: number;
         demoPool: boolean;
       }) => {
         const log = (line: string) => console.log(`[corral dev] ${line}`);
@@ -35,6 +37,7 @@ export function registerDevCommand(program: Command): void {
           [opts.uiPort, 'Web UI, --ui-port'],
           [opts.postgresPort, 'Postgres, --postgres-port'],
           [opts.metricsPort, 'metrics, --metrics-port'],
+          [opts.apiPort, 'corral API, --api-port'],
         ] as const) {
           await assertPortFree(port, what).catch((err: Error) => {
             throw new Error(`${err.message}; is another corral dev running?`);
@@ -69,13 +72,13 @@ export function registerDevCommand(program: Command): void {
           }
         });
         writeEmbeddedEndpoints(stateDir, {
+          apiUrl: stack.apiUrl,
           temporalAddress: stack.temporal.address,
           namespace: stack.temporal.namespace,
-          databaseUrl: stack.postgres.connectionString,
           uiUrl: stack.temporal.uiUrl,
           metricsUrl: stack.metricsUrl,
         });
-        const demo = opts.demoPool ? await stack.client.pools.getPool(demoPoolName) : null;
+        const demo = opts.demoPool ? await stack.client.getPool(demoPoolName) : null;
         if (demo?.status === 'active' && demo.spec.minIdle > 0) {
           // Not fatal: the stack is up either way, and `corral pool describe demo` says why it is not full.
           await withProgress(`waiting for the ${demoPoolName} pool: ${demo.spec.minIdle} idle workers`, () =>
@@ -86,6 +89,7 @@ export function registerDevCommand(program: Command): void {
         }
         const lines = [
           '',
+          `corral API:       ${stack.apiUrl} (loopback only, no token; OpenAPI at ${stack.apiUrl}/openapi.json)`,
           `Temporal Web UI:  ${stack.temporal.uiUrl}/namespaces/${stack.temporal.namespace}/workflows?query=${encodeURIComponent('CorralState="idle"')}`,
           `Metrics:          ${stack.metricsUrl}`,
           `Temporal:         ${stack.temporal.address} (namespace ${stack.temporal.namespace})`,

@@ -1,7 +1,7 @@
 // `corral history <workerId>`: the registry's audit trail of one worker as a timeline — when,
 // which move, the epoch it left behind, who made it, and why.
 import type { Command } from 'commander';
-import type { TransitionRecord } from '../../registry/lifecycle-store';
+import type { TransitionResponse } from '../../client/corral-client';
 import { withCorralClient } from '../client-session';
 import { formatTable, printJson } from '../output';
 
@@ -12,17 +12,10 @@ export function registerHistoryCommand(program: Command): void {
     .argument('<workerId>', 'the worker (see corral workers list)')
     .action(async (workerId: string, _opts: unknown, command: Command) => {
       await withCorralClient(command, async (client, { json }) => {
-        const worker = await client.workers.getWorker(workerId);
-        if (!worker) throw new Error(`no worker ${workerId} in the registry`);
-        const trail = await client.workers.history(workerId);
+        const { worker, transitions } = await client.history(workerId);
+        const trail = transitions.map((t) => ({ ...t, at: new Date(t.at) }));
         if (json) {
-          return printJson({
-            workerId,
-            pool: worker.pool,
-            state: worker.state,
-            epoch: worker.epoch,
-            transitions: trail.map((t) => ({ ...t, at: t.at.toISOString() })),
-          });
+          return printJson({ workerId, pool: worker.pool, state: worker.state, epoch: worker.epoch, transitions });
         }
         console.log(`worker ${workerId} (pool ${worker.pool}): ${worker.state} at epoch ${worker.epoch}`);
         console.log(formatTimeline(trail));
@@ -30,7 +23,7 @@ export function registerHistoryCommand(program: Command): void {
     });
 }
 
-export function formatTimeline(trail: TransitionRecord[]): string {
+export function formatTimeline(trail: (Omit<TransitionResponse, 'at'> & { at: Date })[]): string {
   const start = trail[0]?.at.getTime() ?? 0;
   return formatTable(
     ['TIME', 'SINCE START', 'TRANSITION', 'EPOCH', 'OPERATION', 'BY', 'DETAIL'],

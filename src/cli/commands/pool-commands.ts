@@ -45,13 +45,10 @@ export function registerPoolCommands(program: Command): void {
     .description('every pool with its status, breaker and worker counts')
     .action(async (_opts: unknown, command: Command) => {
       await withCorralClient(command, async (client, { json }) => {
-        const pools = await client.pools.listPools();
-        const rows = await Promise.all(
-          pools.map(async (p) => ({ pool: p, inventory: await client.pools.inventory(p.name) })),
-        );
+        const pools = await client.listPools();
         if (json) {
           return printJson(
-            rows.map(({ pool: p, inventory }) => ({
+            pools.map((p) => ({
               name: p.name,
               status: p.status,
               generation: p.generation,
@@ -59,11 +56,11 @@ export function registerPoolCommands(program: Command): void {
               minIdle: p.spec.minIdle,
               maxWorkers: p.spec.maxWorkers,
               runtime: p.spec.runtime,
-              workers: inventory.counts,
+              workers: p.counts,
             })),
           );
         }
-        if (rows.length === 0)
+        if (pools.length === 0)
           return console.log(`no pools yet; create one with: ${commandName()} pool apply -f pool.yaml`);
         console.log(
           formatTable(
@@ -80,15 +77,15 @@ export function registerPoolCommands(program: Command): void {
               'MAX',
               'RUNTIME',
             ],
-            rows.map(({ pool: p, inventory: { counts, starting } }) => [
+            pools.map((p) => [
               p.name,
               p.status,
               p.generation,
               p.breakerState,
-              counts.idle ?? 0,
-              counts.claimed ?? 0,
-              counts.hot_idle ?? 0,
-              starting.length,
+              p.counts.idle ?? 0,
+              p.counts.claimed ?? 0,
+              p.counts.hot_idle ?? 0,
+              (p.counts.spawning ?? 0) + (p.counts.activating ?? 0),
               p.spec.minIdle,
               p.spec.maxWorkers,
               p.spec.runtime,
@@ -105,14 +102,13 @@ export function registerPoolCommands(program: Command): void {
     .action(async (name: string, _opts: unknown, command: Command) => {
       await withCorralClient(command, async (client, { json }) => {
         const { pool: p, workflow } = await client.describePool(name);
-        const inventory = await client.pools.inventory(name);
-        if (json) return printJson({ pool: p, workers: inventory.counts, workflow });
+        if (json) return printJson({ pool: p, workers: p.counts, workflow });
         const s = p.spec;
         console.log(
           formatFields([
             ['Name', p.name],
             ['Status', p.status],
-            ['Generation', `${p.generation} (updated ${formatAge(p.updatedAt)} ago)`],
+            ['Generation', `${p.generation} (updated ${formatAge(new Date(p.updatedAt))} ago)`],
             ['Runtime', s.runtime],
             ['Image', s.image],
             ['Min idle', s.minIdle],
@@ -120,7 +116,7 @@ export function registerPoolCommands(program: Command): void {
             ['Refill', `${s.refillPerMinute}/min`],
             ['Release policy', s.releasePolicy],
             ['Spawn breaker', describeBreaker(p.breakerState, workflow)],
-            ['Workers', describeCounts(inventory.counts)],
+            ['Workers', describeCounts(p.counts)],
             ['Pending spawns', workflow ? workflow.pendingSpawns.length : '-'],
             [
               'Totals',
@@ -232,7 +228,7 @@ export function readPoolFile(file: string): unknown {
 }
 
 async function requirePool(client: CorralClient, name: string) {
-  const record = await client.pools.getPool(name);
+  const record = await client.getPool(name);
   if (!record) throw new CorralError('pool_not_found', `no pool named ${name}`);
   return record;
 }

@@ -29,6 +29,16 @@ export function registerWorkerCommand(program: Command): void {
       parsePort,
     )
     .option('--metrics-host <host>', 'address /metrics listens on (env CORRAL_METRICS_HOST)')
+    .option('--api-port <port>', 'the corral API port; 0 picks one (env CORRAL_API_PORT, default 7070)', parsePort)
+    .option(
+      '--api-host <host>',
+      'address the corral API listens on; beyond loopback it needs a tokens file (env CORRAL_API_HOST)',
+    )
+    .option('--api-tokens-file <file>', 'bearer tokens for the corral API, one per line (env CORRAL_API_TOKENS_FILE)')
+    .option(
+      '--claim-ack-window <duration>',
+      'a claim whose answer never reached its caller is reclaimed after this (env CORRAL_CLAIM_ACK_WINDOW, default 15s)',
+    )
     .option(
       '--shutdown-grace <duration>',
       'how long in-flight activities may finish after SIGTERM (env CORRAL_SHUTDOWN_GRACE)',
@@ -44,6 +54,10 @@ export function registerWorkerCommand(program: Command): void {
         kubeNamespace?: string;
         metricsPort?: number;
         metricsHost?: string;
+        apiPort?: number;
+        apiHost?: string;
+        apiTokensFile?: string;
+        claimAckWindow?: string;
         shutdownGrace?: string;
       }) => {
         const temporalAddress = opts.temporalAddress ?? requiredEnv('TEMPORAL_ADDRESS');
@@ -59,7 +73,13 @@ export function registerWorkerCommand(program: Command): void {
               };
         const metricsPort = opts.metricsPort ?? envPort('CORRAL_METRICS_PORT') ?? 9464;
         const shutdownGrace = opts.shutdownGrace ?? process.env.CORRAL_SHUTDOWN_GRACE ?? '20s';
-        const shutdownGraceMs = parseShutdownGrace(shutdownGrace);
+        const shutdownGraceMs = parseDurationOption('--shutdown-grace', shutdownGrace, 0);
+        const claimAckWindowMs = parseDurationOption(
+          '--claim-ack-window',
+          opts.claimAckWindow ?? process.env.CORRAL_CLAIM_ACK_WINDOW ?? '15s',
+          minClaimAckWindowMs,
+        );
+        const apiPort = opts.apiPort ?? envPort('CORRAL_API_PORT') ?? 7070;
         await runCorralWorker({
           temporalAddress,
           namespace,
@@ -67,13 +87,19 @@ export function registerWorkerCommand(program: Command): void {
           runtime: runtime as Parameters<typeof runCorralWorker>[0]['runtime'],
           databaseUrl: requiredEnv('DATABASE_URL'),
           http: { port: metricsPort, host: opts.metricsHost ?? process.env.CORRAL_METRICS_HOST ?? '127.0.0.1' },
+          api: {
+            port: apiPort,
+            host: opts.apiHost ?? process.env.CORRAL_API_HOST ?? '127.0.0.1',
+            tokensFile: opts.apiTokensFile ?? (process.env.CORRAL_API_TOKENS_FILE || undefined),
+          },
+          claimAckWindowMs,
           shutdownGraceMs,
           log: (line) => console.log(line),
-          onReady: ({ metricsUrl }) => {
+          onReady: ({ metricsUrl, apiUrl }) => {
             console.log(
-              `corral worker ready: polling ${temporalAddress} namespace ${namespace}; metrics ${metricsUrl}`,
+              `corral worker ready: polling ${temporalAddress} namespace ${namespace}; API ${apiUrl}; metrics ${metricsUrl}`,
             );
-            process.send?.({ type: 'ready', metricsUrl });
+            process.send?.({ type: 'ready', metricsUrl, apiUrl });
           },
         });
       },
@@ -90,10 +116,15 @@ function envPort(name: string): number | undefined {
   }
 }
 
-function parseShutdownGrace(value: string): number {
+/** Below this an ordinary answer could be reclaimed before its acknowledgement is written. */
+const minClaimAckWindowMs = 2_000;
+
+function parseDurationOption(option: string, value: string, floorMs: number): number {
   const parsed = parseDuration(value);
   if (parsed === undefined || parsed < 0) {
-    throw new UsageError(`--shutdown-grace: not a duration (e.g. "20s"): ${JSON.stringify(value)}`);
+    throw new UsageError(`${option}: not a duration (e.g. "20s"): ${JSON.stringify(value)}`);
   }
+  if (parsed < floorMs)
+    throw new UsageError(`${option}: must be at least ${floorMs / 1000}s: ${JSON.stringify(value)}`);
   return parsed;
 }

@@ -21,7 +21,7 @@ export function registerWorkersCommands(program: Command): void {
       }
       const states = opts.state ?? (opts.all ? undefined : [...nonTerminalStates]);
       await withCorralClient(command, async (client, { json }) => {
-        const rows = await client.workers.listWorkers({ pool: opts.pool, states, limit: opts.limit });
+        const rows = await client.listWorkers({ pool: opts.pool, states, limit: opts.limit });
         if (json) {
           return printJson(
             rows.map((w) => ({
@@ -32,8 +32,8 @@ export function registerWorkersCommands(program: Command): void {
               tenant: w.tenant,
               endpoint: w.endpoint,
               failureReason: w.failureReason,
-              stateSince: w.stateSince.toISOString(),
-              createdAt: w.createdAt.toISOString(),
+              stateSince: w.stateSince,
+              createdAt: w.createdAt,
             })),
           );
         }
@@ -49,7 +49,7 @@ export function registerWorkersCommands(program: Command): void {
               w.epoch,
               w.tenant,
               w.endpoint,
-              formatAge(w.stateSince, now),
+              formatAge(new Date(w.stateSince), now),
               w.failureReason,
             ]),
           ),

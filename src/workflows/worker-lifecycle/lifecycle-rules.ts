@@ -2,18 +2,19 @@
 // next, whether a message may be accepted, how a registry row is adopted. No Temporal calls
 // here, so the rules are unit-tested directly and the workflow file stays about sequencing.
 import { isPodFailureReason, workerFailureReasons, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
+import { lifecycleRejections, type LifecycleRejection } from '../../lifecycle/failure-types';
 import type { WorkerView } from '../../activities/registry-activities';
-import {
-  lifecycleRejections,
-  type BoundClaim,
-  type ClaimRequest,
-  type DrainRequest,
-  type LifecycleDeadlines,
-  type LifecycleRejection,
-  type LifecycleState,
-  type ReleaseRequest,
-  type WorkerDescription,
-  type WorkerLifecycleInput,
+import type {
+  BoundClaim,
+  ClaimRequest,
+  DrainRequest,
+  LifecycleDeadlines,
+  LifecycleState,
+  ReleaseRequest,
+  WorkerDescription,
+  WorkerLifecycleInput,
+  WorkerLifecycleSettings,
+  WorkerRowChange,
 } from './messages';
 
 export type DeadlineKind = keyof LifecycleDeadlines;
@@ -141,6 +142,7 @@ function asFailureReason(value: string | null): LifecycleState['failureReason'] 
 /**
  * Takes the registry's word for who holds the worker after a fence miss: its state, epoch and
  * holder replace the workflow's, so the next write carries the epoch that is really there.
+ * (Deadlines untouched: what runs recorded before registry claims do; see adoptRegistryRow.)
  */
 export function adoptRow(s: LifecycleState, row: WorkerView): void {
   s.state = row.state;
@@ -151,6 +153,60 @@ export function adoptRow(s: LifecycleState, row: WorkerView): void {
   if (row.credentialVersion > 0 && row.credentialExpiresAt) {
     s.credential = { version: row.credentialVersion, expiresAt: Date.parse(row.credentialExpiresAt) };
   }
+}
+
+/** A registry row as the workflow adopts it: the corral API's notification, or a row it read itself. */
+export type AdoptableRow = WorkerRowChange & Partial<Pick<WorkerView, 'credentialVersion' | 'credentialExpiresAt'>>;
+
+/**
+ * Adopts a row someone else wrote (the corral API's claim, release, reclaim or failed hand-over,
+ * or whatever a fence miss found) and re-plans the deadlines of the adopted state from the row's
+ * own `stateSince`, so a TTL counts from when the registry changed, not from when the workflow
+ * heard of it:
+ * - claimed: no idle or hot-idle TTL; a worker already asked to drain gets its drain timeout;
+ * - idle: idle TTL from stateSince (none when the pool keeps idle workers);
+ * - hot_idle: hot-idle TTL from stateSince;
+ * - draining, retired, lost: the main loop finishes the drain or ends the life.
+ */
+export function adoptRegistryRow(
+  s: LifecycleState,
+  row: AdoptableRow,
+  settings: Pick<WorkerLifecycleSettings, 'idleTtlMs' | 'hotIdleTtlMs' | 'drainTimeoutMs'>,
+  nowMs: number,
+): void {
+  s.state = row.state;
+  s.epoch = row.epoch;
+  s.tenant = row.tenant;
+  s.claimRequestId = row.claimRequestId;
+  s.failureReason = asFailureReason(row.failureReason) ?? s.failureReason;
+  if (row.credentialVersion !== undefined && row.credentialVersion > 0 && row.credentialExpiresAt) {
+    s.credential = { version: row.credentialVersion, expiresAt: Date.parse(row.credentialExpiresAt) };
+  }
+  const parsed = Date.parse(row.stateSince);
+  const since = Number.isFinite(parsed) ? parsed : nowMs;
+  const d = s.deadlines;
+  switch (row.state) {
+    case 'claimed':
+      d.idleUntil = null;
+      d.hotIdleUntil = null;
+      if (s.drainRequested && d.drainBy === null) d.drainBy = nowMs + settings.drainTimeoutMs;
+      break;
+    case 'idle':
+      d.idleUntil = settings.idleTtlMs === null ? null : since + settings.idleTtlMs;
+      d.hotIdleUntil = null;
+      break;
+    case 'hot_idle':
+      d.hotIdleUntil = since + settings.hotIdleTtlMs;
+      d.idleUntil = null;
+      break;
+    default:
+      break;
+  }
+}
+
+/** Whether a notified change is news: the registry's epoch orders its changes, so anything else is stale. */
+export function isNewerChange(s: Pick<LifecycleState, 'epoch'>, change: Pick<WorkerRowChange, 'epoch'>): boolean {
+  return change.epoch > s.epoch;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());

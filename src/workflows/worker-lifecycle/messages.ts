@@ -148,27 +148,46 @@ export interface WorkerDescription {
   bornAt: string;
 }
 
-/** Why an update was refused: the ApplicationFailure `type` a client sees. */
-export const lifecycleRejections = {
-  invalidRequest: 'InvalidRequest',
-  wrongState: 'WrongState',
-  staleLease: 'StaleLease',
-  draining: 'Draining',
-  /** The worker failed while being handed to the tenant; it is lost and the pool replaces it. */
-  workerUnavailable: 'WorkerUnavailable',
-} as const;
-export type LifecycleRejection = (typeof lifecycleRejections)[keyof typeof lifecycleRejections];
+/** Why an update was refused: the ApplicationFailure `type` a client sees (defined with the other failure types). */
+export { lifecycleRejections, type LifecycleRejection } from '../../lifecycle/failure-types';
 
+/**
+ * Legacy: claims and releases as updates of the worker's workflow. Kept, unchanged, only for runs
+ * recorded before registry claims (`corral-registry-claims`): since then the corral API decides
+ * claims and releases in the registry and tells the workflow with `registryChangedSignal`, and a
+ * new run registers no handler for these (the SDK rejects them).
+ */
 export const claimUpdate = defineUpdate<WorkerLease, [ClaimRequest]>('claim');
+/** Legacy, as `claimUpdate`: only runs recorded before registry claims handle it. */
 export const releaseUpdate = defineUpdate<ReleaseResult, [ReleaseRequest]>('release');
 export const drainUpdate = defineUpdate<WorkerDescription, [DrainRequest]>('drain');
 export const describeQuery = defineQuery<WorkerDescription>('describe');
 /**
- * The caller of a claim gave up (its timeout passed). A cold worker spawned for it joins the
+ * Legacy, as `claimUpdate`: only runs recorded before registry claims handle it (the registry
+ * now reclaims an unacknowledged claim itself). The caller of a claim gave up (its timeout passed). A cold worker spawned for it joins the
  * pool as idle instead; a worker already claimed for it is released back to idle, since nobody
  * holds that lease.
  */
 export const abandonClaimSignal = defineSignal<[{ requestId: string }]>('abandonClaim');
+
+/**
+ * The registry moved this worker on the claim path (claim, release, reclaim of an
+ * unacknowledged claim, a failed hand-over): the corral API decided it in one SQL transaction and
+ * tells the worker's workflow afterwards. Notifications are coalesced per worker (at most one
+ * signal per worker per notification window, carrying the latest row), so several changes can
+ * arrive as one. The workflow adopts a change whose epoch is above its own and ignores the rest:
+ * the epoch is the registry's order of events, so a late or duplicated signal is harmless.
+ */
+export interface WorkerRowChange {
+  epoch: number;
+  state: WorkerState;
+  tenant: string | null;
+  claimRequestId: string | null;
+  /** When the row entered `state` (ISO): the idle and hot-idle TTLs count from here. */
+  stateSince: string;
+  failureReason: string | null;
+}
+export const registryChangedSignal = defineSignal<[WorkerRowChange]>('registryChanged');
 
 /** A run continues as new after this many updates, far below the server's 2,000 per run. */
 export const maxUpdatesPerRun = 1_000;

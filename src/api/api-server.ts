@@ -1,0 +1,363 @@
+// The corral API: HTTP + JSON, served by every `corral worker` (stateless: any replica answers).
+// Fastify routes with zod schemas (fastify-type-provider-zod): every request is validated before
+// a handler runs — unknown fields, wrong types and oversized bodies are a typed 4xx naming the
+// field, and nothing is written. The OpenAPI 3.1 document is generated from the same schemas
+// (@fastify/swagger) and served at /openapi.json (committed as docs/api/openapi.json).
+// docs/decisions/0012-registry-claims-and-the-corral-api.md
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { CorralError } from '../client/errors';
+import type { WorkerState } from '../lifecycle/states';
+import { RegistryUnavailableError } from '../registry/errors';
+import type { WorkerLifecycleStore, WorkerSnapshot } from '../registry/lifecycle-store';
+import { bearerTokenMatcher } from './api-auth';
+import * as api from './api-schemas';
+import type { ClaimService } from './claim-service';
+import type { PoolService } from './pool-service';
+
+/** Larger bodies are refused before they are parsed (a PoolSpec with its env is the largest). */
+export const maxBodyBytes = 256 * 1024;
+export const apiVersion = '1';
+
+export interface CorralApiDeps {
+  claims: ClaimService;
+  pools: PoolService;
+  workers: WorkerLifecycleStore;
+  /** Bearer tokens; null serves without authentication (the caller makes sure it is loopback only). */
+  tokens: string[] | null;
+  log?: (line: string) => void;
+}
+
+const errors = {
+  400: api.errorSchema,
+  401: api.errorSchema,
+  404: api.errorSchema,
+  409: api.errorSchema,
+  410: api.errorSchema,
+  413: api.errorSchema,
+  500: api.errorSchema,
+  503: api.errorSchema,
+  504: api.errorSchema,
+};
+
+function workerView(worker: WorkerSnapshot): api.WorkerResponse {
+  return {
+    ...worker,
+    credentialExpiresAt: worker.credentialExpiresAt?.toISOString() ?? null,
+    stateSince: worker.stateSince.toISOString(),
+    createdAt: worker.createdAt.toISOString(),
+    updatedAt: worker.updatedAt.toISOString(),
+  };
+}
+
+/** A zod issue as `{field, message}`: unknown keys are named, paths are dotted. */
+function fieldOf(
+  issue: { instancePath?: string; message?: string; params?: Record<string, unknown> },
+  context?: string,
+) {
+  const path = (issue.instancePath ?? '').split('/').filter(Boolean);
+  const keys = issue.params?.keys;
+  if (Array.isArray(keys) && keys.length > 0) {
+    return { field: [...path, String(keys[0])].join('.'), message: 'is not a known field' };
+  }
+  const field = path.length > 0 ? path.join('.') : (context ?? 'body');
+  return { field, message: issue.message ?? 'is invalid' };
+}
+
+export function toErrorBody(err: unknown, log?: (line: string) => void): { status: number; body: api.ErrorBody } {
+  if (err instanceof CorralError) return { status: err.status, body: err.toBody() };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const context = (err as { validationContext?: string }).validationContext;
+    const { field, message } = fieldOf(err.validation[0]!, context);
+    return { status: 400, body: { code: 'invalid_request', message: `${field}: ${message}`, field } };
+  }
+  const fastifyError = err as FastifyError;
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return {
+        status: 413,
+        body: { code: 'payload_too_large', message: `the body is larger than ${maxBodyBytes} bytes`, field: 'body' },
+      };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        status: 400,
+        body: { code: 'invalid_request', message: 'content-type must be application/json', field: 'content-type' },
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { status: 400, body: { code: 'invalid_request', message: 'the body is not JSON', field: 'body' } };
+  }
+  if (fastifyError.statusCode === 400 && err instanceof SyntaxError) {
+    return { status: 400, body: { code: 'invalid_request', message: 'the body is not valid JSON', field: 'body' } };
+  }
+  if (err instanceof RegistryUnavailableError) {
+    log?.(`registry unavailable: ${err.message}`);
+    return { status: 500, body: { code: 'internal', message: 'the registry did not answer; retry' } };
+  }
+  log?.(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return { status: 500, body: { code: 'internal', message: 'corral failed to answer; retry' } };
+}
+
+export async function buildCorralApi(deps: CorralApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ bodyLimit: maxBodyBytes, logger: false, return503OnClosing: true });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'corral API',
+        version: apiVersion,
+        description:
+          'Claims, releases and lease checks for warm worker pools, and the pools and workers behind them. Errors are `{code, message, field?, details?}`.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+
+  app.setErrorHandler((err, _request, reply) => {
+    const { status, body } = toErrorBody(err, deps.log);
+    void reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .code(404)
+      .send({ code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` });
+  });
+
+  const authorized = deps.tokens ? bearerTokenMatcher(deps.tokens) : null;
+  app.addHook('onRequest', async (request, reply) => {
+    if (!authorized || request.url === '/openapi.json') return;
+    if (!authorized(request.headers.authorization)) {
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ code: 'unauthorized', message: 'a valid bearer token is required (Authorization: Bearer <token>)' });
+    }
+  });
+
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // --- claims and leases -------------------------------------------------------------------
+  r.post(
+    '/v1/pools/:pool/claims',
+    {
+      schema: {
+        summary: 'Claim a worker of a pool for a tenant',
+        description:
+          'Idempotent per requestId: the same lease while it is valid, `lease_ended` (with the old lease in details) after. The worker has accepted the lease before the answer is sent.',
+        tags: ['claims'],
+        params: api.poolParams,
+        body: api.claimBody,
+        response: { 200: api.claimResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const aborted = new AbortController();
+      request.raw.once('close', () => aborted.abort());
+      const lease = await deps.claims.claim(request.params.pool, request.body, aborted.signal);
+      // Acknowledged once the answer has been handed to the caller's connection; otherwise reclaimed.
+      reply.raw.once('finish', () => deps.claims.acknowledge(request.params.pool, request.body.requestId));
+      return lease;
+    },
+  );
+
+  r.post(
+    '/v1/workers/:workerId/release',
+    {
+      schema: {
+        summary: 'Give a claimed worker back',
+        description:
+          'The pool’s release policy decides what happens to it. Idempotent per lease: a retried release answers what the first one did.',
+        tags: ['claims'],
+        params: api.workerParams,
+        body: api.releaseBody,
+        response: { 200: api.releaseResponse, ...errors },
+      },
+    },
+    async (request) => deps.claims.release(request.params.workerId, request.body),
+  );
+
+  r.get(
+    '/v1/workers/:workerId/lease',
+    {
+      schema: {
+        summary: 'Is this lease current?',
+        description: 'Valid only while the worker is claimed at exactly that epoch. Anyone may check.',
+        tags: ['claims'],
+        params: api.workerParams,
+        querystring: api.leaseCheckQuery,
+        response: { 200: api.leaseCheckResponse, ...errors },
+      },
+    },
+    async (request) => deps.claims.checkLease(request.params.workerId, request.query.epoch),
+  );
+
+  // --- pools ---------------------------------------------------------------------------------
+  r.put(
+    '/v1/pools/:pool',
+    {
+      schema: {
+        summary: 'Create or update a pool (idempotent)',
+        tags: ['pools'],
+        params: api.poolParams,
+        body: z
+          .record(z.string(), z.unknown())
+          .describe('a PoolSpec (README "Configuration"); name must match the path'),
+        response: { 200: api.applyPoolResponse, ...errors },
+      },
+    },
+    async (request) => {
+      if (request.body.name !== undefined && request.body.name !== request.params.pool) {
+        throw new CorralError(
+          'invalid_request',
+          `name: must match the pool in the path (${request.params.pool})`,
+          'name',
+        );
+      }
+      return deps.pools.applyPool({ ...request.body, name: request.params.pool });
+    },
+  );
+
+  r.get(
+    '/v1/pools',
+    {
+      schema: {
+        summary: 'Every pool with its status, breaker and worker counts',
+        tags: ['pools'],
+        response: { 200: z.object({ pools: z.array(api.poolSummary) }), ...errors },
+      },
+    },
+    async () => ({ pools: await deps.pools.listPools() }),
+  );
+
+  r.get(
+    '/v1/pools/:pool',
+    {
+      schema: {
+        summary: 'One pool: spec, status, worker counts and its workflow’s view',
+        tags: ['pools'],
+        params: api.poolParams,
+        response: { 200: api.describePoolResponse, ...errors },
+      },
+    },
+    async (request) => deps.pools.describePool(request.params.pool),
+  );
+
+  r.post(
+    '/v1/pools/:pool/scale',
+    {
+      schema: {
+        summary: 'Change minIdle and/or maxWorkers',
+        tags: ['pools'],
+        params: api.poolParams,
+        body: api.scalePoolBody,
+        response: { 200: api.applyPoolResponse, ...errors },
+      },
+    },
+    async (request) => deps.pools.scalePool(request.params.pool, request.body),
+  );
+
+  r.post(
+    '/v1/pools/:pool/drain',
+    {
+      schema: {
+        summary: 'Stop new claims and retire every worker',
+        description: 'Answers at once; the pool’s status becomes `drained` when the last worker has retired.',
+        tags: ['pools'],
+        params: api.poolParams,
+        response: { 200: api.poolSummary, ...errors },
+      },
+    },
+    async (request) => deps.pools.drainPool(request.params.pool),
+  );
+
+  r.delete(
+    '/v1/pools/:pool',
+    {
+      schema: {
+        summary: 'Forget a drained pool (drains it first)',
+        description:
+          'A pool not drained yet is asked to drain and the answer is `deleted: false`; ask again once it has drained. Worker history is kept.',
+        tags: ['pools'],
+        params: api.poolParams,
+        response: { 200: api.deletePoolResponse, ...errors },
+      },
+    },
+    async (request) => deps.pools.deletePool(request.params.pool),
+  );
+
+  // --- workers -------------------------------------------------------------------------------
+  r.get(
+    '/v1/workers',
+    {
+      schema: {
+        summary: 'Workers with their state, epoch, tenant and endpoint',
+        description: 'Live ones unless `state` names terminal states.',
+        tags: ['workers'],
+        querystring: api.listWorkersQuery,
+        response: { 200: z.object({ workers: z.array(api.workerSchema) }), ...errors },
+      },
+    },
+    async (request) => {
+      const states = request.query.state?.split(',') as WorkerState[] | undefined;
+      const workers = await deps.workers.listWorkers({ pool: request.query.pool, states, limit: request.query.limit });
+      return { workers: workers.map(workerView) };
+    },
+  );
+
+  r.get(
+    '/v1/workers/:workerId',
+    {
+      schema: {
+        summary: 'One worker’s registry row',
+        tags: ['workers'],
+        params: api.workerParams,
+        response: { 200: api.workerSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const worker = await deps.workers.getWorker(request.params.workerId);
+      if (!worker) throw new CorralError('not_found', `worker ${request.params.workerId} does not exist`);
+      return workerView(worker);
+    },
+  );
+
+  r.get(
+    '/v1/workers/:workerId/history',
+    {
+      schema: {
+        summary: 'A worker’s audit trail, oldest first',
+        tags: ['workers'],
+        params: api.workerParams,
+        response: { 200: api.historyResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const worker = await deps.workers.getWorker(request.params.workerId);
+      if (!worker) throw new CorralError('not_found', `worker ${request.params.workerId} does not exist`);
+      const trail = await deps.workers.history(worker.id);
+      return {
+        worker: workerView(worker),
+        transitions: trail.map((t) => ({ ...t, at: new Date(t.at).toISOString() })),
+      };
+    },
+  );
+
+  await app.ready();
+  return app;
+}

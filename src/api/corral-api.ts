@@ -1,0 +1,83 @@
+// The corral API with everything behind it, as one unit a `corral worker` (or a test, or the
+// bench) starts: the claim and pool services, the workflow notifier, the reclaimer of
+// unacknowledged claims and the HTTP server. Closing stops taking requests first, then the
+// reclaimer, then sends what notifications are pending.
+import type { Client } from '@temporalio/client';
+import type { PoolMetrics } from '../metrics/pool-metrics';
+import type { ClaimStore } from '../registry/claim-store';
+import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
+import type { PoolStore } from '../registry/pool-store';
+import { buildCorralApi } from './api-server';
+import { startClaimReclaimer } from './claim-reclaimer';
+import { ClaimService } from './claim-service';
+import { PoolService } from './pool-service';
+import { WorkflowNotifier } from './workflow-notifier';
+
+export interface CorralApiOptions {
+  claims: ClaimStore;
+  workers: WorkerLifecycleStore;
+  pools: PoolStore;
+  temporal: Client;
+  /** The task queue `corral worker` polls (pool and cold-path worker workflows start there). */
+  taskQueue: string;
+  port: number;
+  host: string;
+  /** Bearer tokens; null: no authentication (callers allow that on loopback only). */
+  tokens: string[] | null;
+  ackWindowMs: number;
+  notifyWindowMs?: number;
+  reclaimIntervalMs?: number;
+  handOverTimeoutMs?: number;
+  metrics?: PoolMetrics;
+  log?: (line: string) => void;
+}
+
+export interface RunningCorralApi {
+  url: string;
+  service: ClaimService;
+  notifier: WorkflowNotifier;
+  close(): Promise<void>;
+}
+
+export async function startCorralApi(o: CorralApiOptions): Promise<RunningCorralApi> {
+  const notifier = new WorkflowNotifier(o.temporal, { windowMs: o.notifyWindowMs, log: o.log });
+  const service = new ClaimService({
+    claims: o.claims,
+    workers: o.workers,
+    pools: o.pools,
+    temporal: o.temporal,
+    taskQueue: o.taskQueue,
+    notifier,
+    ackWindowMs: o.ackWindowMs,
+    handOverTimeoutMs: o.handOverTimeoutMs,
+    metrics: o.metrics,
+    log: o.log,
+  });
+  const app = await buildCorralApi({
+    claims: service,
+    pools: new PoolService(o.pools, o.temporal, o.taskQueue),
+    workers: o.workers,
+    tokens: o.tokens,
+    log: o.log,
+  });
+  await app.listen({ port: o.port, host: o.host });
+  const reclaimer = startClaimReclaimer({
+    claims: o.claims,
+    service,
+    intervalMs: o.reclaimIntervalMs,
+    log: o.log,
+  });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : o.port;
+  return {
+    url: `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    service,
+    notifier,
+    async close() {
+      await app.close();
+      await reclaimer.stop();
+      await service.close();
+      await notifier.close();
+    },
+  };
+}

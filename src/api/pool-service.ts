@@ -1,0 +1,124 @@
+// Pools as the corral API serves them: applied to the registry, run by their pool workflow
+// (`corral/<pool>/pool`), which every apply, scale and drain (re)starts with signalWithStart.
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { CorralError } from '../client/errors';
+import { parsePoolSpec, PoolSpecError, type PoolSpec } from '../config/pool-spec';
+import type { PoolRecord, PoolStore } from '../registry/pool-store';
+import { describePoolQuery, poolSpecChangedSignal, poolWorkflowId } from '../workflows/pool/messages';
+import type { ApplyPoolResponse, DeletePoolResponse, DescribePoolResponse, PoolSummary } from './api-schemas';
+
+export class PoolService {
+  constructor(
+    private readonly pools: PoolStore,
+    private readonly temporal: Client,
+    private readonly taskQueue: string,
+  ) {}
+
+  /**
+   * Creates or updates a pool and makes sure its workflow runs. Idempotent: the same spec again
+   * changes nothing. A changed spec reaches the running pool at once (the signal is its wake);
+   * workers already running keep the settings they were started with.
+   */
+  async applyPool(input: unknown): Promise<ApplyPoolResponse> {
+    let spec: PoolSpec;
+    try {
+      spec = parsePoolSpec(input);
+    } catch (err) {
+      if (err instanceof PoolSpecError) throw new CorralError('invalid_request', err.message, err.field);
+      throw err;
+    }
+    const applied = await this.pools.applyPool(spec);
+    if (applied.pool.status === 'draining') {
+      throw new CorralError('pool_draining', `pool ${spec.name} is draining; apply it again once it has drained`);
+    }
+    await this.wake(spec.name, applied.pool.generation);
+    return { pool: await this.summary(applied.pool), created: applied.created, changed: applied.changed };
+  }
+
+  async listPools(): Promise<PoolSummary[]> {
+    const records = await this.pools.listPools();
+    return Promise.all(records.map((record) => this.summary(record)));
+  }
+
+  async describePool(name: string): Promise<DescribePoolResponse> {
+    const record = await this.requirePool(name);
+    let workflow: Record<string, unknown> | null = null;
+    try {
+      const described = await this.temporal.workflow.getHandle(poolWorkflowId(name)).query(describePoolQuery);
+      workflow = described as unknown as Record<string, unknown>;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    return { pool: await this.summary(record), workflow };
+  }
+
+  /** Changes minIdle and/or maxWorkers: the same as applying the spec with them changed. */
+  async scalePool(name: string, change: { minIdle?: number; maxWorkers?: number }): Promise<ApplyPoolResponse> {
+    const current = await this.requirePool(name);
+    return this.applyPool({
+      ...current.spec,
+      minIdle: change.minIdle ?? current.spec.minIdle,
+      maxWorkers: change.maxWorkers ?? current.spec.maxWorkers,
+    });
+  }
+
+  /**
+   * Stops new claims at once and has the pool workflow drain every worker: idle ones now, claimed
+   * ones after release or their drain timeout. Answers at once; the pool reads `drained` at the end.
+   */
+  async drainPool(name: string): Promise<PoolSummary> {
+    const pool = await this.pools.markDraining(name);
+    if (!pool) throw new CorralError('pool_not_found', `no pool named ${name}`);
+    // The registry says draining, so a (re)started pool workflow drains; the signal wakes a running one.
+    if (pool.status !== 'drained') await this.wake(name, pool.generation);
+    return this.summary(pool);
+  }
+
+  /**
+   * Forgets a drained pool (worker history is kept). A pool not drained yet is asked to drain and
+   * the answer says `draining`: the caller asks again once it has drained.
+   */
+  async deletePool(name: string): Promise<DeletePoolResponse> {
+    const pool = await this.requirePool(name);
+    if (pool.status !== 'drained') {
+      const drained = await this.drainPool(name);
+      return { pool: name, deleted: false, status: drained.status };
+    }
+    const outcome = await this.pools.deleteDrainedPool(name);
+    if (outcome === 'not_found') throw new CorralError('pool_not_found', `no pool named ${name}`);
+    if (outcome === 'not_drained') {
+      throw new CorralError('pool_draining', `pool ${name} was applied again while it drained; not deleted`);
+    }
+    return { pool: name, deleted: true, status: 'deleted' };
+  }
+
+  private async wake(name: string, generation: number): Promise<void> {
+    await this.temporal.workflow.signalWithStart('poolWorkflow', {
+      taskQueue: this.taskQueue,
+      workflowId: poolWorkflowId(name),
+      args: [{ pool: name }],
+      signal: poolSpecChangedSignal,
+      signalArgs: [{ generation }],
+    });
+  }
+
+  private async requirePool(name: string): Promise<PoolRecord> {
+    const record = await this.pools.getPool(name);
+    if (!record) throw new CorralError('pool_not_found', `no pool named ${name}`);
+    return record;
+  }
+
+  private async summary(record: PoolRecord): Promise<PoolSummary> {
+    const { counts } = await this.pools.inventory(record.name);
+    return {
+      name: record.name,
+      status: record.status,
+      generation: record.generation,
+      breakerState: record.breakerState,
+      spec: record.spec as unknown as Record<string, unknown>,
+      counts: counts as Record<string, number>,
+      createdAt: record.createdAt.toISOString(),
+      updatedAt: record.updatedAt.toISOString(),
+    };
+  }
+}
