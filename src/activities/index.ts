@@ -35,7 +35,7 @@ export function createCorralActivities(deps: {
   durations?: DurationSource;
 }) {
   const observer = deps.workerMetrics
-    ? createTransitionObserver({ workers: deps.workerMetrics, pools: deps.poolMetrics, durations: deps.durations })
+    ? createTransitionObserver({ workers: deps.workerMetrics, durations: deps.durations })
     : undefined;
   return {
     ...createRegistryActivities(deps.store, deps.claims, { observer, claimAckWindowMs: deps.claimAckWindowMs }),

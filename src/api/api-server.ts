@@ -167,8 +167,12 @@ export async function buildCorralApi(deps: CorralApiDeps): Promise<FastifyInstan
       },
     },
     async (request, reply) => {
+      // The caller went away before its answer: stop waiting for a cold worker (the claim stays
+      // pending, and a grant nobody acknowledges is reclaimed).
       const aborted = new AbortController();
-      request.raw.once('close', () => aborted.abort());
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) aborted.abort();
+      });
       const lease = await deps.claims.claim(request.params.pool, request.body, aborted.signal);
       // Acknowledged once the answer has been handed to the caller's connection; otherwise reclaimed.
       reply.raw.once('finish', () => deps.claims.acknowledge(request.params.pool, request.body.requestId));
@@ -360,4 +364,20 @@ export async function buildCorralApi(deps: CorralApiDeps): Promise<FastifyInstan
 
   await app.ready();
   return app;
+}
+
+/** The OpenAPI document the API serves, without a registry or Temporal behind it (docs, tests). */
+export async function openApiDocument(): Promise<unknown> {
+  const unused = new Proxy({}, { get: () => () => Promise.reject(new Error('not serving')) });
+  const app = await buildCorralApi({
+    claims: unused as ClaimService,
+    pools: unused as PoolService,
+    workers: unused as WorkerLifecycleStore,
+    tokens: null,
+  });
+  try {
+    return app.swagger();
+  } finally {
+    await app.close();
+  }
 }

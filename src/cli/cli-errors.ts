@@ -3,6 +3,7 @@
 // there), each as one sentence. Stack traces only with --debug.
 import { CommanderError } from 'commander';
 import { PoolSpecError } from '../config/pool-spec';
+import { CorralUnreachableError } from '../client/corral-client';
 import { CorralError } from '../client/errors';
 import { RuntimeInputError } from '../runtime/errors';
 
@@ -39,6 +40,7 @@ export function describeCliError(err: unknown): string {
     const subject = err.field ? `${err.field}: ` : '';
     return `${err.code.replace(/_/g, ' ')}: ${subject}${stripField(err.message, err.field)}`;
   }
+  if (err instanceof CorralUnreachableError) return `${err.message}; is corral running? (make start)`;
   if (err instanceof AggregateError && err.errors.length > 0) return describeCliError(err.errors[0]);
   const message = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown } | null)?.code;

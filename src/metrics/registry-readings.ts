@@ -88,14 +88,4 @@ export class RegistryReadings {
     );
     return rows[0] ? Number(rows[0].seconds) : null;
   }
-
-  /** Seconds from the claim request's arrival (its `claims` row) to `until`; null when there is none. */
-  async secondsSinceClaimRequest(pool: string, requestId: string, until: Date): Promise<number | null> {
-    const rows = await this.rows(
-      `SELECT extract(epoch FROM ($3::timestamptz - created_at))::float8 AS seconds
-         FROM claims WHERE pool = $1 AND request_id = $2`,
-      [pool, requestId, until.toISOString()],
-    );
-    return rows[0] ? Number(rows[0].seconds) : null;
-  }
 }

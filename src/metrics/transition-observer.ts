@@ -9,7 +9,6 @@
 // activity's path, and dropped if that read fails.
 import type { LifecycleOperation } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
-import type { ClaimPath, PoolMetrics } from './pool-metrics';
 import type { WorkerMetrics } from './worker-metrics';
 
 export interface AppliedTransition {
@@ -30,7 +29,6 @@ export interface AppliedTransition {
 
 export interface DurationSource {
   secondsInState(workerId: string, state: WorkerState, until: Date): Promise<number | null>;
-  secondsSinceClaimRequest(pool: string, requestId: string, until: Date): Promise<number | null>;
 }
 
 export interface TransitionObserver {
@@ -43,10 +41,9 @@ const handOverFailures = ['activation_failed', 'type_mismatch'];
 
 export function createTransitionObserver(deps: {
   workers: WorkerMetrics;
-  pools?: PoolMetrics;
   durations?: DurationSource;
 }): TransitionObserver {
-  const { workers, pools, durations } = deps;
+  const { workers, durations } = deps;
 
   async function timed(read: () => Promise<number | null>, record: (seconds: number) => void): Promise<void> {
     if (!durations) return;
@@ -91,18 +88,6 @@ export function createTransitionObserver(deps: {
             timed(
               () => durations!.secondsInState(worker.id, 'draining', worker.stateSince),
               (s) => workers.observeDrain(s),
-            ),
-          );
-        }
-        // A claim: from the request's arrival to the worker claimed for it. A worker still
-        // activating was spawned for the claim (cold path); an idle or hot_idle one was warm.
-        if (operation === 'claim' && to === 'claimed' && worker.claimRequestId && pools) {
-          const path: ClaimPath = from === 'activating' ? 'cold' : 'warm';
-          const requestId = worker.claimRequestId;
-          tasks.push(
-            timed(
-              () => durations!.secondsSinceClaimRequest(worker.pool, requestId, worker.stateSince),
-              (s) => pools.observeClaim(worker.pool, path, s),
             ),
           );
         }

@@ -3,12 +3,15 @@
 // acknowledged one per batch. Inputs are checked by the caller (the corral API's schemas); every
 // call is time-bounded by the pool; a database failure is a RegistryUnavailableError.
 import type pg from 'pg';
-import type { TransitionOrigin } from '../lifecycle/operations';
+import { performance } from 'node:perf_hooks';
+import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
+import type { LifecycleMetrics } from '../metrics/lifecycle-metrics';
 import type { WorkerState } from '../lifecycle/states';
 import { RegistryUnavailableError } from './errors';
 import { describeError, toSnapshot, type WorkerSnapshot } from './lifecycle-store';
 
 type Row = Record<string, unknown>;
+const textOrNull = (v: unknown) => (v == null ? null : String(v));
 
 /** A lease as a claim row remembers it. */
 export interface GrantedLease {
@@ -48,7 +51,21 @@ export type PendingClaimStatus =
   | { status: 'gone' };
 
 export class ClaimStore {
-  constructor(private readonly db: pg.Pool) {}
+  /** `metrics`: the claim path's transitions count in corral_worker_lifecycle_transitions_total like any other. */
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly metrics?: LifecycleMetrics,
+  ) {}
+
+  private counted(operation: LifecycleOperation, origin: TransitionOrigin, image: string | null, started: number) {
+    this.metrics?.recordTransition({
+      operation,
+      outcome: 'transitioned',
+      image,
+      origin,
+      durationSeconds: (performance.now() - started) / 1000,
+    });
+  }
 
   async claim(input: {
     pool: string;
@@ -62,6 +79,7 @@ export class ClaimStore {
     ackMs: number;
     origin: TransitionOrigin;
   }): Promise<ClaimDecision> {
+    const started = performance.now();
     const [row] = await this.query(`SELECT * FROM corral_claim($1, $2, $3, $4, $5, $6, $7)`, [
       input.pool,
       input.requestId,
@@ -79,6 +97,7 @@ export class ClaimStore {
     });
     switch (row.outcome) {
       case 'granted':
+        this.counted('claim', input.origin, textOrNull(row.image), started);
         return { outcome: 'granted', fromState: row.from_state === 'hot_idle' ? 'hot_idle' : 'idle', ...lease() };
       case 'repeat':
         return { outcome: 'repeat', ...lease() };
@@ -87,6 +106,7 @@ export class ClaimStore {
       case 'in_progress':
         return { outcome: 'in_progress', workerId: String(row.worker_id), state: row.from_state as WorkerState };
       case 'cold':
+        this.counted('create', input.origin, textOrNull(row.image), started);
         return { outcome: 'cold', workerId: String(row.worker_id) };
       case 'at_capacity':
         return { outcome: 'at_capacity', live: Number(row.live_workers), maxWorkers: Number(row.max_workers) };
@@ -127,11 +147,10 @@ export class ClaimStore {
 
   /** Gives up a pending cold claim whose worker failed, so a repeat starts afresh. */
   async dropPendingClaim(input: { pool: string; requestId: string; workerId: string }): Promise<void> {
-    await this.query(`DELETE FROM claims WHERE pool = $1 AND request_id = $2 AND worker_id = $3 AND status = 'pending'`, [
-      input.pool,
-      input.requestId,
-      input.workerId,
-    ]);
+    await this.query(
+      `DELETE FROM claims WHERE pool = $1 AND request_id = $2 AND worker_id = $3 AND status = 'pending'`,
+      [input.pool, input.requestId, input.workerId],
+    );
   }
 
   async pendingClaimStatus(input: { pool: string; requestId: string }): Promise<PendingClaimStatus> {
@@ -162,6 +181,7 @@ export class ClaimStore {
     epoch: number;
     ackMs: number;
   }): Promise<BindColdClaimResult> {
+    const started = performance.now();
     const [row] = await this.query(`SELECT * FROM corral_bind_cold_claim($1, $2, $3, $4, $5)`, [
       input.workerId,
       input.pool,
@@ -170,10 +190,16 @@ export class ClaimStore {
       Math.ceil(input.ackMs),
     ]);
     switch (row.outcome) {
-      case 'bound':
-        return { outcome: 'bound', worker: toSnapshot(row.worker as Row) };
-      case 'not_bound':
-        return { outcome: 'not_bound', worker: toSnapshot(row.worker as Row) };
+      case 'bound': {
+        const worker = toSnapshot(row.worker as Row);
+        this.counted('claim', 'lifecycle_workflow', worker.image, started);
+        return { outcome: 'bound', worker };
+      }
+      case 'not_bound': {
+        const worker = toSnapshot(row.worker as Row);
+        this.counted(worker.state === 'idle' ? 'ready' : 'drain', 'lifecycle_workflow', worker.image, started);
+        return { outcome: 'not_bound', worker };
+      }
       case 'fence_miss_epoch':
       case 'fence_miss_state':
         return {
@@ -191,6 +217,7 @@ export class ClaimStore {
     tenant: string | null;
     origin: TransitionOrigin;
   }): Promise<ReleaseDecision> {
+    const started = performance.now();
     const [row] = await this.query(`SELECT * FROM corral_release($1, $2, $3, $4)`, [
       input.workerId,
       input.epoch,
@@ -198,8 +225,11 @@ export class ClaimStore {
       input.origin,
     ]);
     switch (row.outcome) {
-      case 'released':
-        return { outcome: 'released', worker: toSnapshot(row.worker as Row) };
+      case 'released': {
+        const worker = toSnapshot(row.worker as Row);
+        this.counted('release', input.origin, worker.image, started);
+        return { outcome: 'released', worker };
+      }
       case 'already_released':
       case 'wrong_tenant':
       case 'stale_lease':
@@ -216,12 +246,13 @@ export class ClaimStore {
 
   /** Grants unacknowledged past their ack_by, taken back; the workers they held, as they are now. */
   async reclaimUnacknowledged(limit: number): Promise<{ pool: string; requestId: string; worker: WorkerSnapshot }[]> {
+    const started = performance.now();
     const rows = await this.query(`SELECT * FROM corral_reclaim_unacknowledged($1)`, [limit]);
-    return rows.map((row) => ({
-      pool: String(row.pool),
-      requestId: String(row.request_id),
-      worker: toSnapshot(row.worker as Row),
-    }));
+    return rows.map((row) => {
+      const worker = toSnapshot(row.worker as Row);
+      this.counted('release', 'reclaimer', worker.image, started);
+      return { pool: String(row.pool), requestId: String(row.request_id), worker };
+    });
   }
 
   /** A drain asked of one worker: no claim takes it from now on, and its release goes to draining. */

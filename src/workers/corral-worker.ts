@@ -196,9 +196,10 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     // Every metric DESIGN lists; registry-wide gauges are read from the registry at scrape time.
     const poolMetrics = createPoolMetrics(metricsRegistry, { breakers: readings, log });
     createWorkerInventoryMetrics(metricsRegistry, readings, { log });
-    const store = new WorkerLifecycleStore(db, createLifecycleMetrics(metricsRegistry));
+    const lifecycleMetrics = createLifecycleMetrics(metricsRegistry);
+    const store = new WorkerLifecycleStore(db, lifecycleMetrics);
     const pools = new PoolStore(db);
-    const claims = new ClaimStore(db);
+    const claims = new ClaimStore(db, lifecycleMetrics);
     const activities = createCorralActivities({
       store,
       claims,

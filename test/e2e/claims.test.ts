@@ -1,133 +1,279 @@
-// 100 concurrent claims against a pool with 10 idle workers and maxWorkers 40, end to end:
-// real dev server, registry, process runtime and demo workers, CorralClient.
+// Claims through the corral API, end to end: real dev server, registry, process runtime and demo
+// workers, in-process corral worker and API replicas, CorralClient over HTTP. The registry decides
+// each claim; these tests hold corral to the semantics a control plane builds on
+// (docs/decisions/0012-registry-claims-and-the-corral-api.md).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import type { ClaimResult } from '../../src/client/corral-client';
+import { after, before, describe, test } from 'node:test';
+import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
+import { CorralClient, type ClaimResult } from '../../src/client/corral-client';
 import { CorralError } from '../../src/client/errors';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { waitFor } from '../../src/embedded/wait';
+import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import { recordHistory } from '../harness/lifecycle-env';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 
+/** Short, so reclaiming is seen within a test; `corral worker` defaults to 15 s. */
+const ackWindowMs = 3_000;
+
 let e2e: PoolE2e;
 before(async () => {
-  e2e = await usePoolE2e();
+  e2e = await usePoolE2e({ claimAckWindowMs: ackWindowMs });
 });
 after(async () => {
   await e2e?.close();
 });
 
-test('100 concurrent claims: distinct leases, 10 warm, 30 cold, the rest at_capacity; repeats get the same lease', async (t) => {
-  const pool = 'burst';
-  const spec = demoPoolSpec(pool, { minIdle: 10, maxWorkers: 40, releasePolicy: 'recycle' });
-  await e2e.corral.applyPool(spec);
-  await e2e.waitForCounts(pool, { idle: 10, spawning: 0, activating: 0 });
-  // minIdle 0 from now on (a live spec change), so refills do not race the burst for capacity.
-  await e2e.corral.applyPool({ ...spec, minIdle: 0 });
+const isCode = (code: string) => (err: unknown) => err instanceof CorralError && err.code === code;
 
-  const outcomes = await Promise.all(
-    Array.from({ length: 100 }, (_, i) =>
-      e2e.corral
-        .claim(pool, { tenant: `tenant-${i % 7}`, requestId: `burst-${i}`, timeout: '2m' })
-        .then((lease) => ({ i, lease }))
-        .catch((error: unknown) => ({ i, error })),
-    ),
+async function claimRow(pool: string, requestId: string) {
+  const { rows } = await e2e.registry.db.query(
+    `SELECT status, worker_id, epoch, acknowledged_at, ack_by < now() AS ack_due FROM claims WHERE pool = $1 AND request_id = $2`,
+    [pool, requestId],
   );
-  const leases = outcomes.flatMap((o) => ('lease' in o ? [o as { i: number; lease: ClaimResult }] : []));
-  const errors = outcomes.flatMap((o) => ('error' in o ? [o.error] : []));
-  for (const error of errors) {
-    assert.ok(error instanceof CorralError && error.code === 'at_capacity', `unexpected failure: ${String(error)}`);
-  }
-  const warm = leases.filter((l) => l.lease.path === 'warm').length;
-  const cold = leases.filter((l) => l.lease.path === 'cold').length;
-  t.diagnostic(`warm ${warm}, cold ${cold}, at_capacity ${errors.length}`);
-  assert.equal(warm, 10);
-  assert.equal(cold, 30);
-  assert.equal(errors.length, 60);
+  return rows[0] as
+    | { status: string; worker_id: string; epoch: string; acknowledged_at: Date | null; ack_due: boolean }
+    | undefined;
+}
 
-  assert.equal(new Set(leases.map((l) => l.lease.workerId)).size, leases.length, 'no worker went to two claims');
-  const coldOne = leases.find((l) => l.lease.path === 'cold');
-  if (coldOne) {
-    await recordHistory(
-      e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, coldOne.lease.workerId)),
-      'cold-claim',
-    );
-  }
-  assert.equal(new Set(leases.map((l) => l.lease.endpoint)).size, leases.length);
-  for (const { lease } of leases) {
+/** The worker's workflow has adopted what the registry says (state and epoch). */
+async function waitForWorkflowToAdopt(pool: string, workerId: string) {
+  const handle = e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, workerId));
+  await waitFor(
+    async () => {
+      const [described, row] = await Promise.all([handle.query(describeQuery), e2e.registry.store.getWorker(workerId)]);
+      return row !== null && described.state === row.state && described.epoch === row.epoch;
+    },
+    { what: `workflow of ${workerId} to adopt its registry row`, timeoutMs: 30_000, intervalMs: 100 },
+  );
+}
+
+describe('the warm path', () => {
+  const pool = 'warm';
+  before(async () => {
+    await e2e.corral.applyPool(demoPoolSpec(pool, { minIdle: 3, maxWorkers: 6, releasePolicy: 'recycle' }));
+    await e2e.waitForCounts(pool, { idle: 3, spawning: 0, activating: 0 });
+  });
+
+  test('a claim is decided by the registry, the worker holds the lease before the caller does, the workflow adopts it', async () => {
+    const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'w-1' });
+    assert.equal(lease.path, 'warm');
     assert.equal((await e2e.corral.checkLease(lease)).status, 'valid');
-  }
-  assert.equal(
-    await e2e.metricValue('corral_warm_capacity_misses_total', { pool, reason: 'no_idle_worker' }),
-    30,
-    'every cold claim counted as a warm-capacity miss',
-  );
+    // The worker itself was told: its /activate now refuses the epoch before the lease.
+    const refused = await fetch(`${lease.endpoint}/activate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workerId: lease.workerId, epoch: lease.epoch - 1, tenant: 'mallory' }),
+    });
+    assert.equal(refused.status, 409, 'the worker refuses an epoch below the lease');
+    await waitForWorkflowToAdopt(pool, lease.workerId);
+    const described = await e2e.client.workflow
+      .getHandle(workerLifecycleWorkflowId(pool, lease.workerId))
+      .query(describeQuery);
+    assert.deepEqual([described.state, described.tenant, described.epoch], ['claimed', 'acme', lease.epoch]);
+    await waitFor(async () => (await claimRow(pool, 'w-1'))?.acknowledged_at != null, {
+      what: 'the grant to be acknowledged',
+      timeoutMs: 10_000,
+      intervalMs: 50,
+    });
+    await e2e.corral.release({ workerId: lease.workerId, epoch: lease.epoch });
+  });
 
-  // Every repeat of a request id gets the very same lease, concurrently too.
-  const repeats = await Promise.all(
-    leases.map(({ i }) => e2e.corral.claim(pool, { tenant: `tenant-${i % 7}`, requestId: `burst-${i}` })),
-  );
-  assert.deepEqual(
-    repeats.map((r) => [r.workerId, r.epoch, r.endpoint, r.tenant]),
-    leases.map(({ lease }) => [lease.workerId, lease.epoch, lease.endpoint, lease.tenant]),
-  );
-  const rows = await e2e.registry.store.listWorkers({ pool, limit: 1_000 });
-  assert.equal(rows.length, 40, 'maxWorkers was never exceeded');
-  assert.equal(rows.filter((w) => w.state === 'claimed').length, 40);
+  test('release is idempotent for the same lease, refuses another tenant, and a repeat of the request id after it is lease_ended', async () => {
+    const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'w-2' });
+    await assert.rejects(
+      e2e.corral.release({ workerId: lease.workerId, epoch: lease.epoch, tenant: 'globex' }),
+      isCode('stale_lease'),
+    );
+    const released = await e2e.corral.release({ workerId: lease.workerId, epoch: lease.epoch, tenant: 'acme' });
+    assert.deepEqual([released.state, released.epoch], ['idle', lease.epoch + 1]);
+    const again = await e2e.corral.release({ workerId: lease.workerId, epoch: lease.epoch });
+    assert.deepEqual(again, released, 'a retried release answers what the first one did');
+    await assert.rejects(
+      e2e.corral.release({ workerId: lease.workerId, epoch: lease.epoch - 1 }),
+      isCode('stale_lease'),
+    );
+    await assert.rejects(e2e.corral.release({ workerId: 'nobody', epoch: 1 }), isCode('not_found'));
 
-  // A request id is bound to its tenant.
-  await assert.rejects(
-    e2e.corral.claim(pool, { tenant: 'someone-else', requestId: leases[0] ? `burst-${leases[0].i}` : 'x' }),
-    (err) => err instanceof CorralError && err.code === 'invalid_request' && err.field === 'requestId',
-  );
+    // Claim R → release → another tenant claims → claim R again: never the dead lease as a success.
+    const others: ClaimResult[] = [];
+    for (let i = 0; i < 3; i++) others.push(await e2e.corral.claim(pool, { tenant: 'globex', requestId: `g-${i}` }));
+    assert.ok(
+      others.some((o) => o.workerId === lease.workerId),
+      'another tenant got the released worker',
+    );
+    await assert.rejects(e2e.corral.claim(pool, { tenant: 'acme', requestId: 'w-2' }), (err) => {
+      assert.ok(err instanceof CorralError && err.code === 'lease_ended', String(err));
+      assert.deepEqual(err.details?.lease, {
+        pool,
+        workerId: lease.workerId,
+        epoch: lease.epoch,
+        endpoint: lease.endpoint,
+        tenant: 'acme',
+      });
+      return true;
+    });
+    for (const other of others) await e2e.corral.release(other);
+  });
+
+  test('a grant whose caller died after the transaction is reclaimed within the ack window, and stays dead', async () => {
+    // Exactly the transaction the API runs for a claim, with no answer ever delivered.
+    const decision = await e2e.claims.claim({
+      pool,
+      requestId: 'died-1',
+      tenant: 'acme',
+      newWorkerId: 'unused',
+      pendingMs: 60_000,
+      ackMs: ackWindowMs,
+      origin: 'api',
+    });
+    assert.equal(decision.outcome, 'granted');
+    if (decision.outcome !== 'granted') return;
+    await waitFor(
+      async () => {
+        const row = await e2e.registry.store.getWorker(decision.workerId);
+        return row?.state === 'idle' && row.epoch === decision.epoch + 1;
+      },
+      { what: 'the unacknowledged claim to be reclaimed', timeoutMs: ackWindowMs + 10_000, intervalMs: 100 },
+    );
+    assert.equal((await claimRow(pool, 'died-1'))?.status, 'reclaimed');
+    const trail = await e2e.registry.store.history(decision.workerId);
+    assert.equal(trail.at(-1)?.origin, 'reclaimer');
+    await assert.rejects(e2e.corral.claim(pool, { tenant: 'acme', requestId: 'died-1' }), isCode('lease_ended'));
+    // The worker was re-activated at the new epoch: the dead lease is refused by the worker too.
+    const stale = await fetch(`${decision.endpoint}/activate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workerId: decision.workerId, epoch: decision.epoch, tenant: 'acme' }),
+    });
+    assert.equal(stale.status, 409);
+    await waitForWorkflowToAdopt(pool, decision.workerId);
+  });
 });
 
-test('bad claim input is refused with a typed error naming the field, and nothing is written', async () => {
-  const before = await e2e.registry.db.query('SELECT count(*)::int AS n FROM claims');
-  await assert.rejects(
-    e2e.corral.claim('burst', { tenant: '', requestId: 'r' }),
-    (err) => err instanceof CorralError && err.code === 'invalid_request' && err.field === 'tenant',
-  );
-  await assert.rejects(
-    e2e.corral.claim('burst', { tenant: 'acme', requestId: 'r', timeout: 'soon' }),
-    (err) => err instanceof CorralError && err.code === 'invalid_request' && err.field === 'timeout',
-  );
-  await assert.rejects(
-    e2e.corral.claim('no-such-pool', { tenant: 'acme', requestId: 'r' }),
-    (err) => err instanceof CorralError && err.code === 'pool_not_found',
-  );
-  await assert.rejects(
-    e2e.corral.release({ workerId: 'nobody', epoch: 1 }),
-    (err) => err instanceof CorralError && err.code === 'stale_lease',
-  );
-  await assert.rejects(
-    e2e.corral.applyPool(demoPoolSpec('bad', { deadlines: { spawn: '1s' } })),
-    (err) => err instanceof CorralError && err.code === 'invalid_request' && err.field === 'deadlines.spawn',
-  );
-  const afterCount = await e2e.registry.db.query('SELECT count(*)::int AS n FROM claims');
-  assert.equal(afterCount.rows[0].n, before.rows[0].n);
-  assert.equal(await e2e.pools.getPool('bad'), null);
-});
-
-test('a claim that times out frees its request id; the worker spawned for it joins the pool idle', async () => {
+describe('the cold path', () => {
   const pool = 'slow';
-  // A worker that takes 3 s to start, and no warm capacity: the claim must take the cold path.
-  await e2e.corral.applyPool(
-    demoPoolSpec(pool, { minIdle: 0, maxWorkers: 2, env: { DEMO_WORKER_START_DELAY_MS: '3000' } }),
-  );
-  await assert.rejects(
-    e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1', timeout: '500ms' }),
-    (err) => err instanceof CorralError && err.code === 'timeout',
-  );
-  // Nobody holds a lease for it, so the cold worker becomes idle capacity instead of claimed.
-  await e2e.waitForCounts(pool, { idle: 1, claimed: 0, spawning: 0, activating: 0 });
-  const [worker] = await e2e.registry.store.listWorkers({ pool, states: ['idle'] });
-  assert.equal(worker.tenant, null);
-  await recordHistory(
-    e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, worker.id)),
-    'abandoned-cold-claim',
-  );
+  before(async () => {
+    // A worker that takes 3 s to start, and no warm capacity: claims take the cold path.
+    await e2e.corral.applyPool(
+      demoPoolSpec(pool, { minIdle: 0, maxWorkers: 3, env: { DEMO_WORKER_START_DELAY_MS: '3000' } }),
+    );
+  });
 
-  // The request id is free again: retried, it gets that worker, warm.
-  const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1' });
-  assert.deepEqual([lease.workerId, lease.path], [worker.id, 'warm']);
+  test('a claim that timed out, retried with its request id once the worker is up, keeps its lease', async () => {
+    await assert.rejects(
+      e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1', timeout: '500ms' }),
+      isCode('timeout'),
+    );
+    // The worker made for it is bound to the claim when ready (nobody has acknowledged it yet).
+    await waitFor(async () => (await claimRow(pool, 'slow-1'))?.status === 'granted', {
+      what: 'the cold worker to be bound to claim slow-1',
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
+    const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1' });
+    assert.equal(lease.path, 'cold');
+    await recordHistory(
+      e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, lease.workerId)),
+      'api-cold-claim',
+    );
+    // Past the ack window, with a reclaim pass run: the retried claim was acknowledged, so it stands.
+    await waitFor(async () => (await claimRow(pool, 'slow-1'))?.ack_due === true, {
+      what: 'the ack window of claim slow-1 to pass',
+      timeoutMs: ackWindowMs + 10_000,
+      intervalMs: 100,
+    });
+    assert.deepEqual(await e2e.claims.reclaimUnacknowledged(100), []);
+    await waitForWorkflowToAdopt(pool, lease.workerId);
+    assert.equal((await e2e.corral.checkLease(lease)).status, 'valid', 'the lease outlived the first attempt');
+    const repeat = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'slow-1' });
+    assert.deepEqual(repeat, lease, 'a repeat while the lease is valid gets the same lease');
+    await e2e.corral.release(lease);
+  });
+
+  test('a cold claim nobody retries is reclaimed: the worker joins the pool idle and the request id is ended', async () => {
+    await assert.rejects(
+      // Another tenant: acme's released worker waits hot_idle for acme only, so this one is cold.
+      e2e.corral.claim(pool, { tenant: 'initech', requestId: 'slow-2', timeout: '300ms' }),
+      isCode('timeout'),
+    );
+    await waitFor(async () => (await claimRow(pool, 'slow-2'))?.status === 'reclaimed', {
+      what: 'claim slow-2 to be bound, then reclaimed',
+      timeoutMs: 60_000 + ackWindowMs,
+      intervalMs: 200,
+    });
+    const row = await claimRow(pool, 'slow-2');
+    const worker = await e2e.registry.store.getWorker(row!.worker_id);
+    assert.equal(worker?.tenant, null);
+    assert.ok(worker?.state === 'idle' || worker?.state === 'hot_idle' || worker?.state === 'claimed');
+    await assert.rejects(e2e.corral.claim(pool, { tenant: 'initech', requestId: 'slow-2' }), isCode('lease_ended'));
+  });
+});
+
+describe('many callers, many replicas', () => {
+  const pool = 'burst';
+  const replicas: RunningCorralApi[] = [];
+  after(async () => {
+    for (const replica of replicas) await replica.close();
+  });
+
+  test('100 claims over 4 API replicas, each request id sent twice: no worker twice, every repeat the same lease, every lease valid', async (t) => {
+    for (let i = 0; i < 4; i++) {
+      replicas.push(
+        await startCorralApi({
+          claims: e2e.claims,
+          workers: e2e.registry.store,
+          pools: e2e.pools,
+          temporal: e2e.client,
+          taskQueue: e2e.taskQueue,
+          port: 0,
+          host: '127.0.0.1',
+          tokens: null,
+          ackWindowMs: 15_000,
+        }),
+      );
+    }
+    const clients = replicas.map((replica) => new CorralClient({ url: replica.url }));
+    const spec = demoPoolSpec(pool, { minIdle: 20, maxWorkers: 25, releasePolicy: 'recycle' });
+    await e2e.corral.applyPool(spec);
+    await e2e.waitForCounts(pool, { idle: 20, spawning: 0, activating: 0 });
+    await e2e.corral.applyPool({ ...spec, minIdle: 0 }); // refills must not race the burst for capacity
+
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => {
+        const requestId = `burst-${i % 50}`;
+        return clients[i % 4]!.claim(pool, { tenant: `tenant-${(i % 50) % 7}`, requestId, timeout: '2m' })
+          .then((lease) => ({ requestId, lease }))
+          .catch((error: unknown) => ({ requestId, error }));
+      }),
+    );
+    const byRequest = new Map<string, ClaimResult[]>();
+    let atCapacity = 0;
+    for (const outcome of outcomes) {
+      if ('error' in outcome) {
+        assert.ok(isCode('at_capacity')(outcome.error), `unexpected failure: ${String(outcome.error)}`);
+        atCapacity++;
+        continue;
+      }
+      byRequest.set(outcome.requestId, [...(byRequest.get(outcome.requestId) ?? []), outcome.lease]);
+    }
+    for (const [requestId, leases] of byRequest) {
+      for (const lease of leases) {
+        assert.deepEqual(
+          [lease.workerId, lease.epoch],
+          [leases[0]!.workerId, leases[0]!.epoch],
+          `${requestId}: every answer is the same lease`,
+        );
+      }
+    }
+    const workers = [...byRequest.values()].map((leases) => leases[0]!.workerId);
+    assert.equal(new Set(workers).size, workers.length, 'no worker went to two request ids');
+    assert.ok(workers.length <= 25, 'never more leases than maxWorkers');
+    for (const leases of byRequest.values()) {
+      assert.equal((await e2e.corral.checkLease(leases[0]!)).status, 'valid');
+    }
+    const warm = [...byRequest.values()].filter((l) => l[0]!.path === 'warm').length;
+    t.diagnostic(`${byRequest.size} request ids granted (${warm} warm), ${atCapacity} answers at_capacity`);
+    assert.equal(warm, 20, 'every idle worker was used');
+    assert.ok(atCapacity > 0, 'the rest were refused at capacity, not double-booked');
+  });
 });

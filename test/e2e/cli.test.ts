@@ -1,7 +1,7 @@
 // The `corral` CLI as a person (and a script) meets it: the real bin/corral process against the
-// dev server, a registry database and an in-process corral worker running demo workers. Checks
-// what is printed, the exit codes (0 ok, 1 operational failure, 2 bad usage) and that bad input
-// writes nothing.
+// corral API of an in-process corral worker running demo workers, with no DATABASE_URL and no
+// Temporal address in its environment (only CORRAL_API_URL). Checks what is printed, the exit
+// codes (0 ok, 1 operational failure, 2 bad usage) and that bad input writes nothing.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,6 +21,15 @@ interface CliRun {
   stderr: string;
 }
 
+/** This process's environment without anything that could reach the registry or Temporal directly. */
+function cliEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (/^(DATABASE_URL|PG[A-Z]*|TEMPORAL_.*|CORRAL_TEST_.*)$/.test(name)) delete env[name];
+  }
+  return env;
+}
+
 function corral(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
@@ -29,11 +38,8 @@ function corral(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
       {
         timeout: 120_000,
         env: {
-          ...process.env,
-          TEMPORAL_ADDRESS: e2e.temporal.address,
-          TEMPORAL_NAMESPACE: e2e.temporal.namespace,
-          DATABASE_URL: e2e.registry.connectionString,
-          CORRAL_TASK_QUEUE: e2e.taskQueue,
+          ...cliEnvironment(),
+          CORRAL_API_URL: e2e.api.url,
           // No endpoints file from a developer's `make start` may leak in.
           CORRAL_STATE_DIR: workDir,
           ...env,
@@ -138,11 +144,13 @@ describe('operational failures: exit code 1', () => {
     assert.match(debug.stderr, /^\s+at /m, 'stack trace with --debug');
   });
 
-  test('an unreachable Temporal is one sentence, not a stack', async () => {
-    const run = await corral(['claim', 'cli-demo', '--tenant', 'acme'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
-    assert.equal(run.code, 1);
-    assert.equal(run.stderr.trimEnd().split('\n').length, 1, run.stderr);
-    assert.doesNotMatch(run.stderr, /^\s+at /m);
+  test('an unreachable corral API is one sentence, not a stack', async () => {
+    const run = await corral(['claim', 'cli-demo', '--tenant', 'acme'], { CORRAL_API_URL: 'http://127.0.0.1:1' });
+    assertOneLineError(run, 1, /cannot reach the corral API at http:\/\/127\.0\.0\.1:1/);
+  });
+
+  test('without an API address the CLI says how to get one', async () => {
+    assertOneLineError(await corral(['pool', 'list'], { CORRAL_API_URL: '' }), 2, /no corral API: set CORRAL_API_URL/);
   });
 });
 
@@ -202,7 +210,9 @@ describe('a pool by hand: apply, claim, inspect, release, scale, drain, delete',
     const released = await corral(['release', workerId, '--epoch', String(epoch)]);
     assert.equal(released.code, 0, released.stderr);
     assert.equal(released.stdout.trim(), `released ${workerId}: now hot_idle at epoch ${epoch + 1}`);
-    assertOneLineError(await corral(['release', workerId, '--epoch', String(epoch)]), 1, /stale lease/);
+    const retried = await corral(['release', workerId, '--epoch', String(epoch)]);
+    assert.equal(retried.stdout, released.stdout, 'a retried release answers what the first one did');
+    assertOneLineError(await corral(['release', workerId, '--epoch', String(epoch - 1)]), 1, /stale lease/);
     assertOneLineError(
       await corral(['lease', 'check', workerId, '--epoch', String(epoch)]),
       1,
@@ -223,7 +233,7 @@ describe('a pool by hand: apply, claim, inspect, release, scale, drain, delete',
       'idle → claimed',
       'claimed → hot_idle',
     ]);
-    assert.match(lines.at(-2)!, new RegExp(`${epoch - 1} → ${epoch}\\s+claim\\s+lifecycle workflow\\s+tenant acme`));
+    assert.match(lines.at(-2)!, new RegExp(`${epoch - 1} → ${epoch}\\s+claim\\s+api\\s+tenant acme`));
     const historyJson = JSON.parse((await corral(['history', workerId, '--json'])).stdout) as {
       transitions: { toState: string }[];
     };

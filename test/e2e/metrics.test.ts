@@ -32,15 +32,15 @@ const leases: ClaimResult[] = [];
 before(async () => {
   e2e = await useLifecycleE2e();
   const taskQueue = `metrics-${process.pid}-${Date.now()}`;
-  corral = new CorralClient({ temporal: e2e.client, db: e2e.registry.db, taskQueue });
   const started = await startCorralWorkerProcess(e2e, { name: 'corral-worker-metrics', taskQueue });
   corralWorker = started.proc;
   const ready = started.ready;
   metricsUrl = String(ready.metricsUrl);
+  corral = new CorralClient({ url: String(ready.apiUrl) });
 });
 
 after(async () => {
-  for (const record of (await corral?.pools.listPools()) ?? []) {
+  for (const record of (await corral?.listPools()) ?? []) {
     await e2e.client.workflow
       .getHandle(poolWorkflowId(record.name))
       .terminate('test cleanup')
@@ -159,7 +159,7 @@ test('a killed worker: failed health probes, then a zombie counted with the reas
   // The pool refilled behind the claim: one idle worker again.
   await scrapeUntil('the pool refilled', (m) => v(m, 'corral_workers', { pool, state: 'idle' }) === 1);
   const before = await scrape();
-  const [victim] = (await corral.workers.listWorkers({ pool, states: ['idle'] })).filter((w) => w.pool === pool);
+  const [victim] = (await corral.listWorkers({ pool, states: ['idle'] })).filter((w) => w.pool === pool);
   assert.ok(victim);
   const groups = workerProcessGroups(victim.id);
   assert.equal(groups.length, 1);
@@ -173,7 +173,7 @@ test('a killed worker: failed health probes, then a zombie counted with the reas
     (m) => v(m, 'corral_zombies_detected_total') === v(before, 'corral_zombies_detected_total') + 1,
   );
   assert.ok(failedProbes(after) - failedProbes(before) >= 1, 'failed probes counted');
-  const row = await corral.workers.getWorker(victim.id);
+  const row = await corral.getWorker(victim.id);
   assert.equal(row?.state, 'lost');
   const reason = row!.failureReason!;
   assert.ok((workerFailureReasons as readonly string[]).includes(reason), reason);
@@ -225,7 +225,7 @@ test('drain: drain durations, retire transitions; Temporal SDK counters moved ov
   await corral.drainPool(coldPool);
   await corral.waitForDrained(pool);
   await corral.waitForDrained(coldPool);
-  const drained = (await corral.workers.listWorkers({ states: ['retired'] })).filter(
+  const drained = (await corral.listWorkers({ states: ['retired'] })).filter(
     (w) => w.pool === pool || w.pool === coldPool,
   );
   assert.ok(drained.length >= 3, `${drained.length} workers retired by the drain`);

@@ -24,13 +24,13 @@ export const designMetricNames = [
 
 export interface CorralWorkerProcess {
   proc: ManagedProcess;
-  /** The `ready` IPC message: `{ type: 'ready', metricsUrl }`. */
+  /** The `ready` IPC message: `{ type: 'ready', metricsUrl, apiUrl }`. */
   ready: Record<string, unknown>;
 }
 
 /**
- * Starts `bin/corral worker` polling `taskQueue`. The metrics port is 0 (any free port), so it
- * never collides with a running `make start` or another test. `env` adds or overrides variables.
+ * Starts `bin/corral worker` polling `taskQueue`. The metrics and API ports are 0 (any free
+ * port), so it never collides with a running `make start` or another test. `env` adds or overrides variables.
  */
 export async function startCorralWorkerProcess(
   world: Pick<LifecycleE2e, 'temporal' | 'registry' | 'stateDir'>,
@@ -46,6 +46,9 @@ export async function startCorralWorkerProcess(
       CORRAL_RUNTIME: 'process',
       CORRAL_PROCESS_STATE_DIR: world.stateDir,
       CORRAL_METRICS_PORT: '0',
+      CORRAL_API_PORT: '0',
+      CORRAL_API_HOST: '127.0.0.1',
+      CORRAL_API_TOKENS_FILE: '',
       ...opts.env,
     },
     ipc: true,

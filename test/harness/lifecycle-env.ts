@@ -12,7 +12,9 @@ import { waitFor } from '../../src/embedded/wait';
 import { corralSearchAttributeKeys } from '../../src/workflows/search-attributes';
 import {
   describeQuery,
+  registryChangedSignal,
   workerLifecycleWorkflowId,
+  type WorkerDescription,
   type WorkerLifecycleInput,
   type WorkerLifecycleSettings,
 } from '../../src/workflows/worker-lifecycle/messages';
@@ -71,6 +73,28 @@ export async function waitForState(handle: LifecycleHandle, state: string, timeo
   );
 }
 
+/** Waits until the workflow's `describe` satisfies `ok` (e.g. it adopted a registry change); returns that answer. */
+export async function waitForDescription(
+  handle: LifecycleHandle,
+  what: string,
+  ok: (description: WorkerDescription) => boolean,
+  timeoutMs = 60_000,
+): Promise<WorkerDescription> {
+  return waitFor(
+    async () => {
+      const description = await handle.query(describeQuery);
+      if (!ok(description)) throw new Error(`still ${description.state} at epoch ${description.epoch}`);
+      return description;
+    },
+    { what: `worker ${handle.workflowId}: ${what}`, timeoutMs, intervalMs: 20 },
+  );
+}
+
+/** Waits until the workflow has adopted epoch `epoch` (or a later one); returns its `describe`. */
+export function waitForEpoch(handle: LifecycleHandle, epoch: number): Promise<WorkerDescription> {
+  return waitForDescription(handle, `epoch ${epoch} adopted`, (d) => d.epoch >= epoch);
+}
+
 /**
  * A time-skipping server with corral's search attributes, and a worker running the real
  * workflows against a LifecycleWorld, for one test file.
@@ -81,6 +105,12 @@ export async function useLifecycleTimeSkipping(
   const env = await createTimeSkippingEnv();
   await registerSearchAttributes(env);
   const world = new LifecycleWorld();
+  // The registry's clock is the test server's (the workflows' clock), and the corral API stand-in
+  // tells a worker's workflow what it changed the way the real API does: a signal.
+  world.now = () => env.currentTimeMs();
+  world.notifier = async (row, change) => {
+    await env.client.workflow.getHandle(workerLifecycleWorkflowId(row.pool, row.id)).signal(registryChangedSignal, change);
+  };
   const worker = await createLifecycleWorker(env, taskQueue, world);
   const running = worker.run();
   return {
@@ -132,6 +162,17 @@ export async function rejectionOf(update: Promise<unknown>): Promise<string> {
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure)
       return err.cause.type ?? '';
+    throw err;
+  }
+  throw new Error('the update was accepted');
+}
+
+/** The message an update failed with (e.g. an update this run has no handler for). */
+export async function updateFailureOf(update: Promise<unknown>): Promise<string> {
+  try {
+    await update;
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) return err.cause?.message ?? err.message;
     throw err;
   }
   throw new Error('the update was accepted');

@@ -1,26 +1,42 @@
 // workerLifecycleWorkflow on the time-skipping test server, activities mocked (LifecycleWorld):
-// every timer path, every failure reason, the validators, the fence, cancellation.
+// every timer path, every failure reason, the drain validator, the fence, cancellation, and claims
+// and releases as the corral API makes them (in the registry, then a `registryChanged` signal the
+// workflow adopts). The legacy claim/release updates exist only for histories recorded before
+// registry claims; test/time-skipping/replay.test.ts keeps those honest.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { WorkflowUpdateStage } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   nonRetryableFailureReasons,
   podFailureReasons,
   type PodFailureReason,
 } from '../../src/lifecycle/failure-reasons';
+import { lifecycleRejections } from '../../src/lifecycle/failure-types';
 import { waitFor } from '../../src/embedded/wait';
 import { corralStateKey, corralTenantKey } from '../../src/workflows/search-attributes';
-import { claimUpdate, describeQuery, drainUpdate, releaseUpdate } from '../../src/workflows/worker-lifecycle/messages';
+import {
+  abandonClaimSignal,
+  claimUpdate,
+  describeQuery,
+  drainUpdate,
+  releaseUpdate,
+  type WorkerDescription,
+} from '../../src/workflows/worker-lifecycle/messages';
 import {
   day,
   hour,
   minute,
   newWorkerId,
   recordHistory,
-  useLifecycleTimeSkipping,
-  waitForState,
   rejectionOf,
   startLifecycle,
+  updateFailureOf,
+  useLifecycleTimeSkipping,
+  waitForDescription,
+  waitForEpoch,
+  waitForState,
   type LifecycleHandle,
 } from '../harness/lifecycle-env';
 import type { LifecycleWorld } from '../harness/lifecycle-world';
@@ -46,28 +62,63 @@ async function endLife(handle: LifecycleHandle): Promise<void> {
 const ops = (workerId: string) =>
   world.trail(workerId).map((t) => `${t.from ?? '∅'}→${t.to}:${t.operation}@${t.epochAfter}`);
 
-describe('a worker life', () => {
-  test('spawn → idle → claim → hot_idle → same-tenant reuse → hot-idle TTL → retired', async () => {
+async function workerIdOf(handle: LifecycleHandle): Promise<string> {
+  return (await handle.query(describeQuery)).workerId;
+}
+
+const podsOf = (workerId: string) => [...world.pods.values()].filter((p) => p.workerId === workerId);
+
+/** The workflow's own activity calls for a worker (the API stand-in's work is not among them). */
+const callsFor = (workerId: string) => world.calls.filter((c) => JSON.stringify(c.input).includes(workerId));
+
+const activationsOf = (workerId: string) =>
+  world
+    .callsOf('activateWorker', workerId)
+    .map((c) => c.input as { epoch: number; tenant: string | null })
+    .map((a) => [a.epoch, a.tenant]);
+
+async function searchAttributes(handle: LifecycleHandle): Promise<[unknown, unknown]> {
+  const attributes = (await handle.describe()).typedSearchAttributes;
+  return [attributes.get(corralStateKey), attributes.get(corralTenantKey)];
+}
+
+/**
+ * Resolves once the workflow has handled every message sent before it: a drain update its
+ * validator refuses writes nothing and is handled after the signals that came before it.
+ */
+async function handledSoFar(handle: LifecycleHandle): Promise<void> {
+  assert.equal(
+    await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: -1 }] })),
+    lifecycleRejections.invalidRequest,
+  );
+}
+
+const ms = (iso: string | null | undefined) => Date.parse(iso ?? '');
+
+describe('a worker life, claims decided by the registry', () => {
+  test('spawn → idle → claim adopted → release adopted → same-tenant reuse → hot-idle TTL → retired', async () => {
     const handle = await startLifecycle(env, taskQueue);
-    const workerId = (await handle.query(describeQuery)).workerId;
+    const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
+    const workflowCalls = callsFor(workerId).length;
 
-    const lease = await handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'r1' }] });
-    assert.deepEqual(lease, { workerId, epoch: 2, endpoint: `http://web-${workerId}-1.test:8080`, tenant: 'acme' });
-    const again = await handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'r1' }] });
-    assert.deepEqual(again, lease, 'the same requestId gets the same lease');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    const claimed = await waitForEpoch(handle, 2);
+    assert.deepEqual([claimed.state, claimed.tenant, claimed.claimRequestId], ['claimed', 'acme', 'r1']);
+    assert.equal(claimed.deadlines.idleUntil, null, 'a claimed worker has no idle TTL');
+    assert.deepEqual(await searchAttributes(handle), ['claimed', 'acme'], 'the Web UI sees the claim');
 
-    const described = await handle.describe();
-    assert.equal(described.typedSearchAttributes.get(corralStateKey), 'claimed');
-    assert.equal(described.typedSearchAttributes.get(corralTenantKey), 'acme');
+    await world.apiRelease(workerId, 'hot_idle');
+    const released = await waitForEpoch(handle, 3);
+    assert.deepEqual([released.state, released.tenant, released.claimRequestId], ['hot_idle', 'acme', null]);
+    assert.equal(ms(released.deadlines.hotIdleUntil), ms(world.row(workerId).stateSince) + 15 * minute);
+    assert.deepEqual(await searchAttributes(handle), ['hot_idle', 'acme']);
 
-    assert.deepEqual(await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 2 }] }), {
-      state: 'hot_idle',
-      epoch: 3,
-    });
-    const reuse = await handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'r2' }] });
-    assert.equal(reuse.epoch, 4);
-    await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 4 }] });
+    await world.apiClaim(workerId, 'acme', 'r2'); // the tenant's own hot_idle worker
+    assert.equal((await waitForEpoch(handle, 4)).state, 'claimed');
+    await world.apiRelease(workerId, 'hot_idle');
+    await waitForEpoch(handle, 5);
+    assert.equal(callsFor(workerId).length, workflowCalls, 'adopting a claim or a release costs no activity');
 
     const result = await handle.result(); // the hot-idle TTL (15 min) passes in skipped time
     assert.deepEqual(result, { workerId, state: 'retired', epoch: 5, failureReason: null });
@@ -82,141 +133,245 @@ describe('a worker life', () => {
       'hot_idle→draining:drain@5',
       'draining→retired:retire@5',
     ]);
-    const activations = world
-      .callsOf('activateWorker', workerId)
-      .map((c) => c.input as { epoch: number; tenant: string | null });
-    assert.deepEqual(
-      activations.map((a) => [a.epoch, a.tenant]),
-      [
-        [1, null],
-        [2, 'acme'],
-        [3, 'acme'],
-        [4, 'acme'],
-        [5, 'acme'],
-      ],
-      'every change of holder reaches the worker with its epoch',
-    );
-    assert.equal(world.pods.size === 0 || ![...world.pods.values()].some((p) => p.workerId === workerId), true);
-    assert.equal(world.callsOf('requestWorkerDrain', workerId).length, 1);
-    await recordHistory(handle, 'life-hot-idle-reuse');
-  });
-});
-
-/** The lease a claim returned, for release. */
-async function claim(handle: LifecycleHandle, tenant: string, requestId: string) {
-  return handle.executeUpdate(claimUpdate, { args: [{ tenant, requestId }] });
-}
-
-async function workerIdOf(handle: LifecycleHandle): Promise<string> {
-  return (await handle.query(describeQuery)).workerId;
-}
-
-const podsOf = (workerId: string) => [...world.pods.values()].filter((p) => p.workerId === workerId);
-
-describe('cold path', () => {
-  test('a worker spawned for a claim goes from activating straight to claimed, and keeps that claim', async () => {
-    const handle = await startLifecycle(env, taskQueue, { boundClaim: { tenant: 'acme', requestId: 'cold-1' } });
-    const workerId = await workerIdOf(handle);
-    await waitForState(handle, 'claimed');
-    assert.deepEqual(ops(workerId).slice(-1), ['activating→claimed:claim@2']);
-    const lease = await claim(handle, 'acme', 'cold-1');
-    assert.deepEqual([lease.epoch, lease.tenant], [2, 'acme'], 'the claim it was spawned for gets its lease');
-    await endLife(handle);
-  });
-});
-
-describe('validators', () => {
-  test('claim, release and drain are refused with a typed reason, and nothing is written', async () => {
-    const handle = await startLifecycle(env, taskQueue);
-    const workerId = await workerIdOf(handle);
-    await waitForState(handle, 'idle');
-    const writes = () => world.callsOf('transitionWorker', workerId).length;
-    let before = writes();
-
-    assert.equal(await rejectionOf(claim(handle, ' ', 'r1')), 'InvalidRequest');
-    assert.equal(await rejectionOf(claim(handle, 'acme', '')), 'InvalidRequest');
-    assert.equal(
-      await rejectionOf(handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 1 }] })),
-      'WrongState',
-      'an idle worker has nothing to release',
-    );
-    assert.equal(writes(), before, 'refused updates write nothing');
-
-    const lease = await claim(handle, 'acme', 'r1');
-    before = writes();
-    assert.equal(await rejectionOf(claim(handle, 'globex', 'r2')), 'WrongState');
-    assert.equal(await rejectionOf(claim(handle, 'acme', 'r2')), 'WrongState', 'a second claim by the same tenant');
-    assert.equal(
-      await rejectionOf(handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch - 1 }] })),
-      'StaleLease',
-    );
-    assert.equal(
-      await rejectionOf(
-        handle.executeUpdate(releaseUpdate, { args: [{ workerId: 'someoneelse', epoch: lease.epoch }] }),
-      ),
-      'InvalidRequest',
-    );
-    assert.equal(await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: -1 }] })), 'InvalidRequest');
-    assert.equal(writes(), before, 'refused updates write nothing');
-
-    const draining = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: hour }] });
-    assert.equal(draining.state, 'claimed', 'the tenant keeps its worker until release or the drain timeout');
-    assert.equal(draining.drainRequested, true);
-    assert.equal(await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{}] })), 'Draining');
-    assert.equal(await rejectionOf(claim(handle, 'acme', 'r3')), 'Draining');
-
-    // Release of a worker asked to drain retires it, whatever the pool's release policy.
-    assert.deepEqual(await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] }), {
-      state: 'draining',
-      epoch: lease.epoch + 1,
-    });
-    assert.equal((await handle.result()).state, 'retired');
+    assert.deepEqual(activationsOf(workerId), [[1, null]], 'the API activated the worker for every change of holder');
     assert.deepEqual(podsOf(workerId), []);
+    assert.equal(world.callsOf('requestWorkerDrain', workerId).length, 1);
+    await recordHistory(handle, 'registry-claim-release');
   });
 
-  test('concurrent claims: exactly one wins, the others are refused, one claim written', async () => {
+  test('legacy claim and release updates are refused: no handler in a run that takes claims from the registry', async () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    const outcomes = await Promise.allSettled(
-      ['acme', 'globex', 'initech', 'umbrella'].map((tenant) => claim(handle, tenant, `req-${tenant}`)),
+    const writes = world.callsOf('transitionWorker', workerId).length;
+    assert.match(
+      await updateFailureOf(handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'r1' }] })),
+      /No registered handler for update: claim/,
     );
-    const won = outcomes.filter((o) => o.status === 'fulfilled');
-    assert.equal(won.length, 1, JSON.stringify(outcomes.map((o) => o.status)));
-    for (const lost of outcomes.filter((o) => o.status === 'rejected')) {
-      assert.equal(await rejectionOf(Promise.reject((lost as PromiseRejectedResult).reason)), 'WrongState');
-    }
-    assert.equal(world.trail(workerId).filter((t) => t.operation === 'claim').length, 1);
+    assert.match(
+      await updateFailureOf(handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 1 }] })),
+      /No registered handler for update: release/,
+    );
+    await handle.signal(abandonClaimSignal, { requestId: 'r1' });
+    await handledSoFar(handle);
+    assert.equal(world.callsOf('transitionWorker', workerId).length, writes, 'nothing written');
+    assert.equal((await handle.query(describeQuery)).state, 'idle');
     await endLife(handle);
   });
+});
 
-  test('a hot_idle worker is reused by its tenant and refused to any other', async () => {
-    const handle = await startLifecycle(env, taskQueue, { settings: { hotIdleTtlMs: 2 * hour } });
+describe('registry changes', () => {
+  test('coalesced claim → release → claim: only the final row is adopted, with no activity', async () => {
+    const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    const lease = await claim(handle, 'acme', 'r1');
-    await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] });
-    assert.equal(await rejectionOf(claim(handle, 'globex', 'g1')), 'WrongState');
-    const reused = await claim(handle, 'acme', 'r2');
-    assert.equal(reused.tenant, 'acme');
+    const workflowCalls = callsFor(workerId).length;
+
+    await world.apiClaim(workerId, 'acme', 'r1', { notify: false });
+    await world.apiRelease(workerId, 'recycle', { notify: false });
+    await world.apiClaim(workerId, 'globex', 'g1', { notify: false });
+    await world.notify(workerId); // one signal, carrying the latest row
+
+    const adopted = await waitForEpoch(handle, 4);
+    assert.deepEqual([adopted.state, adopted.tenant, adopted.claimRequestId], ['claimed', 'globex', 'g1']);
+    assert.deepEqual(await searchAttributes(handle), ['claimed', 'globex']);
+    assert.equal(callsFor(workerId).length, workflowCalls, 'no activity');
+    const history = await handle.fetchHistory();
+    const signals = history.events?.filter((e) => e.workflowExecutionSignaledEventAttributes) ?? [];
+    assert.equal(signals.length, 1);
+    const shown = (history.events ?? []).flatMap((e) =>
+      Object.values(e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields ?? {}).map((p) =>
+        JSON.stringify(defaultPayloadConverter.fromPayload(p)),
+      ),
+    );
+    assert.ok(shown.some((v) => v.includes('globex')));
+    assert.ok(!shown.some((v) => v.includes('acme')), 'the intermediate claim was never shown');
+    assert.deepEqual(ops(workerId).slice(-3), ['idle→claimed:claim@2', 'claimed→idle:release@3', 'idle→claimed:claim@4']);
+    await recordHistory(handle, 'registry-coalesced');
     await endLife(handle);
   });
 
-  test('recycle returns a released worker to idle, unbound from its tenant', async () => {
+  test('a stale (lower-epoch) or repeated notification is ignored', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    const claim = await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
+    const release = await world.apiRelease(workerId, 'hot_idle');
+    await waitForEpoch(handle, 3);
+
+    await world.notify(workerId, claim); // from a slower API replica, after the release
+    await world.notify(workerId, release); // and a duplicate
+    await handledSoFar(handle);
+    const now = await handle.query(describeQuery);
+    assert.deepEqual([now.state, now.epoch, now.tenant], ['hot_idle', 3, 'acme']);
+    assert.deepEqual(await searchAttributes(handle), ['hot_idle', 'acme']);
+    await endLife(handle);
+  });
+
+  test('the hot-idle TTL counts from the release (stateSince), not from when the workflow heard of it', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
+    const release = await world.apiRelease(workerId, 'hot_idle', { notify: false });
+    await env.sleep(5 * minute); // the notification is late
+    const heardAt = await env.currentTimeMs();
+    await world.notify(workerId);
+    const adopted = await waitForEpoch(handle, 3);
+    assert.equal(ms(adopted.deadlines.hotIdleUntil), ms(release.stateSince) + 15 * minute);
+
+    assert.equal((await handle.result()).state, 'retired');
+    const drained = world.trail(workerId).findIndex((t) => t.to === 'draining');
+    assert.equal(world.trail(workerId)[drained]?.from, 'hot_idle');
+    assert.ok(ms(world.row(workerId).stateSince) < heardAt + 15 * minute, 'retired before a TTL from hearing of it');
+  });
+
+  test('recycle: a release to idle unbinds the tenant and its idle TTL counts from the release', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { releasePolicy: 'recycle' } });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    const lease = await claim(handle, 'acme', 'r1');
-    assert.deepEqual(await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] }), {
-      state: 'idle',
-      epoch: lease.epoch + 1,
-    });
-    const described = await handle.query(describeQuery);
-    assert.equal(described.tenant, null);
-    assert.equal((await handle.describe()).typedSearchAttributes.get(corralTenantKey), undefined);
-    const other = await claim(handle, 'globex', 'g1');
-    assert.equal(other.tenant, 'globex');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
+    const release = await world.apiRelease(workerId, 'recycle');
+    const adopted = await waitForEpoch(handle, 3);
+    assert.deepEqual([adopted.state, adopted.tenant], ['idle', null]);
+    assert.equal(ms(adopted.deadlines.idleUntil), ms(release.stateSince) + 6 * hour);
+    assert.deepEqual(await searchAttributes(handle), ['idle', undefined]);
     await endLife(handle);
+  });
+
+  test('a claim nobody acknowledged, reclaimed by the registry, leaves the worker idle', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    await world.apiClaim(workerId, 'acme', 'r1', { notify: false });
+    await world.apiReclaim(workerId); // one signal: the worker is idle again, at epoch 3
+    const adopted = await waitForEpoch(handle, 3);
+    assert.deepEqual([adopted.state, adopted.tenant, adopted.claimRequestId], ['idle', null, null]);
+    assert.deepEqual(await searchAttributes(handle), ['idle', undefined]);
+    await endLife(handle);
+  });
+
+  test('a failed hand-over: the registry says lost (activation_failed); the workflow ends and deletes the pod', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    await world.apiClaim(workerId, 'acme', 'r1', { notify: false });
+    await world.apiHandOverFailed(workerId);
+    assert.deepEqual(await handle.result(), { workerId, state: 'lost', epoch: 3, failureReason: 'activation_failed' });
+    assert.deepEqual(podsOf(workerId), [], 'the pod goes with the adopted end');
+    assert.ok(!world.callsOf('transitionWorker', workerId).some((c) => (c.input as { to: string }).to === 'lost'));
+  });
+});
+
+describe('cold path', () => {
+  test('bound: the worker spawned for a claim is claimed at epoch 2 for its tenant and activated for it', async () => {
+    const requestId = `cold-${newWorkerId()}`;
+    world.openColdClaim(requestId, 'acme');
+    const handle = await startLifecycle(env, taskQueue, { boundClaim: { tenant: 'acme', requestId } });
+    const workerId = await workerIdOf(handle);
+    const claimed = await waitForDescription(handle, 'claimed', (d) => d.state === 'claimed');
+    assert.deepEqual([claimed.epoch, claimed.tenant, claimed.claimRequestId], [2, 'acme', requestId]);
+    assert.deepEqual(ops(workerId).slice(-1), ['activating→claimed:claim@2']);
+    assert.deepEqual(activationsOf(workerId), [
+      [1, null],
+      [2, 'acme'],
+    ]);
+    assert.ok(
+      !world.callsOf('transitionWorker', workerId).some((c) => (c.input as { to: string }).to === 'claimed'),
+      'the registry binds the claim, not a workflow transition',
+    );
+    assert.deepEqual(await searchAttributes(handle), ['claimed', 'acme']);
+    assert.equal(
+      (world.callsOf('registerWorker', workerId)[0]?.input as { coldClaim?: boolean }).coldClaim,
+      undefined,
+      'the API counts warm-capacity misses now',
+    );
+    await recordHistory(handle, 'registry-cold-claim');
+    await endLife(handle);
+  });
+
+  test('not bound: the claim no longer waits, so the worker joins the pool idle, its TTL from now', async () => {
+    const requestId = `cold-${newWorkerId()}`; // never opened: its caller gave up (or it was answered elsewhere)
+    const handle = await startLifecycle(env, taskQueue, { boundClaim: { tenant: 'acme', requestId } });
+    const workerId = await workerIdOf(handle);
+    const idle = await waitForDescription(handle, 'idle', (d) => d.state === 'idle');
+    assert.deepEqual([idle.epoch, idle.tenant], [1, null]);
+    assert.ok(idle.deadlines.idleUntil);
+    assert.deepEqual(ops(workerId).slice(-1), ['activating→idle:ready@1']);
+    assert.deepEqual(activationsOf(workerId), [[1, null]]);
+    await endLife(handle);
+  });
+});
+
+describe('drain', () => {
+  test('drain is refused with a typed reason, and nothing is written', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    const writes = () => world.callsOf('transitionWorker', workerId).length + world.callsOf('markDrainRequested', workerId).length;
+    const before = writes();
+    assert.equal(
+      await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: -1 }] })),
+      lifecycleRejections.invalidRequest,
+    );
+    assert.equal(writes(), before, 'refused updates write nothing');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
+    const draining = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: hour }] });
+    assert.equal(draining.state, 'claimed', 'the tenant keeps its worker until release or the drain timeout');
+    assert.equal(draining.drainRequested, true);
+    assert.ok(world.drainMarked.has(workerId), 'the registry takes no new claim on it and sends its release to draining');
+    assert.equal(
+      await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{}] })),
+      lifecycleRejections.draining,
+    );
+
+    await world.apiRelease(workerId, 'hot_idle'); // → draining: a drain was asked
+    assert.equal((await handle.result()).state, 'retired');
+    assert.deepEqual(ops(workerId).slice(-2), ['claimed→draining:release@3', 'draining→retired:retire@3']);
+    assert.deepEqual(podsOf(workerId), []);
+  });
+
+  test('the API claimed the worker just before the drain was marked: the drain waits for drainBy', async () => {
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    world.before('markDrainRequested', workerId, async () => {
+      await world.apiClaim(workerId, 'acme', 'r1');
+    });
+    const described = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: 20 * minute }] });
+    assert.deepEqual([described.state, described.epoch, described.tenant], ['claimed', 2, 'acme']);
+    assert.ok(described.deadlines.drainBy, 'accepted as a drain of a claimed worker, not refused');
+
+    assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
+    assert.ok((await env.currentTimeMs()) >= ms(described.deadlines.drainBy));
+    assert.deepEqual(ops(workerId).slice(-3), [
+      'idle→claimed:claim@2',
+      'claimed→draining:drain@2',
+      'draining→retired:retire@2',
+    ]);
+  });
+
+  test("the drain's own write misses the fence on a claim: adopted as a drain of a claimed worker, which waits for release", async () => {
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    // A claim the mark's answer did not show yet (say, a retried mark whose first answer was lost).
+    world.beforeTransition.set(workerId, async () => {
+      world.drainMarked.delete(workerId);
+      await world.apiClaim(workerId, 'acme', 'r1', { notify: false });
+      world.drainMarked.add(workerId);
+    });
+    const described = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: day }] });
+    assert.deepEqual([described.state, described.epoch, described.drainRequested], ['claimed', 2, true]);
+    assert.ok(described.deadlines.drainBy);
+
+    await world.apiRelease(workerId, 'hot_idle');
+    assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 3, failureReason: null });
+    assert.deepEqual(ops(workerId).slice(-2), ['claimed→draining:release@3', 'draining→retired:retire@3']);
   });
 });
 
@@ -243,9 +398,11 @@ describe('timers', () => {
     });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    await claim(handle, 'acme', 'r1');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
     const result = await handle.result();
     assert.equal(result.state, 'retired');
+    assert.ok(world.drainMarked.has(workerId), 'the registry stopped claims first');
     assert.deepEqual(ops(workerId).slice(-2), ['claimed→draining:drain@2', 'draining→retired:retire@2']);
   });
 
@@ -253,7 +410,8 @@ describe('timers', () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    await claim(handle, 'acme', 'r1');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
     const described = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: 10 * minute }] });
     assert.ok(described.deadlines.drainBy);
     assert.equal((await handle.result()).state, 'retired');
@@ -274,8 +432,7 @@ describe('timers', () => {
     );
 
     await env.sleep(56 * minute);
-    const refreshed = await handle.query(describeQuery);
-    assert.equal(refreshed.credential?.version, 2);
+    const refreshed = await waitForDescription(handle, 'refreshed', (d) => d.credential?.version === 2);
     assert.equal(refreshed.epoch, 2, 'an idle refresh bumps the epoch');
     const rotations = world
       .callsOf('rotateCredentials', workerId)
@@ -284,20 +441,18 @@ describe('timers', () => {
       rotations.map((r) => [r.epoch, r.version]),
       [[2, 2]],
     );
-    const lastActivation = world.callsOf('activateWorker', workerId).at(-1)?.input as { epoch: number };
-    assert.equal(lastActivation.epoch, 2, 're-activated with the new epoch');
+    assert.deepEqual(activationsOf(workerId).at(-1), [2, null], 're-activated with the new epoch');
 
-    const lease = await claim(handle, 'acme', 'r1');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    const lease = await waitForEpoch(handle, 3);
     await env.sleep(hour);
-    const duringClaim = await handle.query(describeQuery);
-    assert.equal(duringClaim.credential?.version, 3, 'refreshed during the claim');
+    const duringClaim = await waitForDescription(handle, 'refreshed again', (d) => d.credential?.version === 3);
     assert.equal(duringClaim.epoch, lease.epoch, "the tenant's lease stays valid");
-    assert.deepEqual(await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] }), {
-      state: 'hot_idle',
-      epoch: lease.epoch + 1,
-    });
+    assert.deepEqual(activationsOf(workerId).at(-1), [3, 'acme']);
+    await world.apiRelease(workerId, 'hot_idle');
+    assert.equal((await waitForEpoch(handle, 4)).state, 'hot_idle');
     assert.ok(!JSON.stringify(await handle.fetchHistory()).includes('token'), 'no token field anywhere in history');
-    await recordHistory(handle, 'credential-refresh');
+    await recordHistory(handle, 'registry-credential-refresh');
     await endLife(handle);
   });
 
@@ -333,6 +488,100 @@ describe('timers', () => {
   });
 });
 
+describe('races with the corral API', () => {
+  test("a claim that lands before a credential refresh's write: the refresh adopts it and runs again at the tenant's epoch", async () => {
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    world.beforeTransition.set(workerId, () => world.apiClaim(workerId, 'acme', 'r1').then(() => undefined));
+    await env.sleep(56 * minute);
+    const refreshed = await waitForDescription(handle, 'refreshed', (d) => d.credential?.version === 2);
+    assert.deepEqual(
+      [refreshed.state, refreshed.epoch, refreshed.tenant],
+      ['claimed', 2, 'acme'],
+      "not lost, and the tenant's lease (epoch 2) still valid",
+    );
+    assert.deepEqual(ops(workerId).slice(-2), ['idle→claimed:claim@2', 'claimed→claimed:refresh_credentials@2']);
+    assert.deepEqual(activationsOf(workerId).at(-1), [2, 'acme']);
+    assert.equal(world.callsOf('readWorker', workerId).length, 1, 're-read once after the fence miss');
+    await endLife(handle);
+  });
+
+  test('a claim that lands between a refresh and its activation: ActivationRefused at a stale epoch is adopted, not lost', async () => {
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    // The refresh moved the epoch to 2; the API claims at 3 and activates the worker at 3 before
+    // the refresh's own activation (at 2) arrives, which the worker then refuses.
+    world.before('rotateCredentials', workerId, () => world.apiClaim(workerId, 'acme', 'r1').then(() => undefined));
+    await env.sleep(56 * minute);
+    const adopted = await waitForDescription(
+      handle,
+      'the refresh finished at the claimed epoch',
+      (d) => d.credential?.version === 2 && d.epoch === 3,
+    );
+    assert.deepEqual([adopted.state, adopted.tenant], ['claimed', 'acme']);
+    assert.deepEqual(activationsOf(workerId), [
+      [1, null],
+      [2, null],
+      [3, 'acme'],
+    ]);
+    assert.equal(world.callsOf('readWorker', workerId).length, 1);
+    assert.equal(podsOf(workerId).length, 1, 'the pod is still there');
+    assert.ok(!ops(workerId).some((o) => o.includes('lost')));
+    await recordHistory(handle, 'registry-refresh-race');
+    await endLife(handle);
+  });
+
+  test('a refusal the registry cannot explain still fails the activation', async () => {
+    const workerId = newWorkerId();
+    world.activations.set(workerId, ['refused']);
+    const handle = await startLifecycle(env, taskQueue, { workerId });
+    await waitForState(handle, 'idle');
+    const respawn = world.trail(workerId).find((t) => t.operation === 'respawn');
+    assert.equal(respawn?.failureReason, 'activation_failed');
+    assert.equal(world.callsOf('readWorker', workerId).length, 1, 'the registry was asked first');
+    await endLife(handle);
+  });
+});
+
+describe('continue-as-new', () => {
+  test('a drain update in flight when the run continues as new is completed first', async () => {
+    const workerId = newWorkerId();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    world.before('awaitWorkerReady', workerId, () => gate);
+    // Low on purpose: the spawn alone crosses it, so the run continues as new once it serves.
+    const handle = await startLifecycle(env, taskQueue, { workerId, continueAsNewAfterEvents: 12 });
+    const firstRun = (await handle.describe()).runId;
+    await waitFor(() => world.callsOf('awaitWorkerReady', workerId).length > 0, {
+      what: 'the readiness wait to start',
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    });
+    // Accepted while the spawn holds the lock: the handler waits for it.
+    const drain = await handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED });
+    release();
+
+    const described: WorkerDescription = await drain.result();
+    assert.equal(described.state, 'draining');
+    const history = await env.client.workflow.getHandle(handle.workflowId, firstRun).fetchHistory();
+    const kinds = (history.events ?? []).map((e) =>
+      e.workflowExecutionUpdateCompletedEventAttributes
+        ? 'update completed'
+        : e.workflowExecutionContinuedAsNewEventAttributes
+          ? 'continued as new'
+          : e.workflowExecutionCompletedEventAttributes
+            ? 'completed'
+            : null,
+    );
+    const ends = kinds.filter((k) => k !== null);
+    assert.deepEqual(ends, ['update completed', 'continued as new'], 'the update finished in the run that took it');
+    assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 1, failureReason: null });
+    assert.equal(world.callsOf('markDrainRequested', workerId).length, 1);
+  });
+});
+
 describe('zombies', () => {
   test('retryable failures respawn with spawnAttempt + 1 within the budget', async () => {
     const workerId = newWorkerId();
@@ -359,7 +608,7 @@ describe('zombies', () => {
       world.callsOf('deleteWorkerPod', workerId).map((c) => (c.input as { spawnAttempt: number }).spawnAttempt),
       [1, 2],
     );
-    await recordHistory(handle, 'respawn-then-ready');
+    await recordHistory(handle, 'registry-respawn-then-ready');
     await endLife(handle);
   });
 
@@ -377,7 +626,7 @@ describe('zombies', () => {
       assert.equal(world.callsOf('spawnWorkerPod', workerId).length, 2);
       assert.deepEqual(podsOf(workerId), [], 'every attempt cleaned up');
       assert.deepEqual(ops(workerId).slice(-2), ['spawning→spawning:respawn@1', 'spawning→lost:mark_lost@1']);
-      if (reason === 'pod_oom_killed') await recordHistory(handle, 'lost-after-respawns');
+      if (reason === 'pod_oom_killed') await recordHistory(handle, 'registry-lost-after-respawns');
     });
   }
 
@@ -399,18 +648,20 @@ describe('zombies', () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { healthIntervalMs: 10_000 } });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    await claim(handle, 'acme', 'r1');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
     world.failHealth(workerId, 'pod_oom_killed');
     assert.deepEqual(await handle.result(), { workerId, state: 'lost', epoch: 2, failureReason: 'pod_oom_killed' });
     assert.deepEqual(podsOf(workerId), []);
-    await recordHistory(handle, 'health-lost');
+    await recordHistory(handle, 'registry-health-lost');
   });
 
   test('a worker asked to drain is not declared lost for failing probes', async () => {
     const handle = await startLifecycle(env, taskQueue, { settings: { healthIntervalMs: 10_000 } });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    await claim(handle, 'acme', 'r1');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    await waitForEpoch(handle, 2);
     await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: day }] });
     world.failHealth(workerId, 'health_check_failed');
     assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
@@ -419,29 +670,30 @@ describe('zombies', () => {
 
 describe('the fence', () => {
   test('a FenceMiss converges on the registry row: no retry, no overwrite', async () => {
-    const handle = await startLifecycle(env, taskQueue);
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    // The janitor reaps the row (epoch 1 → 2) behind the workflow's back, just as a claim arrives.
+    // The janitor reaps the row (epoch 1 → 2) behind the workflow's back, just as a refresh writes.
     world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'retired'));
-    assert.equal(await rejectionOf(claim(handle, 'acme', 'r1')), 'StaleLease');
     assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
     const writes = world.callsOf('transitionWorker', workerId).map((c) => c.input as { expected: { epoch: number } });
     assert.equal(writes.at(-1)?.expected.epoch, 1, 'the missed write was the last write: nothing after it');
     assert.equal(world.callsOf('readWorker', workerId).length, 1, 're-read once');
     assert.deepEqual(ops(workerId).slice(-1), ['idle→retired:reap@2'], "the janitor's decision stands");
     assert.deepEqual(podsOf(workerId), [], 'the pod goes with the reaped row');
-    await recordHistory(handle, 'fence-miss');
+    await recordHistory(handle, 'registry-fence-miss');
   });
 
   test('after adopting a newer epoch the workflow carries on with it', async () => {
-    const handle = await startLifecycle(env, taskQueue);
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
     world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'idle'));
-    assert.equal(await rejectionOf(claim(handle, 'acme', 'r1')), 'StaleLease');
-    const lease = await claim(handle, 'acme', 'r2');
-    assert.equal(lease.epoch, 3, 'claimed from the adopted epoch 2');
+    await env.sleep(56 * minute);
+    const refreshed = await waitForDescription(handle, 'refreshed', (d) => d.credential?.version === 2);
+    assert.equal(refreshed.epoch, 3, 'the refresh ran again from the adopted epoch 2');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    assert.equal((await waitForEpoch(handle, 4)).state, 'claimed');
     await endLife(handle);
   });
 });
@@ -460,7 +712,7 @@ describe('cancellation', () => {
     await assert.rejects(handle.result(), /cancel/i);
     assert.deepEqual(podsOf(workerId), []);
     assert.equal(world.rows.get(workerId)?.state, 'retired');
-    await recordHistory(handle, 'cancel-during-spawn');
+    await recordHistory(handle, 'registry-cancel-during-spawn');
   });
 
   test('cancelled while idle: the pod goes and the row ends retired', async () => {

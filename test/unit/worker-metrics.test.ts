@@ -16,19 +16,14 @@ const image = 'registry.example/worker:1';
 function world(durations?: Partial<DurationSource>) {
   const register = new Registry();
   const workers = createWorkerMetrics(register);
-  const pools = createPoolMetrics(register);
   const reads: string[] = [];
   const source: DurationSource = {
     secondsInState: async (id, state) => {
       reads.push(`${id}:${state}`);
       return durations?.secondsInState ? durations.secondsInState(id, state, new Date()) : 1.5;
     },
-    secondsSinceClaimRequest: async (p, r) => {
-      reads.push(`claim:${p}/${r}`);
-      return durations?.secondsSinceClaimRequest ? durations.secondsSinceClaimRequest(p, r, new Date()) : 0.25;
-    },
   };
-  const observer = createTransitionObserver({ workers, pools, durations: source });
+  const observer = createTransitionObserver({ workers, durations: source });
   const observe = (
     from: WorkerState | null,
     to: WorkerState,
@@ -103,17 +98,12 @@ describe('metrics derived from transitions', () => {
     assert.deepEqual(w.reads, ['w1:draining']);
   });
 
-  test('claims: warm from idle or hot_idle, cold from activating, timed from the claim request', async () => {
+  test('claims are not derived from transitions: the corral API times them where they are decided', async () => {
     const w = world();
     await w.observe('idle', 'claimed', 'claim', { claimRequestId: 'r1' });
-    await w.observe('hot_idle', 'claimed', 'claim', { claimRequestId: 'r2' });
     await w.observe('activating', 'claimed', 'claim', { claimRequestId: 'r3' });
-    await w.observe('claimed', 'claimed', 'refresh_credentials', { claimRequestId: 'r3' }); // not a claim
-    await w.observe('idle', 'claimed', 'claim'); // no request id (a direct update): nothing to time from
-    const count = 'corral_claim_duration_seconds_count';
-    assert.equal(await w.value(count, { pool: 'p', path: 'warm' }), 2);
-    assert.equal(await w.value(count, { pool: 'p', path: 'cold' }), 1);
-    assert.ok(w.reads.includes('claim:p/r3'));
+    assert.equal(await w.value('corral_claim_duration_seconds_count'), 0);
+    assert.deepEqual(w.reads, ['w1:activating'], 'only the cold worker’s activation is timed');
   });
 
   test('a duration that cannot be read is dropped: the transition is never failed for a metric', async () => {
@@ -121,12 +111,9 @@ describe('metrics derived from transitions', () => {
       secondsInState: async () => {
         throw new Error('registry down');
       },
-      secondsSinceClaimRequest: async () => null,
     });
     await w.observe('activating', 'idle', 'ready');
-    await w.observe('idle', 'claimed', 'claim', { claimRequestId: 'r1' });
     assert.equal(await w.value('corral_worker_activation_duration_seconds_count'), 0);
-    assert.equal(await w.value('corral_claim_duration_seconds_count'), 0);
   });
 
   test('label values come from typed constants: an unknown reason is `unknown`, a missing image too', () => {

@@ -40,7 +40,7 @@ CREATE FUNCTION corral_claim(
   p_ack_ms integer,
   p_origin text
 ) RETURNS TABLE (outcome text, worker_id text, epoch bigint, endpoint text, path text, from_state text,
-                 live_workers integer, max_workers integer)
+                 live_workers integer, max_workers integer, image text)
 LANGUAGE plpgsql AS $$
 DECLARE
   pl pools%ROWTYPE;
@@ -52,7 +52,7 @@ DECLARE
 BEGIN
   SELECT * INTO pl FROM pools p WHERE p.name = p_pool;
   IF NOT FOUND THEN
-    RETURN QUERY SELECT 'pool_not_found', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer;
+    RETURN QUERY SELECT 'pool_not_found', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::text;
     RETURN;
   END IF;
 
@@ -61,7 +61,7 @@ BEGIN
   SELECT * INTO cl FROM claims c WHERE c.pool = p_pool AND c.request_id = p_request_id FOR UPDATE;
   IF NOT FOUND THEN
     IF pl.status <> 'active' THEN
-      RETURN QUERY SELECT 'pool_draining', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer;
+      RETURN QUERY SELECT 'pool_draining', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::text;
       RETURN;
     END IF;
     INSERT INTO claims (pool, request_id, tenant, status, pending_until)
@@ -74,15 +74,15 @@ BEGIN
   END IF;
 
   IF cl.tenant <> p_tenant THEN
-    RETURN QUERY SELECT 'tenant_mismatch', NULL::text, NULL::bigint, NULL::text, NULL::text, cl.tenant, NULL::integer, NULL::integer;
+    RETURN QUERY SELECT 'tenant_mismatch', NULL::text, NULL::bigint, NULL::text, NULL::text, cl.tenant, NULL::integer, NULL::integer, NULL::text;
     RETURN;
   END IF;
   IF cl.status IN ('granted', 'reclaimed') THEN
     SELECT * INTO w FROM workers x WHERE x.id = cl.worker_id;
     IF FOUND AND w.epoch = cl.epoch AND w.state = 'claimed' THEN
-      RETURN QUERY SELECT 'repeat', cl.worker_id, cl.epoch, cl.endpoint, cl.path, NULL::text, NULL::integer, NULL::integer;
+      RETURN QUERY SELECT 'repeat', cl.worker_id, cl.epoch, cl.endpoint, cl.path, NULL::text, NULL::integer, NULL::integer, NULL::text;
     ELSE
-      RETURN QUERY SELECT 'lease_ended', cl.worker_id, cl.epoch, cl.endpoint, cl.path, w.state, NULL::integer, NULL::integer;
+      RETURN QUERY SELECT 'lease_ended', cl.worker_id, cl.epoch, cl.endpoint, cl.path, w.state, NULL::integer, NULL::integer, NULL::text;
     END IF;
     RETURN;
   END IF;
@@ -90,13 +90,13 @@ BEGIN
   IF cl.worker_id IS NOT NULL THEN
     SELECT * INTO w FROM workers x WHERE x.id = cl.worker_id;
     IF FOUND AND w.state NOT IN ('retired', 'lost') THEN
-      RETURN QUERY SELECT 'in_progress', cl.worker_id, NULL::bigint, NULL::text, 'cold'::text, w.state, NULL::integer, NULL::integer;
+      RETURN QUERY SELECT 'in_progress', cl.worker_id, NULL::bigint, NULL::text, 'cold'::text, w.state, NULL::integer, NULL::integer, NULL::text;
       RETURN;
     END IF;
   END IF;
   IF pl.status <> 'active' THEN
     DELETE FROM claims c WHERE c.pool = p_pool AND c.request_id = p_request_id;
-    RETURN QUERY SELECT 'pool_draining', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer;
+    RETURN QUERY SELECT 'pool_draining', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::text;
     RETURN;
   END IF;
 
@@ -125,7 +125,7 @@ BEGIN
       granted_at = now(), ack_by = now() + make_interval(secs => p_ack_ms / 1000.0), acknowledged_at = NULL,
       updated_at = now()
     WHERE c.pool = p_pool AND c.request_id = p_request_id;
-    RETURN QUERY SELECT 'granted', upd.id, upd.epoch, upd.endpoint, 'warm'::text, w.state, NULL::integer, NULL::integer;
+    RETURN QUERY SELECT 'granted', upd.id, upd.epoch, upd.endpoint, 'warm'::text, w.state, NULL::integer, NULL::integer, upd.image;
     RETURN;
   END IF;
 
@@ -134,13 +134,13 @@ BEGIN
   cap := (pl.spec ->> 'maxWorkers')::integer;
   IF pl.breaker_state <> 'closed' THEN
     DELETE FROM claims c WHERE c.pool = p_pool AND c.request_id = p_request_id;
-    RETURN QUERY SELECT 'breaker_open', NULL::text, NULL::bigint, NULL::text, NULL::text, pl.breaker_state, NULL::integer, cap;
+    RETURN QUERY SELECT 'breaker_open', NULL::text, NULL::bigint, NULL::text, NULL::text, pl.breaker_state, NULL::integer, cap, NULL::text;
     RETURN;
   END IF;
   SELECT count(*) INTO live FROM workers x WHERE x.pool = p_pool AND x.state NOT IN ('retired', 'lost');
   IF live >= cap THEN
     DELETE FROM claims c WHERE c.pool = p_pool AND c.request_id = p_request_id;
-    RETURN QUERY SELECT 'at_capacity', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, live, cap;
+    RETURN QUERY SELECT 'at_capacity', NULL::text, NULL::bigint, NULL::text, NULL::text, NULL::text, live, cap, NULL::text;
     RETURN;
   END IF;
   INSERT INTO workers (id, pool, image, state, epoch) VALUES (p_new_worker_id, p_pool, pl.spec ->> 'image', 'spawning', 1);
@@ -149,7 +149,7 @@ BEGIN
   UPDATE claims c SET worker_id = p_new_worker_id, path = 'cold', epoch = NULL, endpoint = NULL,
     pending_until = now() + make_interval(secs => p_pending_ms / 1000.0), updated_at = now()
   WHERE c.pool = p_pool AND c.request_id = p_request_id;
-  RETURN QUERY SELECT 'cold', p_new_worker_id, NULL::bigint, NULL::text, 'cold'::text, NULL::text, live + 1, cap;
+  RETURN QUERY SELECT 'cold', p_new_worker_id, NULL::bigint, NULL::text, 'cold'::text, NULL::text, live + 1, cap, pl.spec ->> 'image';
 END;
 $$;
 
