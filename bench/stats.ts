@@ -1,7 +1,21 @@
 /** Percentiles (nearest-rank) of a sample, rounded to 0.01. */
-export function summarise(samples: number[]): { n: number; min: number; p50: number; p99: number; max: number } {
+export function summarise(samples: number[]): {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+} {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
   const round = (x: number) => Math.round(x * 100) / 100;
-  return { n: sorted.length, min: round(sorted[0]), p50: round(at(0.5)), p99: round(at(0.99)), max: round(at(1)) };
+  return {
+    n: sorted.length,
+    min: round(sorted[0]),
+    p50: round(at(0.5)),
+    p90: round(at(0.9)),
+    p99: round(at(0.99)),
+    max: round(at(1)),
+  };
 }

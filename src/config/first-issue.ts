@@ -9,6 +9,10 @@ export interface FieldIssue {
 
 export function firstIssue(error: z.ZodError): FieldIssue {
   const issue = error.issues[0];
-  const field = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : 'input';
-  return { field, message: issue?.message ?? 'is invalid' };
+  const path = issue ? issue.path.map(String) : [];
+  // An unknown key is named itself (`colour`), not its parent object.
+  if (issue?.code === 'unrecognized_keys' && issue.keys.length > 0) {
+    return { field: [...path, issue.keys[0]!].join('.'), message: 'is not a known field' };
+  }
+  return { field: path.length > 0 ? path.join('.') : 'input', message: issue?.message ?? 'is invalid' };
 }

@@ -10,7 +10,6 @@ import { RegistryUnavailableError, TransitionNotAllowedError } from './errors';
 
 export { RegistryUnavailableError };
 import {
-  claimIdleInput,
   createWorkerInput,
   leaseSchema,
   listWorkersInput,
@@ -67,12 +66,6 @@ export type TransitionResult =
   | { outcome: 'transitioned'; worker: WorkerSnapshot }
   | { outcome: 'fence_miss_epoch' | 'fence_miss_state'; actual: { epoch: number; state: WorkerState } }
   | { outcome: 'row_missing' }
-  | { outcome: 'store_error'; message: string };
-
-export type ClaimIdleResult =
-  | { outcome: 'claimed'; worker: WorkerSnapshot; fromState: 'idle' | 'hot_idle' }
-  | { outcome: 'already_claimed'; worker: WorkerSnapshot }
-  | { outcome: 'none_idle' }
   | { outcome: 'store_error'; message: string };
 
 export type LeaseCheck =
@@ -239,51 +232,6 @@ export class WorkerLifecycleStore {
       origin,
       durationSeconds: (performance.now() - started) / 1000,
     });
-    return result;
-  }
-
-  /**
-   * Atomically claims one warm worker of `pool` for `tenant` (its own hot_idle worker first,
-   * then the longest idle). Concurrent callers never get the same worker; a repeated requestId
-   * gets the worker it already holds.
-   */
-  async claimIdle(input: {
-    pool: string;
-    tenant: string;
-    requestId: string;
-    origin: TransitionOrigin;
-  }): Promise<ClaimIdleResult> {
-    const { pool, tenant, requestId, origin } = parseInput(claimIdleInput, input);
-    const started = performance.now();
-    let result: ClaimIdleResult;
-    try {
-      const { rows } = await this.db.query('SELECT * FROM corral_claim_idle($1, $2, $3, $4)', [
-        pool,
-        tenant,
-        requestId,
-        origin,
-      ]);
-      const row = rows[0] as Row;
-      if (row.outcome === 'claimed') {
-        const fromState = row.from_state === 'hot_idle' ? 'hot_idle' : 'idle';
-        result = { outcome: 'claimed', worker: toSnapshot(row.worker as Row), fromState };
-      } else if (row.outcome === 'already_claimed') {
-        result = { outcome: 'already_claimed', worker: toSnapshot(row.worker as Row) };
-      } else {
-        result = { outcome: 'none_idle' };
-      }
-    } catch (err) {
-      result = { outcome: 'store_error', message: describeError(err) };
-    }
-    if (result.outcome === 'claimed' || result.outcome === 'store_error') {
-      this.metrics?.recordTransition({
-        operation: 'claim',
-        outcome: result.outcome === 'claimed' ? 'transitioned' : 'store_error',
-        image: result.outcome === 'claimed' ? result.worker.image : null,
-        origin,
-        durationSeconds: (performance.now() - started) / 1000,
-      });
-    }
     return result;
   }
 

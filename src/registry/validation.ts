@@ -54,13 +54,6 @@ export const transitionInput = z.strictObject({
 
 export const leaseSchema = z.strictObject({ workerId: workerIdSchema, epoch: epochSchema });
 
-export const claimIdleInput = z.strictObject({
-  pool: nameSchema,
-  tenant: nameSchema,
-  requestId: nameSchema,
-  origin: originSchema,
-});
-
 export const listWorkersInput = z.strictObject({
   pool: nameSchema.optional(),
   states: z.array(stateSchema).optional(),

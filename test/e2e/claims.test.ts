@@ -277,3 +277,39 @@ describe('many callers, many replicas', () => {
     assert.ok(atCapacity > 0, 'the rest were refused at capacity, not double-booked');
   });
 });
+
+describe('claims do not wait on workflows', () => {
+  const pool = 'wedged';
+  before(async () => {
+    await e2e.corral.applyPool(demoPoolSpec(pool, { minIdle: 4, maxWorkers: 4, releasePolicy: 'recycle' }));
+    await e2e.waitForCounts(pool, { idle: 4, spawning: 0, activating: 0 });
+  });
+
+  test('with every worker workflow unresponsive, claims and releases go on; the workflows catch up afterwards', async () => {
+    const resume = await e2e.pauseWorkflows();
+    let resumed = false;
+    try {
+      // 40 claim → release cycles over 4 callers while no workflow task can run anywhere.
+      const leases: ClaimResult[] = [];
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, caller) => {
+          for (let i = 0; i < 10; i++) {
+            const lease = await e2e.corral.claim(pool, { tenant: `t-${caller}`, requestId: `wedged-${caller}-${i}` });
+            assert.equal((await e2e.corral.checkLease(lease)).status, 'valid');
+            leases.push(lease);
+            await e2e.corral.release(lease);
+          }
+        }),
+      );
+      assert.equal(leases.length, 40);
+      assert.ok(leases.every((l) => l.path === 'warm'));
+      await resume();
+      resumed = true;
+      // Told afterwards (coalesced: one signal per worker per window carrying its latest row), each
+      // worker's workflow adopts the row the registry holds now.
+      for (const workerId of new Set(leases.map((l) => l.workerId))) await waitForWorkflowToAdopt(pool, workerId);
+    } finally {
+      if (!resumed) await resume();
+    }
+  });
+});

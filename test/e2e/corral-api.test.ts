@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
 import { CorralError } from '../../src/client/errors';
 import { repoRoot } from '../../src/embedded/tools';
+import { parseExposition, sampleSum } from '../../src/metrics/exposition';
 import { runCorralWorker } from '../../src/workers/corral-worker';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 
@@ -289,8 +290,9 @@ describe('warm-capacity misses', () => {
       (err) => err instanceof CorralError && err.code === 'worker_unavailable',
     );
     assert.equal(await miss('breaker_open'), 1);
+    const exposition = parseExposition(await e2e.metrics.metrics());
     assert.ok(
-      (await e2e.metricValue('corral_claim_handover_duration_seconds_count', { pool })) >= 1,
+      sampleSum(exposition, 'corral_claim_handover_duration_seconds_count', { pool }) >= 1,
       'the hand-over activation is timed',
     );
   });

@@ -5,8 +5,12 @@ import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createCorralActivities } from '../../src/activities';
-import { claimUpdate, describeQuery, releaseUpdate } from '../../src/workflows/worker-lifecycle/messages';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { ClaimStore } from '../../src/registry/claim-store';
+import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
+import { CorralClient } from '../../src/client/corral-client';
+import { waitFor } from '../../src/embedded/wait';
+import { PoolStore } from '../../src/registry/pool-store';
+import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import {
   demoWorkerSettings,
   historyText,
@@ -20,6 +24,7 @@ import { workerProcessGroups } from '../harness/process-inspection';
 const taskQueue = `lifecycle-e2e-${process.pid}`;
 let e2e: LifecycleE2e;
 let worker: Worker;
+let api: RunningCorralApi;
 let running: Promise<void>;
 let connection: NativeConnection;
 
@@ -31,11 +36,29 @@ before(async () => {
     namespace: e2e.temporal.namespace,
     taskQueue,
     workflowsPath: require.resolve('../../src/workflows'),
-    activities: createCorralActivities({ store: e2e.registry.store, runtime: e2e.runtime, heartbeatIntervalMs: 1_000 }),
+    activities: createCorralActivities({
+      store: e2e.registry.store,
+      claims: new ClaimStore(e2e.registry.db),
+      claimAckWindowMs: 15_000,
+      runtime: e2e.runtime,
+      heartbeatIntervalMs: 1_000,
+    }),
   });
   running = worker.run();
+  api = await startCorralApi({
+    claims: new ClaimStore(e2e.registry.db),
+    workers: e2e.registry.store,
+    pools: new PoolStore(e2e.registry.db),
+    temporal: e2e.client,
+    taskQueue,
+    port: 0,
+    host: '127.0.0.1',
+    tokens: null,
+    ackWindowMs: 15_000,
+  });
 });
 after(async () => {
+  await api?.close();
   worker?.shutdown();
   await running;
   await connection?.close();
@@ -57,7 +80,13 @@ test('spawn → idle → claimed → hot_idle → retired: registry and history 
   const token = (JSON.parse(fs.readFileSync(e2e.runtime.credentialsPath(ref), 'utf8')) as { token: string }).token;
   assert.ok(token.length >= 16);
 
-  const lease = await handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'req-1' }] });
+  // The worker's workflow was started on its own (no pool workflow): the pool row is what claims read.
+  await e2e.registry.db.query(`INSERT INTO pools (name, spec) VALUES ($1, $2::jsonb)`, [
+    pool,
+    JSON.stringify({ name: pool, maxWorkers: 1, image: demoWorkerSettings.image, releasePolicy: 'hot_idle' }),
+  ]);
+  const corral = new CorralClient({ url: api.url });
+  const lease = await corral.claim(pool, { tenant: 'acme', requestId: 'req-1' });
   assert.equal(lease.epoch, 2);
   const health = (await (await fetch(`${lease.endpoint}/healthz`)).json()) as { tenant: string; highestEpoch: number };
   assert.deepEqual(
@@ -67,7 +96,17 @@ test('spawn → idle → claimed → hot_idle → retired: registry and history 
   );
   assert.equal((await e2e.registry.store.checkLease({ workerId, epoch: 2 })).status, 'valid');
 
-  await handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 2 }] });
+  // Each change adopted before the next, so the workflow's search attributes show every state.
+  const adopted = (state: string, epoch: number) =>
+    waitFor(
+      async () => {
+        const described = await handle.query(describeQuery);
+        return described.state === state && described.epoch === epoch;
+      },
+      { what: `the workflow to adopt ${state} at epoch ${epoch}`, timeoutMs: 30_000, intervalMs: 100 },
+    );
+  await adopted('claimed', 2);
+  await corral.release(lease);
   assert.equal((await e2e.registry.store.checkLease({ workerId, epoch: 2 })).status, 'stale_lease');
   const result = await handle.result(); // hot-idle TTL (1 s), then drain and delete
   assert.deepEqual(result, { workerId, state: 'retired', epoch: 3, failureReason: null });
@@ -77,7 +116,19 @@ test('spawn → idle → claimed → hot_idle → retired: registry and history 
     trail.map((t) => t.toState),
     ['spawning', 'activating', 'idle', 'claimed', 'hot_idle', 'draining', 'retired'],
   );
-  assert.ok(trail.every((t) => t.origin === 'lifecycle_workflow'));
+  assert.deepEqual(
+    trail.map((t) => t.origin),
+    [
+      'lifecycle_workflow',
+      'lifecycle_workflow',
+      'lifecycle_workflow',
+      'api',
+      'api',
+      'lifecycle_workflow',
+      'lifecycle_workflow',
+    ],
+    'claim and release were the API’s, the rest the workflow’s',
+  );
   assert.deepEqual(
     await upsertedStates(handle),
     trail.map((t) => t.toState),

@@ -109,7 +109,9 @@ export async function useLifecycleTimeSkipping(
   // tells a worker's workflow what it changed the way the real API does: a signal.
   world.now = () => env.currentTimeMs();
   world.notifier = async (row, change) => {
-    await env.client.workflow.getHandle(workerLifecycleWorkflowId(row.pool, row.id)).signal(registryChangedSignal, change);
+    await env.client.workflow
+      .getHandle(workerLifecycleWorkflowId(row.pool, row.id))
+      .signal(registryChangedSignal, change);
   };
   const worker = await createLifecycleWorker(env, taskQueue, world);
   const running = worker.run();

@@ -153,7 +153,8 @@ export class LifecycleWorld {
     const row = this.row(workerId);
     if (row.state !== 'claimed') throw new Error(`nothing to release: ${workerId} is ${row.state}`);
     const effective = this.drainMarked.has(workerId) ? 'retire' : policy;
-    if (effective === 'hot_idle') return this.apiMove(workerId, 'hot_idle', 'release', { claimRequestId: null }, options);
+    if (effective === 'hot_idle')
+      return this.apiMove(workerId, 'hot_idle', 'release', { claimRequestId: null }, options);
     if (effective === 'recycle') {
       return this.apiMove(workerId, 'idle', 'release', { tenant: null, claimRequestId: null }, options);
     }

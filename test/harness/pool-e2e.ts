@@ -38,6 +38,12 @@ export interface PoolWorld {
   counts(pool: string): Promise<Partial<Record<WorkerState, number>>>;
   waitForCounts(pool: string, want: Partial<Record<WorkerState, number>>, timeoutMs?: number): Promise<void>;
   metricValue(name: string, labels: Record<string, string>): Promise<number>;
+  /**
+   * Stops the in-process corral worker's Temporal worker (every workflow of this world stops
+   * making progress: unresponsive, as if wedged) while the corral API keeps serving; the returned
+   * function starts a new Temporal worker on the same task queue.
+   */
+  pauseWorkflows(): Promise<() => Promise<void>>;
   /** Ends every pool workflow (so none respawns what cleanup deletes), then the corral worker. */
   stop(): Promise<void>;
 }
@@ -84,26 +90,29 @@ export async function startPoolWorld(deps: {
   const claimAckWindowMs = deps.claimAckWindowMs ?? 15_000;
   const poolMetrics = createPoolMetrics(metrics);
   const connection = await NativeConnection.connect({ address: deps.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: deps.temporal.namespace,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
-    activities: createCorralActivities({
-      store: registry.store,
-      claims,
-      claimAckWindowMs,
-      runtime: deps.runtime,
-      heartbeatIntervalMs: 1_000,
-      temporal: client,
-      pools,
-      poolMetrics,
-      janitorMetrics: createJanitorMetrics(metrics),
-    }),
-    maxConcurrentActivityTaskExecutions: 200,
-    maxConcurrentLocalActivityExecutions: 200,
+  const activities = createCorralActivities({
+    store: registry.store,
+    claims,
+    claimAckWindowMs,
+    runtime: deps.runtime,
+    heartbeatIntervalMs: 1_000,
+    temporal: client,
+    pools,
+    poolMetrics,
+    janitorMetrics: createJanitorMetrics(metrics),
   });
-  const running = worker.run();
+  const createWorker = () =>
+    Worker.create({
+      connection,
+      namespace: deps.temporal.namespace,
+      taskQueue,
+      workflowsPath: require.resolve('../../src/workflows'),
+      activities,
+      maxConcurrentActivityTaskExecutions: 200,
+      maxConcurrentLocalActivityExecutions: 200,
+    });
+  let worker = await createWorker();
+  let running = worker.run();
   const api = await startCorralApi({
     claims,
     workers: registry.store,
@@ -145,6 +154,14 @@ export async function startPoolWorld(deps: {
       const metric = (await metrics.getMetricsAsJSON()).find((m) => m.name === name);
       const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
       return value?.value ?? 0;
+    },
+    async pauseWorkflows() {
+      worker.shutdown();
+      await running;
+      return async () => {
+        worker = await createWorker();
+        running = worker.run();
+      };
     },
     async stop() {
       await api.close();

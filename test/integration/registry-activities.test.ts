@@ -11,6 +11,7 @@ import {
 } from '../../src/activities/registry-activities';
 import { createRegistryPool } from '../../src/registry/database';
 import { WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
+import { ClaimStore } from '../../src/registry/claim-store';
 import { useTestRegistry, type TestRegistry } from '../harness/registry';
 
 let registry: TestRegistry;
@@ -18,7 +19,7 @@ let activities: RegistryActivities;
 
 before(async () => {
   registry = await useTestRegistry();
-  activities = createRegistryActivities(registry.store);
+  activities = createRegistryActivities(registry.store, new ClaimStore(registry.db), { claimAckWindowMs: 15_000 });
 });
 
 after(async () => {
@@ -126,7 +127,9 @@ test('a missing row, a refused move and bad input fail for good; each names what
 
 test('an unreachable registry is a retryable RegistryStoreError, for writes and reads', async () => {
   const down = createRegistryPool({ connectionString: 'postgres://corral@127.0.0.1:1/nowhere', maxConnections: 1 });
-  const offline = createRegistryActivities(new WorkerLifecycleStore(down));
+  const offline = createRegistryActivities(new WorkerLifecycleStore(down), new ClaimStore(down), {
+    claimAckWindowMs: 15_000,
+  });
   try {
     await assert.rejects(
       offline.transitionWorker({

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { allowedTransitions, workerStates, type WorkerState } from '../../src/lifecycle/states';
 import { RegistryInputError, TransitionNotAllowedError } from '../../src/registry/errors';
 import { createRegistryPool } from '../../src/registry/database';
+import { ClaimStore } from '../../src/registry/claim-store';
 import { expectLease, expectSnapshot, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import { migrateRegistry, migrationsDir } from '../../src/registry/migrate';
 import { startMetricsServer } from '../../src/metrics/metrics-server';
@@ -21,6 +22,26 @@ after(async () => {
 
 let seq = 0;
 const newId = (prefix = 'w') => `${prefix}-${process.pid}-${++seq}`;
+
+/** A pool row for corral_claim (it reads status, maxWorkers and image only). */
+async function seedPool(name: string, maxWorkers: number): Promise<void> {
+  await registry.db.query(`INSERT INTO pools (name, spec) VALUES ($1, $2::jsonb)`, [
+    name,
+    JSON.stringify({ name, maxWorkers, image: 'corral/demo:1', releasePolicy: 'hot_idle' }),
+  ]);
+}
+
+/** The corral API's warm-claim transaction, as it calls it. */
+const claim = (pool: string, tenant: string, requestId: string) =>
+  new ClaimStore(registry.db).claim({
+    pool,
+    tenant,
+    requestId,
+    newWorkerId: newId('cold'),
+    pendingMs: 60_000,
+    ackMs: 15_000,
+    origin: 'api',
+  });
 
 /** A client claiming an idle worker it believes to be at `epoch`. */
 const claimAt = (workerId: string, epoch: number, tenant?: string) =>
@@ -141,41 +162,42 @@ describe('fence outcomes', () => {
 });
 
 describe('claims', () => {
-  test('50 concurrent claimers on 10 idle workers: 10 distinct workers claimed, none twice, 40 told none idle', async () => {
+  test('50 concurrent claimers on 10 idle workers (maxWorkers 10): 10 distinct workers claimed, none twice, 40 at capacity', async () => {
     const pool = newId('claim-pool');
+    await seedPool(pool, 10);
     const ids = Array.from({ length: 10 }, () => newId('idle'));
     for (const id of ids) await registry.seedWorker({ id, pool, state: 'idle', epoch: 1 });
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        registry.store.claimIdle({ pool, tenant: `tenant-${i}`, requestId: `req-${i}`, origin: 'client' }),
-      ),
-    );
-    const claimed = results.flatMap((r) => (r.outcome === 'claimed' ? [r.worker] : []));
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => claim(pool, `tenant-${i}`, `req-${i}`)));
+    const claimed = results.flatMap((r) => (r.outcome === 'granted' ? [r] : []));
     assert.equal(claimed.length, 10);
-    assert.deepEqual([...new Set(claimed.map((w) => w.id))].sort(), [...ids].sort());
-    assert.equal(results.filter((r) => r.outcome === 'none_idle').length, 40);
-    for (const w of claimed) assert.deepEqual([w.state, w.epoch], ['claimed', 2]);
+    assert.deepEqual([...new Set(claimed.map((w) => w.workerId))].sort(), [...ids].sort());
+    assert.equal(results.filter((r) => r.outcome === 'at_capacity').length, 40);
+    for (const w of claimed) assert.equal(w.epoch, 2);
     const rows = await registry.store.listWorkers({ pool, states: ['claimed'] });
-    assert.deepEqual(rows.map((w) => w.tenant).sort(), claimed.map((w) => w.tenant).sort());
+    assert.equal(rows.length, 10);
+    const { rows: grants } = await registry.db.query(`SELECT count(*)::int AS n FROM claims WHERE pool = $1`, [pool]);
+    assert.equal(grants[0].n, 10, 'refused claims leave no claim row');
   });
 
   test('a tenant reuses its own hot_idle worker first, another tenant never gets it, and a repeated request id gets the same worker', async () => {
     const pool = newId('hot-pool');
+    await seedPool(pool, 2);
     await registry.seedWorker({ id: newId('idle'), pool, state: 'idle', epoch: 1 });
     const hot = newId('hot');
     await registry.seedWorker({ id: hot, pool, state: 'hot_idle', epoch: 4, tenant: 'acme' });
 
-    const other = await registry.store.claimIdle({ pool, tenant: 'globex', requestId: 'g-1', origin: 'client' });
-    assert.equal(other.outcome, 'claimed');
-    assert.notEqual(other.outcome === 'claimed' && other.worker.id, hot);
+    const other = await claim(pool, 'globex', 'g-1');
+    assert.equal(other.outcome, 'granted');
+    assert.notEqual(other.outcome === 'granted' && other.workerId, hot);
 
-    const mine = await registry.store.claimIdle({ pool, tenant: 'acme', requestId: 'a-1', origin: 'client' });
-    assert.equal(mine.outcome === 'claimed' && mine.worker.id, hot);
-    assert.equal(mine.outcome === 'claimed' && mine.fromState, 'hot_idle');
+    const mine = await claim(pool, 'acme', 'a-1');
+    assert.equal(mine.outcome === 'granted' && mine.workerId, hot);
+    assert.equal(mine.outcome === 'granted' && mine.fromState, 'hot_idle');
 
-    const again = await registry.store.claimIdle({ pool, tenant: 'acme', requestId: 'a-1', origin: 'client' });
-    assert.equal(again.outcome, 'already_claimed');
-    assert.deepEqual(again.outcome === 'already_claimed' && [again.worker.id, again.worker.epoch], [hot, 5]);
+    const again = await claim(pool, 'acme', 'a-1');
+    assert.equal(again.outcome, 'repeat');
+    assert.deepEqual(again.outcome === 'repeat' && [again.workerId, again.epoch], [hot, 5]);
+    assert.equal((await claim(pool, 'globex', 'a-1')).outcome, 'tenant_mismatch', 'a request id belongs to its tenant');
   });
 
   test('checkLease: valid at the current epoch while claimed, stale after a release bumps the epoch', async () => {
@@ -297,10 +319,6 @@ describe('input', () => {
       );
     }
     await assert.rejects(
-      store.claimIdle({ pool: '', tenant: 'a', requestId: 'r', origin: 'client' }),
-      (err: unknown) => err instanceof RegistryInputError && err.field === 'pool',
-    );
-    await assert.rejects(
       store.checkLease({ workerId: 'w', epoch: 1.5 }),
       (err: unknown) => err instanceof RegistryInputError && err.field === 'epoch',
     );
@@ -312,13 +330,9 @@ describe('input', () => {
     const id = newId("it's");
     await registry.store.createWorker({ id, pool: hostile, image: 'corral/demo:1', origin: 'client' });
     await registry.seedWorker({ id, pool: hostile, state: 'idle', epoch: 1 });
-    const claim = await registry.store.claimIdle({
-      pool: hostile,
-      tenant: hostile,
-      requestId: hostile,
-      origin: 'client',
-    });
-    assert.equal(claim.outcome, 'claimed');
+    await seedPool(hostile, 1);
+    const granted = await claim(hostile, hostile, hostile);
+    assert.equal(granted.outcome, 'granted');
     const [row] = await registry.store.listWorkers({ pool: hostile });
     assert.deepEqual([row.id, row.pool, row.tenant, row.claimRequestId], [id, hostile, hostile, hostile]);
     const { rows } = await registry.db.query('SELECT count(*)::int AS n FROM workers');

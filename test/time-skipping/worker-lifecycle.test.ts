@@ -186,7 +186,11 @@ describe('registry changes', () => {
     );
     assert.ok(shown.some((v) => v.includes('globex')));
     assert.ok(!shown.some((v) => v.includes('acme')), 'the intermediate claim was never shown');
-    assert.deepEqual(ops(workerId).slice(-3), ['idle→claimed:claim@2', 'claimed→idle:release@3', 'idle→claimed:claim@4']);
+    assert.deepEqual(ops(workerId).slice(-3), [
+      'idle→claimed:claim@2',
+      'claimed→idle:release@3',
+      'idle→claimed:claim@4',
+    ]);
     await recordHistory(handle, 'registry-coalesced');
     await endLife(handle);
   });
@@ -311,7 +315,8 @@ describe('drain', () => {
     const handle = await startLifecycle(env, taskQueue);
     const workerId = await workerIdOf(handle);
     await waitForState(handle, 'idle');
-    const writes = () => world.callsOf('transitionWorker', workerId).length + world.callsOf('markDrainRequested', workerId).length;
+    const writes = () =>
+      world.callsOf('transitionWorker', workerId).length + world.callsOf('markDrainRequested', workerId).length;
     const before = writes();
     assert.equal(
       await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: -1 }] })),
@@ -323,11 +328,11 @@ describe('drain', () => {
     const draining = await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: hour }] });
     assert.equal(draining.state, 'claimed', 'the tenant keeps its worker until release or the drain timeout');
     assert.equal(draining.drainRequested, true);
-    assert.ok(world.drainMarked.has(workerId), 'the registry takes no new claim on it and sends its release to draining');
-    assert.equal(
-      await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{}] })),
-      lifecycleRejections.draining,
+    assert.ok(
+      world.drainMarked.has(workerId),
+      'the registry takes no new claim on it and sends its release to draining',
     );
+    assert.equal(await rejectionOf(handle.executeUpdate(drainUpdate, { args: [{}] })), lifecycleRejections.draining);
 
     await world.apiRelease(workerId, 'hot_idle'); // → draining: a drain was asked
     assert.equal((await handle.result()).state, 'retired');

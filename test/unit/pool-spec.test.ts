@@ -43,7 +43,7 @@ test('floors and cross-field rules are refused naming the field', () => {
   assert.equal(refusal({ ...minimal, runtime: 'docker' })[0], 'runtime');
   assert.equal(refusal({ ...minimal, maxSpawnAttempts: 0 })[0], 'maxSpawnAttempts');
   assert.equal(refusal({ ...minimal, breaker: { cooldown: '0s' } })[0], 'breaker.cooldown');
-  assert.equal(refusal({ ...minimal, surprise: true })[0], 'input');
+  assert.deepEqual(refusal({ ...minimal, surprise: true }), ['surprise', 'is not a known field']);
   assert.equal(
     refusal({
       ...minimal,
