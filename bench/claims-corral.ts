@@ -9,7 +9,8 @@
 // loop's delay; what the API logged.
 // Started by bench/claims.ts with one JSON argument; talks over IPC:
 //   → {type:'ready', apiUrl}; ← {type:'reset'} → {type:'reset-done'};
-//   ← {type:'stats'} → {type:'stats', ...}; ← {type:'stop'} → exits.
+//   ← {type:'stats'} → {type:'stats', ...}; ← {type:'notify', on} → {type:'notify-done'} (a diagnostic:
+//   off, the API's workflow signals are counted and dropped); ← {type:'stop'} → exits.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
@@ -25,7 +26,7 @@ import { createRegistryPool } from '../src/registry/database';
 import { WorkerLifecycleStore } from '../src/registry/lifecycle-store';
 import { PoolStore } from '../src/registry/pool-store';
 import { ProcessPodRuntime } from '../src/runtime/process/process-runtime';
-import { summarise } from './stats';
+import { lag, loopDelayResolutionMs, summarise } from './stats';
 
 export interface CorralProcessConfig {
   temporalAddress: string;
@@ -48,6 +49,7 @@ interface Sample {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+
 const mean = (xs: number[]) => round2(xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length));
 
 async function main() {
@@ -127,6 +129,26 @@ async function main() {
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const clientConnection = await Connection.connect({ address: config.temporalAddress });
   const temporal = new Client({ connection: clientConnection, namespace: config.namespace });
+  // The API's own Client on the same connection (`corral worker` shares one; a Client is a thin
+  // wrapper), so the signals its notifier sends can be counted, and dropped for the diagnostic.
+  const apiTemporal = new Client({ connection: clientConnection, namespace: config.namespace });
+  let notify = true;
+  let signals = { worker: 0, pool: 0, dropped: 0 };
+  const getHandle = apiTemporal.workflow.getHandle.bind(apiTemporal.workflow);
+  apiTemporal.workflow.getHandle = ((...args: Parameters<typeof getHandle>) => {
+    const handle = getHandle(...args);
+    const signal = handle.signal.bind(handle);
+    const kind = args[0].endsWith('/pool') ? 'pool' : 'worker';
+    handle.signal = (async (...signalArgs: Parameters<typeof signal>) => {
+      if (!notify) {
+        signals.dropped++;
+        return;
+      }
+      signals[kind]++;
+      await signal(...signalArgs);
+    }) as typeof handle.signal;
+    return handle;
+  }) as typeof apiTemporal.workflow.getHandle;
   const worker = await Worker.create({
     connection,
     namespace: config.namespace,
@@ -149,7 +171,7 @@ async function main() {
     claims: claimStore,
     workers: store,
     pools,
-    temporal,
+    temporal: apiTemporal,
     taskQueue: config.taskQueue,
     port: 0,
     host: '127.0.0.1',
@@ -181,7 +203,7 @@ async function main() {
   service.claim = timed(() => claims, service.claim.bind(service));
   service.release = timed(() => releases, service.release.bind(service));
 
-  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  const loopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
   loopDelay.enable();
 
   const handOverHistogram = async () => {
@@ -245,6 +267,7 @@ async function main() {
         releases = [];
         acks = { batches: 0, claims: 0, ms: 0 };
         apiLog = {};
+        signals = { worker: 0, pool: 0, dropped: 0 };
         metricsRegistry.resetMetrics();
         loopDelay.reset();
         process.send?.({ type: 'reset-done' });
@@ -256,15 +279,16 @@ async function main() {
             claim: part(claims),
             release: part(releases),
             acknowledgements: { ...acks, ms: round2(acks.ms) },
+            signals_sent: signals,
             hand_over_histogram: histogram,
-            event_loop_delay_ms: {
-              p50: round2(loopDelay.percentile(50) / 1e6),
-              p99: round2(loopDelay.percentile(99) / 1e6),
-              max: round2(loopDelay.max / 1e6),
-            },
+            event_loop_lag_ms: lag(loopDelay),
             api_log: apiLog,
           }),
         );
+        break;
+      case 'notify':
+        notify = (message as { on?: boolean }).on !== false;
+        process.send?.({ type: 'notify-done' });
         break;
       case 'stop':
         void stop();

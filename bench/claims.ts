@@ -36,12 +36,14 @@ import { poolWorkflowId } from '../src/workflows/pool/messages';
 import type { CorralProcessConfig } from './claims-corral';
 import { cpuSince, cpuSnapshot, type CpuUse } from './proc-cpu';
 import { rawSqlClaim } from './raw-sql-claim';
-import { summarise } from './stats';
+import { lag, loopDelayResolutionMs, summarise } from './stats';
 
 const EventType = temporalProto.api.enums.v1.EventType;
 const say = (line: string) => console.error(`[bench:claims] ${line}`);
 
 const concurrencies = [1, 10, 50, 100];
+/** Run again, last, with the API's workflow notifications dropped. */
+const diagnosticConcurrencies = [1, 50];
 const poolName = 'bench-claims';
 /** Enough warm workers for the highest concurrency, with some to spare. */
 const maxWorkers = 120;
@@ -212,9 +214,9 @@ async function main() {
     const corralPid = corralProcess.child.pid;
     say(`corral API on ${apiUrl} (pid ${corralPid}; log ${corralProcess.logFile})`);
     let requests = 0;
-    const ask = async (type: string): Promise<Record<string, unknown>> => {
-      const answer = nextMessage(corralProcess, type === 'reset' ? 'reset-done' : type);
-      corralProcess.child.send({ type, n: ++requests });
+    const ask = async (type: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> => {
+      const answer = nextMessage(corralProcess, type === 'stats' ? 'stats' : `${type}-done`);
+      corralProcess.child.send({ ...extra, type, n: ++requests });
       return Promise.race([answer, failOnExit(corralProcess)]);
     };
 
@@ -329,12 +331,7 @@ async function main() {
       return groups;
     };
 
-    const loadLoopDelay = monitorEventLoopDelay({ resolution: 10 });
-    const loopDelayMs = () => ({
-      p50: round2(loadLoopDelay.percentile(50) / 1e6),
-      p99: round2(loadLoopDelay.percentile(99) / 1e6),
-      max: round2(loadLoopDelay.max / 1e6),
-    });
+    const loadLoopDelay = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
 
     // --- raw SQL first, on a quiet machine: the one-statement claim on seeded idle rows of other pools
     const measureRawSql = async (concurrency: number) => {
@@ -380,7 +377,7 @@ async function main() {
     for (const concurrency of concurrencies) rawSql.push(await measureRawSql(concurrency));
 
     // --- the API: claim (timed) → release (timed), C loops at a time
-    const measureLevel = async (concurrency: number) => {
+    const measureLevel = async (concurrency: number, tag = 'c') => {
       await waitFor(allIdle, { what: 'every worker idle again', timeoutMs: 60_000, intervalMs: 200 });
       const claimMs: number[] = [];
       const releaseMs: number[] = [];
@@ -408,7 +405,7 @@ async function main() {
         try {
           lease = await corral.claim(poolName, {
             tenant: `tenant-${loop}`,
-            requestId: `${runId}-c${concurrency}-${phase}-${i}`,
+            requestId: `${runId}-${tag}${concurrency}-${phase}-${i}`,
             timeout: '30s',
           });
         } catch (err) {
@@ -433,7 +430,7 @@ async function main() {
         }
       };
       const warmup = warmupCycles(concurrency);
-      say(`API concurrency ${concurrency}: ${warmup} warm-up + ${cyclesPerLevel} measured cycles`);
+      say(`API (${tag}) concurrency ${concurrency}: ${warmup} warm-up + ${cyclesPerLevel} measured cycles`);
       await runLoops(concurrency, warmup, cycle('warmup', false));
       await waitFor(allIdle, { what: 'every worker idle again', timeoutMs: 60_000, intervalMs: 200 });
       await sleep(notifySettleMs); // the warm-up's notifications land before the histories are read
@@ -472,21 +469,38 @@ async function main() {
           release: corralSide.release,
           acknowledgements: corralSide.acknowledgements,
           hand_over_histogram: corralSide.hand_over_histogram,
-          event_loop_delay_ms: corralSide.event_loop_delay_ms,
+          event_loop_lag_ms: corralSide.event_loop_lag_ms,
+          signals_sent: corralSide.signals_sent,
           api_log: corralSide.api_log,
         },
         /** Client-side claim latency minus the corral process's ClaimService.claim time: HTTP, Fastify, JSON and event-loop queueing in both processes. */
         claim_outside_service_mean_ms: round2(
           mean(claimMs) - ((corralSide.claim as { mean_ms?: { total?: number } }).mean_ms?.total ?? 0),
         ),
-        load_generator_event_loop_delay_ms: loopDelayMs(),
+        load_generator_event_loop_lag_ms: lag(loadLoopDelay),
         history_added: history,
+        signals_per_cycle: round2(Object.values(history).reduce((a, g) => a + g.signals, 0) / Math.max(1, cycles)),
+        workflow_tasks_per_cycle: round2(
+          Object.values(history).reduce((a, g) => a + g.workflow_tasks, 0) / Math.max(1, cycles),
+        ),
+        /** Claims take the longest-idle worker, so each worker is used about once per this: coalescing (1 s) only helps below it. */
+        seconds_between_uses_of_a_worker: round2(maxWorkers / Math.max(0.01, cycles / (wallMs / 1000))),
       };
       say(`  ${JSON.stringify(level)}`);
       return level;
     };
     const levels: Awaited<ReturnType<typeof measureLevel>>[] = [];
     for (const concurrency of concurrencies) levels.push(await measureLevel(concurrency));
+
+    // --- diagnostic: the same claims with the API's workflow signals dropped (counted, not sent),
+    // to show what the notifications (signal RPCs, workflow tasks, server work) cost per cycle
+    say('diagnostic: workflow notifications dropped');
+    await ask('notify', { on: false });
+    const withoutNotifications: Awaited<ReturnType<typeof measureLevel>>[] = [];
+    for (const concurrency of diagnosticConcurrencies) {
+      withoutNotifications.push(await measureLevel(concurrency, 'nonotify'));
+    }
+    await ask('notify', { on: true });
 
     const rawAt = (c: number) => rawSql.find((l) => l.concurrency === c);
     const ratios = levels.map((l) => {
@@ -563,7 +577,8 @@ async function main() {
         cpu_ms_per_cycle_means: 'cores × wall ms / cycles, per group',
         history_added_means:
           'events added to workflow histories on the corral task queue between just before the level and 2.5 s after it (runs started meanwhile counted whole)',
-        order: 'fill, raw SQL levels, API levels',
+        order: 'fill, raw SQL levels, API levels, diagnostic API levels without workflow notifications',
+        event_loop_lag_means: `timer lateness beyond the ${loopDelayResolutionMs} ms sampling interval (monitorEventLoopDelay)`,
       },
       targets,
       met: {
@@ -576,6 +591,11 @@ async function main() {
       },
       levels,
       raw_sql: rawSql,
+      diagnostic_without_workflow_notifications: {
+        means:
+          'the same claim+release cycles with the API notifier’s signals dropped (workflows not told): not a valid way to run corral, only what the notifications cost',
+        levels: withoutNotifications,
+      },
       total_seconds: round2((performance.now() - benchStarted) / 1000),
     };
     const line = JSON.stringify(result);

@@ -19,3 +19,12 @@ export function summarise(samples: number[]): {
     max: round(at(1)),
   };
 }
+
+/** monitorEventLoopDelay's sampling interval in the benches. */
+export const loopDelayResolutionMs = 10;
+
+/** Event-loop lag: timer lateness beyond the sampling interval (the histogram records interval + lateness), in ms. */
+export function lag(h: { percentile(p: number): number; max: number }): { p50: number; p99: number; max: number } {
+  const late = (ns: number) => Math.round(Math.max(0, ns / 1e6 - loopDelayResolutionMs) * 100) / 100;
+  return { p50: late(h.percentile(50)), p99: late(h.percentile(99)), max: late(h.max) };
+}

@@ -210,7 +210,15 @@ async function serviceAccountKubeconfigFile(serviceAccount: string): Promise<str
 
 test('every manifest is accepted by the apiserver and stores the shape production relies on', async () => {
   const kinds = manifests.map((m) => m.object.kind).sort();
-  assert.deepEqual(kinds, ['Deployment', 'PodDisruptionBudget', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
+  assert.deepEqual(kinds, [
+    'Deployment',
+    'PodDisruptionBudget',
+    'Role',
+    'RoleBinding',
+    'Service',
+    'Service',
+    'ServiceAccount',
+  ]);
 
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
   const apps = admin.makeApiClient(AppsV1Api);
