@@ -556,7 +556,9 @@ async function main() {
         refill_spawns_while_measuring: 'none (live = maxWorkers, idle never below minIdle)',
         corral_process: {
           pg_connections: 10,
-          temporal_clients: 1,
+          temporal_connections: 1,
+          api_temporal_client:
+            'its own Client on the shared connection, signal() wrapped to count (and, in the diagnostic, drop) notifications',
           max_concurrent_activities: maxConcurrentActivities,
           claim_ack_window_ms: claimAckWindowMs,
           notify_window_ms: 1000,

@@ -28,7 +28,7 @@ export function startClaimReclaimer(deps: {
         failures = 0;
         if (reclaimed.length > 0) {
           deps.log?.(`reclaimed ${reclaimed.length} unacknowledged claim(s)`);
-          await deps.service.afterReclaim(reclaimed.map((r) => r.worker));
+          await deps.service.afterReclaim(reclaimed);
           if (reclaimed.length === batch) continue; // more are due: no pause
         }
       } catch (err) {

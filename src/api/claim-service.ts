@@ -18,7 +18,7 @@ import type { PoolStore } from '../registry/pool-store';
 import { postActivation } from '../runtime/worker-protocol-client';
 import type { ClaimBody, ClaimResponse, LeaseCheckResponse, ReleaseResponse } from './api-schemas';
 import { defaultClaimTimeoutMs } from './api-schemas';
-import type { WorkflowNotifier } from './workflow-notifier';
+import type { HolderView, WorkflowNotifier } from './workflow-notifier';
 
 /** A hand-over the worker does not answer within this is a failed hand-over: the claim tries another worker. */
 export const defaultHandOverTimeoutMs = 2_000;
@@ -92,8 +92,12 @@ export class ClaimService {
         case 'repeat': {
           const outcome = await this.handOver(pool, decision, tenant);
           if (outcome === 'accepted') {
-            this.notifyClaimed(pool, decision, tenant, requestId);
-            if (decision.outcome === 'granted') this.o.notifier.poolChanged(pool, decision.workerId);
+            if (decision.outcome === 'granted') {
+              // What the workflow held before: idle and unbound, or hot_idle for this tenant.
+              const before = { state: decision.fromState, tenant: decision.fromState === 'hot_idle' ? tenant : null };
+              this.notifyClaimed(pool, decision, before, tenant, requestId);
+              this.o.notifier.poolChanged(pool, decision.workerId);
+            }
             this.o.metrics?.observeClaim(pool, decision.path, (performance.now() - started) / 1000);
             return {
               pool,
@@ -127,7 +131,7 @@ export class ClaimService {
       if (lease === null) continue; // the pending claim went away (its worker joined the pool): decide again
       const outcome = await this.handOver(pool, lease, tenant);
       if (outcome === 'accepted') {
-        this.notifyClaimed(pool, lease, tenant, requestId);
+        // The workflow bound this claim itself (corral_bind_cold_claim): nothing to tell it.
         this.o.metrics?.observeClaim(pool, 'cold', (performance.now() - started) / 1000);
         return { pool, ...lease, tenant, path: lease.path };
       }
@@ -179,7 +183,8 @@ export class ClaimService {
                 worker.tenant,
               )
             : 'accepted';
-        if (handedOver !== 'failed') this.o.notifier.workerRowChanged(worker);
+        if (handedOver !== 'failed')
+          this.o.notifier.workerRowChanged(worker, { state: 'claimed', tenant: worker.tenant });
         return { workerId, state: worker.state, epoch: worker.epoch };
       }
     }
@@ -215,9 +220,9 @@ export class ClaimService {
   }
 
   /** After corral_reclaim_unacknowledged: the workers learn their new epoch, their workflows the row. */
-  async afterReclaim(workers: WorkerSnapshot[]): Promise<void> {
+  async afterReclaim(reclaimed: { worker: WorkerSnapshot; tenant: string | null }[]): Promise<void> {
     await Promise.all(
-      workers.map(async (worker) => {
+      reclaimed.map(async ({ worker, tenant }) => {
         const handedOver =
           worker.state === 'idle'
             ? await this.handOver(
@@ -226,7 +231,7 @@ export class ClaimService {
                 null,
               )
             : 'accepted';
-        if (handedOver !== 'failed') this.o.notifier.workerRowChanged(worker);
+        if (handedOver !== 'failed') this.o.notifier.workerRowChanged(worker, { state: 'claimed', tenant });
       }),
     );
   }
@@ -272,13 +277,21 @@ export class ClaimService {
         operation: 'mark_lost',
         origin: 'api',
       });
-      if (result.outcome === 'transitioned') this.o.notifier.workerRowChanged(result.worker);
+      if (result.outcome === 'transitioned') {
+        this.o.notifier.workerRowChanged(result.worker, { state: row.state, tenant: row.tenant });
+      }
     }
     return 'failed';
   }
 
-  private notifyClaimed(pool: string, lease: GrantedLease, tenant: string, requestId: string): void {
-    this.o.notifier.workerChanged(pool, lease.workerId, {
+  private notifyClaimed(
+    pool: string,
+    lease: GrantedLease,
+    before: HolderView,
+    tenant: string,
+    requestId: string,
+  ): void {
+    this.o.notifier.workerChanged(pool, lease.workerId, before, {
       epoch: lease.epoch,
       state: 'claimed',
       tenant,

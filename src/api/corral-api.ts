@@ -25,7 +25,8 @@ export interface CorralApiOptions {
   /** Bearer tokens; null: no authentication (callers allow that on loopback only). */
   tokens: string[] | null;
   ackWindowMs: number;
-  notifyWindowMs?: number;
+  /** Coalescing of workflow notifications (WorkflowNotifier); defaults 500 ms quiet, 1.5 s at most. */
+  notify?: { quietMs?: number; maxDelayMs?: number };
   reclaimIntervalMs?: number;
   handOverTimeoutMs?: number;
   metrics?: PoolMetrics;
@@ -40,7 +41,7 @@ export interface RunningCorralApi {
 }
 
 export async function startCorralApi(o: CorralApiOptions): Promise<RunningCorralApi> {
-  const notifier = new WorkflowNotifier(o.temporal, { windowMs: o.notifyWindowMs, log: o.log });
+  const notifier = new WorkflowNotifier(o.temporal, { ...o.notify, log: o.log });
   const service = new ClaimService({
     claims: o.claims,
     workers: o.workers,

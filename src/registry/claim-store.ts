@@ -245,13 +245,15 @@ export class ClaimStore {
   }
 
   /** Grants unacknowledged past their ack_by, taken back; the workers they held, as they are now. */
-  async reclaimUnacknowledged(limit: number): Promise<{ pool: string; requestId: string; worker: WorkerSnapshot }[]> {
+  async reclaimUnacknowledged(
+    limit: number,
+  ): Promise<{ pool: string; requestId: string; tenant: string | null; worker: WorkerSnapshot }[]> {
     const started = performance.now();
     const rows = await this.query(`SELECT * FROM corral_reclaim_unacknowledged($1)`, [limit]);
     return rows.map((row) => {
       const worker = toSnapshot(row.worker as Row);
       this.counted('release', 'reclaimer', worker.image, started);
-      return { pool: String(row.pool), requestId: String(row.request_id), worker };
+      return { pool: String(row.pool), requestId: String(row.request_id), tenant: textOrNull(row.tenant), worker };
     });
   }
 

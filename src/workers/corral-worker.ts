@@ -56,8 +56,6 @@ export interface CorralApiOptions {
   host?: string;
   /** Bearer tokens, one per line. Required unless `host` is loopback. */
   tokensFile?: string;
-  /** Per worker, at most one workflow notification per this window (coalescing). */
-  notifyWindowMs?: number;
 }
 
 export const defaultClaimAckWindowMs = 15_000;
@@ -242,7 +240,6 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
         host: apiHost,
         tokens: apiTokens,
         ackWindowMs: claimAckWindowMs,
-        notifyWindowMs: opts.api.notifyWindowMs,
         metrics: poolMetrics,
         log,
       });

@@ -35,13 +35,22 @@ async function claimRow(pool: string, requestId: string) {
     | undefined;
 }
 
-/** The worker's workflow has adopted what the registry says (state and epoch). */
-async function waitForWorkflowToAdopt(pool: string, workerId: string) {
+/**
+ * The worker's workflow holds what the registry says: state and tenant (what its timers and the
+ * Web UI follow), and with `exactEpoch` the epoch too (a burst that ended where it began is not
+ * sent, so its epoch is caught up only by the workflow's next compare-and-set).
+ */
+async function waitForWorkflowToAdopt(pool: string, workerId: string, opts: { exactEpoch?: boolean } = {}) {
   const handle = e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, workerId));
   await waitFor(
     async () => {
       const [described, row] = await Promise.all([handle.query(describeQuery), e2e.registry.store.getWorker(workerId)]);
-      return row !== null && described.state === row.state && described.epoch === row.epoch;
+      return (
+        row !== null &&
+        described.state === row.state &&
+        described.tenant === row.tenant &&
+        (!opts.exactEpoch || described.epoch === row.epoch)
+      );
     },
     { what: `workflow of ${workerId} to adopt its registry row`, timeoutMs: 30_000, intervalMs: 100 },
   );
@@ -65,7 +74,7 @@ describe('the warm path', () => {
       body: JSON.stringify({ workerId: lease.workerId, epoch: lease.epoch - 1, tenant: 'mallory' }),
     });
     assert.equal(refused.status, 409, 'the worker refuses an epoch below the lease');
-    await waitForWorkflowToAdopt(pool, lease.workerId);
+    await waitForWorkflowToAdopt(pool, lease.workerId, { exactEpoch: true });
     const described = await e2e.client.workflow
       .getHandle(workerLifecycleWorkflowId(pool, lease.workerId))
       .query(describeQuery);
@@ -146,7 +155,7 @@ describe('the warm path', () => {
       body: JSON.stringify({ workerId: decision.workerId, epoch: decision.epoch, tenant: 'acme' }),
     });
     assert.equal(stale.status, 409);
-    await waitForWorkflowToAdopt(pool, decision.workerId);
+    await waitForWorkflowToAdopt(pool, decision.workerId, { exactEpoch: true });
   });
 });
 
@@ -311,5 +320,38 @@ describe('claims do not wait on workflows', () => {
     } finally {
       if (!resumed) await resume();
     }
+  });
+});
+
+describe('notifications are coalesced', () => {
+  const pool = 'tight';
+  before(async () => {
+    await e2e.corral.applyPool(demoPoolSpec(pool, { minIdle: 1, maxWorkers: 1, releasePolicy: 'recycle' }));
+    await e2e.waitForCounts(pool, { idle: 1, spawning: 0, activating: 0 });
+  });
+
+  test('a tight claim → release loop costs its workflow (almost) no signals; a claim that stays is told', async (t) => {
+    const [worker] = await e2e.registry.store.listWorkers({ pool, states: ['idle'] });
+    const handle = e2e.client.workflow.getHandle(workerLifecycleWorkflowId(pool, worker!.id));
+    const signals = async () =>
+      ((await handle.fetchHistory()).events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes).length;
+    const before = await signals();
+    const cycles = 30;
+    for (let i = 0; i < cycles; i++) {
+      const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: `tight-${i}` });
+      await e2e.corral.release(lease);
+    }
+    await e2e.api.notifier.settled();
+    await waitForWorkflowToAdopt(pool, worker!.id);
+    const received = (await signals()) - before;
+    t.diagnostic(`${2 * cycles} registry changes reached the workflow as ${received} signal(s)`);
+    assert.ok(received < cycles, `${received} signals for ${2 * cycles} changes: coalesced`);
+
+    // A claim the tenant keeps changes what the workflow must hold: it is told, with one signal.
+    const kept = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'tight-kept' });
+    await e2e.api.notifier.settled();
+    await waitForWorkflowToAdopt(pool, worker!.id, { exactEpoch: true });
+    assert.equal((await signals()) - before, received + 1);
+    await e2e.corral.release(kept);
   });
 });

@@ -570,19 +570,18 @@ describe('continue-as-new', () => {
 
     const described: WorkerDescription = await drain.result();
     assert.equal(described.state, 'draining');
-    const history = await env.client.workflow.getHandle(handle.workflowId, firstRun).fetchHistory();
-    const kinds = (history.events ?? []).map((e) =>
-      e.workflowExecutionUpdateCompletedEventAttributes
-        ? 'update completed'
-        : e.workflowExecutionContinuedAsNewEventAttributes
-          ? 'continued as new'
-          : e.workflowExecutionCompletedEventAttributes
-            ? 'completed'
-            : null,
-    );
-    const ends = kinds.filter((k) => k !== null);
-    assert.deepEqual(ends, ['update completed', 'continued as new'], 'the update finished in the run that took it');
     assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 1, failureReason: null });
+    const history = await env.client.workflow.getHandle(handle.workflowId, firstRun).fetchHistory();
+    const ends = (history.events ?? []).flatMap((e) =>
+      e.workflowExecutionUpdateCompletedEventAttributes
+        ? ['update completed']
+        : e.workflowExecutionContinuedAsNewEventAttributes
+          ? ['continued as new']
+          : e.workflowExecutionCompletedEventAttributes
+            ? ['completed']
+            : [],
+    );
+    assert.deepEqual(ends, ['update completed', 'continued as new'], 'the update finished in the run that took it');
     assert.equal(world.callsOf('markDrainRequested', workerId).length, 1);
   });
 });

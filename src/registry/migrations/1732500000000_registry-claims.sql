@@ -269,7 +269,7 @@ $$;
 -- the granted epoch goes back to idle (draining if its pool or a drain says so) at epoch + 1.
 -- Any corral process may run it; SKIP LOCKED keeps two from taking the same claim.
 CREATE FUNCTION corral_reclaim_unacknowledged(p_limit integer)
-RETURNS TABLE (pool text, request_id text, worker jsonb)
+RETURNS TABLE (pool text, request_id text, tenant text, worker jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
   cl claims%ROWTYPE;
@@ -295,7 +295,7 @@ BEGIN
       WHERE x.id = w.id RETURNING * INTO upd;
       INSERT INTO worker_transitions (worker_id, from_state, to_state, epoch_before, epoch_after, operation, origin, tenant)
       VALUES (w.id, 'claimed', target, w.epoch, upd.epoch, 'release', 'reclaimer', w.tenant);
-      RETURN QUERY SELECT cl.pool, cl.request_id, to_jsonb(upd);
+      RETURN QUERY SELECT cl.pool, cl.request_id, cl.tenant, to_jsonb(upd);
     END IF;
   END LOOP;
 END;
