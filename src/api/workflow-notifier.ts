@@ -122,7 +122,7 @@ export class WorkflowNotifier {
         current.timer = null;
         current.lastAt = Date.now();
         const handle = this.temporal.workflow.getHandle(poolWorkflowId(pool));
-        this.track(`pool ${pool}`, () =>
+        void this.track(`pool ${pool}`, () =>
           handle.signal(workerChangedSignal, { workerId: current.workerId, event: 'claimed' }),
         );
       },
@@ -178,7 +178,8 @@ export class WorkflowNotifier {
     }
     slot.baseline = { state: latest.state, tenant: latest.tenant };
     slot.inFlight = true;
-    this.track(`worker ${workerId}`, () => slot.send(latest)).finally(() => {
+    // track() never rejects: failures are counted and logged there.
+    void this.track(`worker ${workerId}`, () => slot.send(latest)).then(() => {
       slot.inFlight = false;
       if (slot.pending) this.schedule(workerId, slot);
       else this.forget(workerId, slot);
