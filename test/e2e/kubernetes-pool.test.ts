@@ -100,7 +100,7 @@ test('a kubernetes pool fills, serves a claim, keeps the worker hot for its tena
 
   // Release: hot_idle for acme; the old lease is dead; the same tenant gets the same pod back.
   const released = await e2e.corral.release(lease);
-  assert.deepEqual(released, { state: 'hot_idle', epoch: lease.epoch + 1 });
+  assert.deepEqual(released, { workerId: worker.id, state: 'hot_idle', epoch: lease.epoch + 1 });
   assert.equal((await e2e.corral.checkLease(lease)).status, 'stale_lease');
   const hot = await e2e.registry.store.getWorker(worker.id);
   assert.deepEqual([hot?.state, hot?.tenant], ['hot_idle', 'acme']);

@@ -124,6 +124,7 @@ export async function startPoolWorld(deps: {
     tokens: null,
     ackWindowMs: claimAckWindowMs,
     metrics: poolMetrics,
+    log: (line) => console.log(`[corral api] ${line}`),
   });
   const corral = new CorralClient({ url: api.url });
 

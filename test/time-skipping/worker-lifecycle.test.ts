@@ -2,7 +2,8 @@
 // every timer path, every failure reason, the drain validator, the fence, cancellation, and claims
 // and releases as the corral API makes them (in the registry, then a `registryChanged` signal the
 // workflow adopts). The legacy claim/release updates exist only for histories recorded before
-// registry claims; test/time-skipping/replay.test.ts keeps those honest.
+// registry claims; test/time-skipping/replay.test.ts keeps those honest, and
+// legacy-messages.test.ts checks that a new run refuses them.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowUpdateStage } from '@temporalio/client';
@@ -16,14 +17,7 @@ import {
 import { lifecycleRejections } from '../../src/lifecycle/failure-types';
 import { waitFor } from '../../src/embedded/wait';
 import { corralStateKey, corralTenantKey } from '../../src/workflows/search-attributes';
-import {
-  abandonClaimSignal,
-  claimUpdate,
-  describeQuery,
-  drainUpdate,
-  releaseUpdate,
-  type WorkerDescription,
-} from '../../src/workflows/worker-lifecycle/messages';
+import { describeQuery, drainUpdate, type WorkerDescription } from '../../src/workflows/worker-lifecycle/messages';
 import {
   day,
   hour,
@@ -32,7 +26,6 @@ import {
   recordHistory,
   rejectionOf,
   startLifecycle,
-  updateFailureOf,
   useLifecycleTimeSkipping,
   waitForDescription,
   waitForEpoch,
@@ -137,26 +130,6 @@ describe('a worker life, claims decided by the registry', () => {
     assert.deepEqual(podsOf(workerId), []);
     assert.equal(world.callsOf('requestWorkerDrain', workerId).length, 1);
     await recordHistory(handle, 'registry-claim-release');
-  });
-
-  test('legacy claim and release updates are refused: no handler in a run that takes claims from the registry', async () => {
-    const handle = await startLifecycle(env, taskQueue);
-    const workerId = await workerIdOf(handle);
-    await waitForState(handle, 'idle');
-    const writes = world.callsOf('transitionWorker', workerId).length;
-    assert.match(
-      await updateFailureOf(handle.executeUpdate(claimUpdate, { args: [{ tenant: 'acme', requestId: 'r1' }] })),
-      /No registered handler for update: claim/,
-    );
-    assert.match(
-      await updateFailureOf(handle.executeUpdate(releaseUpdate, { args: [{ workerId, epoch: 1 }] })),
-      /No registered handler for update: release/,
-    );
-    await handle.signal(abandonClaimSignal, { requestId: 'r1' });
-    await handledSoFar(handle);
-    assert.equal(world.callsOf('transitionWorker', workerId).length, writes, 'nothing written');
-    assert.equal((await handle.query(describeQuery)).state, 'idle');
-    await endLife(handle);
   });
 });
 

@@ -1,21 +1,18 @@
-// A worker that lives 30 simulated days, claimed and released daily with credentials refreshed,
-// through several continue-as-new runs: each run boundary must be invisible from outside.
+// A worker that lives 30 simulated days, claimed and released daily (by the registry, as the corral
+// API does it: the workflow adopts each change from a signal) with credentials refreshed, through
+// several continue-as-new runs: each run boundary must be invisible from outside.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describeWorker } from '../../src/workflows/worker-lifecycle/lifecycle-rules';
-import {
-  claimUpdate,
-  describeQuery,
-  releaseUpdate,
-  type WorkerLifecycleInput,
-} from '../../src/workflows/worker-lifecycle/messages';
+import { describeQuery, type WorkerLifecycleInput } from '../../src/workflows/worker-lifecycle/messages';
 import {
   day,
   hour,
   recordHistory,
   useLifecycleTimeSkipping,
+  waitForEpoch,
   waitForState,
   startLifecycle,
   type LifecycleHandle,
@@ -72,7 +69,10 @@ test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical acro
       `run ${runs.length + 1} starts where run ${runs.length} ended`,
     );
     const untouched = !history.events?.some(
-      (e) => e.workflowExecutionUpdateAcceptedEventAttributes || e.timerFiredEventAttributes,
+      (e) =>
+        e.workflowExecutionUpdateAcceptedEventAttributes ||
+        e.workflowExecutionSignaledEventAttributes ||
+        e.timerFiredEventAttributes,
     );
     if (untouched) {
       assert.deepEqual(await newRun.query(describeQuery), ended, 'and answers describe identically');
@@ -85,13 +85,13 @@ test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical acro
   await waitForState(latest(), 'idle');
   const bornAt = (await latest().query(describeQuery)).bornAt;
   for (let d = 1; d <= 30; d++) {
-    const lease = await latest().executeUpdate(claimUpdate, {
-      args: [{ tenant: `tenant${d % 3}`, requestId: `day-${d}` }],
-    });
+    const lease = await world.apiClaim(workerId, `tenant${d % 3}`, `day-${d}`);
+    await waitForEpoch(latest(), lease.epoch);
     await checkRunBoundary();
     await env.sleep(3 * hour);
     await checkRunBoundary();
-    await latest().executeUpdate(releaseUpdate, { args: [{ workerId, epoch: lease.epoch }] });
+    const released = await world.apiRelease(workerId, 'recycle');
+    await waitForEpoch(latest(), released.epoch);
     await checkRunBoundary();
     await env.sleep(21 * hour);
     await checkRunBoundary();
@@ -118,6 +118,6 @@ test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical acro
   t.diagnostic(
     `${runs.length} runs (${liveComparisons} boundaries compared live), ${refreshes} credential refreshes, 30 claims and releases`,
   );
-  await recordHistory(env.client.workflow.getHandle(workflowId, runs[1]), 'long-life-run-2');
+  await recordHistory(env.client.workflow.getHandle(workflowId, runs[1]), 'registry-long-life-run-2');
   await latest().terminate('test done');
 });

@@ -528,7 +528,12 @@ export class WorkerLifecycle {
         row !== null &&
         row.state === to &&
         (row.epoch === expected.epoch || row.epoch === expected.epoch + 1) &&
-        (patch.claimRequestId === undefined || row.claimRequestId === patch.claimRequestId);
+        (patch.claimRequestId === undefined || row.claimRequestId === patch.claimRequestId) &&
+        // Since registry claims a refresh's miss is often someone else's idle → idle at epoch + 1
+        // (not ours unless our credential version is there too).
+        (!this.registryClaims ||
+          patch.credentialVersion === undefined ||
+          row.credentialVersion === patch.credentialVersion);
       if (row === null) {
         s.state = 'lost';
         s.failureReason = 'row_missing';
