@@ -121,7 +121,7 @@ test('a bad image opens the breaker, one probe at a time in half-open, a fixed s
   assert.equal(await e2e.metricValue('corral_spawn_breaker_state', { pool }), 0, 'gauge says closed');
 });
 
-test('release policies: hot_idle reuse by the same tenant only, recycle, retire; a stale release is refused', async () => {
+test('release policies: hot_idle reuse by the same tenant only, recycle, retire; a retried release answers the same, a stale one is refused', async () => {
   await e2e.corral.applyPool(demoPoolSpec('hot', { minIdle: 1, releasePolicy: 'hot_idle' }));
   await e2e.corral.applyPool(demoPoolSpec('recycle', { minIdle: 1, releasePolicy: 'recycle' }));
   await e2e.corral.applyPool(demoPoolSpec('retire', { minIdle: 1, releasePolicy: 'retire' }));
@@ -131,7 +131,10 @@ test('release policies: hot_idle reuse by the same tenant only, recycle, retire;
   const first = await e2e.corral.claim('hot', { tenant: 'acme', requestId: 'hot-1' });
   const released = await e2e.corral.release(first);
   assert.equal(released.state, 'hot_idle');
-  await assert.rejects(e2e.corral.release(first), (err) => isCorralError(err, 'stale_lease'));
+  assert.deepEqual(await e2e.corral.release(first), released, 'a retried release answers what the first one did');
+  await assert.rejects(e2e.corral.release({ ...first, epoch: first.epoch - 1 }), (err) =>
+    isCorralError(err, 'stale_lease'),
+  );
   await e2e.waitForCounts('hot', { idle: 1 }); // the pool refilled behind the hot_idle worker
   const other = await e2e.corral.claim('hot', { tenant: 'globex', requestId: 'hot-2' });
   assert.notEqual(other.workerId, first.workerId, 'another tenant never gets the hot_idle worker');

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
 import type { Locator, Page } from 'playwright-core';
 import { freePort } from '../../src/embedded/ports';
 import { demoPoolName, startEmbeddedStack, type EmbeddedStack } from '../../src/embedded/stack';
@@ -157,8 +158,12 @@ test('a claim through the corral API shows on the worker page as CorralState "cl
   const claimedAt = performance.now();
   const { page } = browser;
   const workflowId = workerLifecycleWorkflowId(demoPoolName, lease.workerId);
-  const { uiUrl, namespace } = stack.temporal;
-  const url = `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  const { uiUrl, namespace, address } = stack.temporal;
+  // The page's address names the run (the UI's own links do); the API client knows no run ids.
+  const connection = await Connection.connect({ address });
+  const { runId } = await new Client({ connection, namespace }).workflow.getHandle(workflowId).describe();
+  await connection.close();
+  const url = `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${runId}`;
   let shown: Record<string, unknown> = {};
   await waitFor(
     async () => {

@@ -274,8 +274,18 @@ test('every manifest is accepted by the apiserver and stores the shape productio
 
   assert.deepEqual(
     worker.ports?.map((p) => ({ name: p.name, containerPort: p.containerPort })),
-    [{ name: 'metrics', containerPort: 9464 }],
+    [
+      { name: 'metrics', containerPort: 9464 },
+      { name: 'api', containerPort: 7070 },
+    ],
   );
+  // The corral API beyond loopback: only with bearer tokens, from a Secret mounted read-only.
+  assert.equal(env.get('CORRAL_API_HOST')?.value, '0.0.0.0');
+  const tokensFile = env.get('CORRAL_API_TOKENS_FILE')?.value ?? '';
+  const tokensMount = worker.volumeMounts?.find((m) => tokensFile.startsWith(`${m.mountPath}/`));
+  assert.ok(tokensMount?.readOnly, `CORRAL_API_TOKENS_FILE ${tokensFile} is on a read-only mount`);
+  const tokensVolume = pod.volumes?.find((v) => v.name === tokensMount?.name);
+  assert.equal(tokensVolume?.secret?.secretName, 'corral-api-tokens');
   assert.deepEqual(
     { path: worker.readinessProbe?.httpGet?.path, port: worker.readinessProbe?.httpGet?.port },
     { path: '/readyz', port: 'metrics' },

@@ -866,6 +866,9 @@ export class WorkerLifecycle {
 
   /** Step: the worker takes no more work; the loop then finishes the drain. */
   async drainNow(): Promise<void> {
+    // Re-checked under the lock: the loop decided before waiting for it, and a drain update (or an
+    // adopted change) may have moved the worker to draining or ended it meanwhile.
+    if (!this.isServing()) return;
     await this.transition('draining', 'drain');
     this.s.drainRequested = true;
   }
