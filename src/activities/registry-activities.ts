@@ -3,6 +3,7 @@
 // miss is a non-retryable `FenceMiss` ApplicationFailure carrying what the caller expected and
 // what it found, so the workflow re-reads and converges instead of retrying a stale write.
 import { ApplicationFailure } from '@temporalio/common';
+import { registryFailureTypes } from '../lifecycle/failure-types';
 import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
 import type { TransitionObserver } from '../metrics/transition-observer';
@@ -15,14 +16,8 @@ import type {
   WorkerSnapshot,
 } from '../registry/lifecycle-store';
 
-export const registryFailureTypes = {
-  fenceMiss: 'FenceMiss',
-  rowMissing: 'WorkerRowMissing',
-  /** The database did not answer; the write may or may not have applied. Retryable. */
-  storeError: 'RegistryStoreError',
-  invalidInput: 'RegistryInputError',
-  transitionNotAllowed: 'TransitionNotAllowedError',
-} as const;
+/** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
+export { registryFailureTypes };
 
 /** A worker row as a workflow may hold it: JSON-safe (dates as ISO strings), no secrets. */
 export type WorkerView = Omit<WorkerSnapshot, 'credentialExpiresAt' | 'stateSince' | 'createdAt' | 'updatedAt'> & {

@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { runtimeFailureTypes } from '../lifecycle/failure-types';
 import {
   RuntimeForbiddenError,
   RuntimeInputError,
@@ -17,16 +18,8 @@ import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spe
 import { workerProtocolVersion } from '../runtime/worker-protocol';
 import { postActivation } from '../runtime/worker-protocol-client';
 
-export const runtimeFailureTypes = {
-  invalidInput: 'RuntimeInputError',
-  forbidden: 'RuntimeForbidden',
-  nameConflict: 'WorkerNameConflict',
-  podMissing: 'WorkerPodNotFound',
-  /** The worker answers, but not as a corral worker of a protocol version corral speaks. */
-  typeMismatch: 'TypeMismatch',
-  /** The worker refused the activation (e.g. it has seen a higher epoch). */
-  activationRefused: 'ActivationRefused',
-} as const;
+/** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
+export { runtimeFailureTypes };
 
 export interface IssuedCredentials {
   version: number;
@@ -185,7 +178,11 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
         });
       }
       // Unreachable or 5xx (e.g. credentials not mounted yet): worth another attempt.
-      throw ApplicationFailure.create({ type: 'ActivationFailed', message: answer.detail, nonRetryable: false });
+      throw ApplicationFailure.create({
+        type: runtimeFailureTypes.activationFailed,
+        message: answer.detail,
+        nonRetryable: false,
+      });
     },
 
     /**

@@ -146,7 +146,7 @@ test('release policies: hot_idle reuse by the same tenant only, recycle, retire;
 
   // recycle: back to idle, unbound, claimable by anyone.
   const r1 = await e2e.corral.claim('recycle', { tenant: 'acme', requestId: 'rec-1' });
-  assert.deepEqual(await e2e.corral.release(r1), { state: 'idle', epoch: r1.epoch + 1 });
+  assert.deepEqual(await e2e.corral.release(r1), { workerId: r1.workerId, state: 'idle', epoch: r1.epoch + 1 });
   const row = await e2e.registry.store.getWorker(r1.workerId);
   assert.equal(row?.tenant, null);
   // The pool refilled while r1 was out, so two workers are idle now: two claims take both.

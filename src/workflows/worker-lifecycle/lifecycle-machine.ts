@@ -529,8 +529,8 @@ export class WorkerLifecycle {
         row.state === to &&
         (row.epoch === expected.epoch || row.epoch === expected.epoch + 1) &&
         (patch.claimRequestId === undefined || row.claimRequestId === patch.claimRequestId) &&
-        // Since registry claims a refresh's miss is often someone else's idle → idle at epoch + 1
-        // (not ours unless our credential version is there too).
+        // (Registry claims) a refresh that missed because someone else moved the row to the same
+        // state at epoch + 1 did not apply unless its credential version is there too.
         (!this.registryClaims ||
           patch.credentialVersion === undefined ||
           row.credentialVersion === patch.credentialVersion);

@@ -43,7 +43,11 @@ export interface WorkerLifecycleSettings {
   releasePolicy: ReleasePolicy;
 }
 
-/** A claim a cold-path worker is spawned for: it goes from activating straight to claimed. */
+/**
+ * A claim a cold-path worker is spawned for. Once the worker took its first identity, the registry
+ * binds it to that claim if the claim still waits (activating → claimed, epoch + 1, `bindColdClaim`),
+ * else the worker joins the pool idle. (Runs recorded before registry claims bound it themselves.)
+ */
 export interface BoundClaim {
   tenant: string;
   requestId: string;
