@@ -145,14 +145,6 @@ export class ClaimStore {
     );
   }
 
-  /** Gives up a pending cold claim whose worker failed, so a repeat starts afresh. */
-  async dropPendingClaim(input: { pool: string; requestId: string; workerId: string }): Promise<void> {
-    await this.query(
-      `DELETE FROM claims WHERE pool = $1 AND request_id = $2 AND worker_id = $3 AND status = 'pending'`,
-      [input.pool, input.requestId, input.workerId],
-    );
-  }
-
   async pendingClaimStatus(input: { pool: string; requestId: string }): Promise<PendingClaimStatus> {
     const [row] = await this.query(
       `SELECT c.status, c.worker_id, c.epoch, c.endpoint, c.path, w.state AS worker_state

@@ -559,6 +559,67 @@ describe('continue-as-new', () => {
   });
 });
 
+describe('the fence', () => {
+  test('a FenceMiss converges on the registry row: no retry, no overwrite', async () => {
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    // The janitor reaps the row (epoch 1 → 2) behind the workflow's back, just as a refresh writes.
+    world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'retired'));
+    assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
+    const writes = world.callsOf('transitionWorker', workerId).map((c) => c.input as { expected: { epoch: number } });
+    assert.equal(writes.at(-1)?.expected.epoch, 1, 'the missed write was the last write: nothing after it');
+    assert.equal(world.callsOf('readWorker', workerId).length, 1, 're-read once');
+    assert.deepEqual(ops(workerId).slice(-1), ['idle→retired:reap@2'], "the janitor's decision stands");
+    assert.deepEqual(podsOf(workerId), [], 'the pod goes with the reaped row');
+    await recordHistory(handle, 'registry-fence-miss');
+  });
+
+  test('after adopting a newer epoch the workflow carries on with it', async () => {
+    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'idle'));
+    await env.sleep(56 * minute);
+    const refreshed = await waitForDescription(handle, 'refreshed', (d) => d.credential?.version === 2);
+    assert.equal(refreshed.epoch, 3, 'the refresh ran again from the adopted epoch 2');
+    await world.apiClaim(workerId, 'acme', 'r1');
+    assert.equal((await waitForEpoch(handle, 4)).state, 'claimed');
+    await endLife(handle);
+  });
+});
+
+describe('cancellation', () => {
+  test('cancelled during a spawn: the pod and secret still go and the row ends retired', async () => {
+    const workerId = newWorkerId();
+    world.readiness.set(workerId, [{ status: 'hang' }]);
+    const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 10 * minute } });
+    await waitFor(() => world.callsOf('awaitWorkerReady', workerId).length > 0, {
+      what: 'the readiness wait to start',
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    });
+    await handle.cancel();
+    await assert.rejects(handle.result(), /cancel/i);
+    assert.deepEqual(podsOf(workerId), []);
+    assert.equal(world.rows.get(workerId)?.state, 'retired');
+    await recordHistory(handle, 'registry-cancel-during-spawn');
+  });
+
+  test('cancelled while idle: the pod goes and the row ends retired', async () => {
+    const handle = await startLifecycle(env, taskQueue);
+    const workerId = await workerIdOf(handle);
+    await waitForState(handle, 'idle');
+    await handle.cancel();
+    await assert.rejects(handle.result(), /cancel/i);
+    assert.deepEqual(podsOf(workerId), []);
+    assert.deepEqual(ops(workerId).slice(-1), ['idle→retired:retire@1']);
+  });
+});
+
+// Last: its health tests run the monitor, and a monitor cancelled around its workflow's close can
+// leave the test server's time-skipping lock count off, so later timers would run in real time
+// (docs/decisions/0005, testing notes).
 describe('zombies', () => {
   test('retryable failures respawn with spawnAttempt + 1 within the budget', async () => {
     const workerId = newWorkerId();
@@ -642,63 +703,5 @@ describe('zombies', () => {
     await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: day }] });
     world.failHealth(workerId, 'health_check_failed');
     assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
-  });
-});
-
-describe('the fence', () => {
-  test('a FenceMiss converges on the registry row: no retry, no overwrite', async () => {
-    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
-    const workerId = await workerIdOf(handle);
-    await waitForState(handle, 'idle');
-    // The janitor reaps the row (epoch 1 → 2) behind the workflow's back, just as a refresh writes.
-    world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'retired'));
-    assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
-    const writes = world.callsOf('transitionWorker', workerId).map((c) => c.input as { expected: { epoch: number } });
-    assert.equal(writes.at(-1)?.expected.epoch, 1, 'the missed write was the last write: nothing after it');
-    assert.equal(world.callsOf('readWorker', workerId).length, 1, 're-read once');
-    assert.deepEqual(ops(workerId).slice(-1), ['idle→retired:reap@2'], "the janitor's decision stands");
-    assert.deepEqual(podsOf(workerId), [], 'the pod goes with the reaped row');
-    await recordHistory(handle, 'registry-fence-miss');
-  });
-
-  test('after adopting a newer epoch the workflow carries on with it', async () => {
-    const handle = await startLifecycle(env, taskQueue, { settings: { idleTtlMs: null } });
-    const workerId = await workerIdOf(handle);
-    await waitForState(handle, 'idle');
-    world.beforeTransition.set(workerId, () => world.moveBehindTheWorkflow(workerId, 'idle'));
-    await env.sleep(56 * minute);
-    const refreshed = await waitForDescription(handle, 'refreshed', (d) => d.credential?.version === 2);
-    assert.equal(refreshed.epoch, 3, 'the refresh ran again from the adopted epoch 2');
-    await world.apiClaim(workerId, 'acme', 'r1');
-    assert.equal((await waitForEpoch(handle, 4)).state, 'claimed');
-    await endLife(handle);
-  });
-});
-
-describe('cancellation', () => {
-  test('cancelled during a spawn: the pod and secret still go and the row ends retired', async () => {
-    const workerId = newWorkerId();
-    world.readiness.set(workerId, [{ status: 'hang' }]);
-    const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 10 * minute } });
-    await waitFor(() => world.callsOf('awaitWorkerReady', workerId).length > 0, {
-      what: 'the readiness wait to start',
-      timeoutMs: 30_000,
-      intervalMs: 20,
-    });
-    await handle.cancel();
-    await assert.rejects(handle.result(), /cancel/i);
-    assert.deepEqual(podsOf(workerId), []);
-    assert.equal(world.rows.get(workerId)?.state, 'retired');
-    await recordHistory(handle, 'registry-cancel-during-spawn');
-  });
-
-  test('cancelled while idle: the pod goes and the row ends retired', async () => {
-    const handle = await startLifecycle(env, taskQueue);
-    const workerId = await workerIdOf(handle);
-    await waitForState(handle, 'idle');
-    await handle.cancel();
-    await assert.rejects(handle.result(), /cancel/i);
-    assert.deepEqual(podsOf(workerId), []);
-    assert.deepEqual(ops(workerId).slice(-1), ['idle→retired:retire@1']);
   });
 });

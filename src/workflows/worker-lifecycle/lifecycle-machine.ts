@@ -480,13 +480,13 @@ export class WorkerLifecycle {
    */
   notifyPool(change: Omit<WorkerChange, 'workerId'>): void {
     if (!patched(poolNotificationsPatch)) return;
+    const sent = getExternalWorkflowHandle(poolWorkflowId(this.pool))
+      .signal(workerChangedSignal, { workerId: this.workerId, ...change })
+      .catch(() => undefined);
+    // Counted on a side branch, so settleNotifications awaits exactly what it always did.
     this.notificationsInFlight++;
-    this.notifications.push(
-      getExternalWorkflowHandle(poolWorkflowId(this.pool))
-        .signal(workerChangedSignal, { workerId: this.workerId, ...change })
-        .catch(() => undefined)
-        .finally(() => void this.notificationsInFlight--),
-    );
+    void sent.then(() => void this.notificationsInFlight--);
+    this.notifications.push(sent);
   }
 
   /** A run never closes with a signal still in flight (the server would have to finish it for a closed run). */
@@ -576,7 +576,12 @@ export class WorkerLifecycle {
 
   private podRef(): WorkerPodRef {
     const { workerId, pool } = this;
-    return { workerId, pool, spawnAttempt: this.s.spawnAttempt, name: workerPodName(pool, workerId, this.s.spawnAttempt) };
+    return {
+      workerId,
+      pool,
+      spawnAttempt: this.s.spawnAttempt,
+      name: workerPodName(pool, workerId, this.s.spawnAttempt),
+    };
   }
 
   private podSpec(): WorkerPodSpecInput {
@@ -703,7 +708,9 @@ export class WorkerLifecycle {
       }
       if (failure === null || this.isTerminal()) {
         this.notifyPool(
-          failure === null && !this.isTerminal() ? { event: 'ready' } : { event: 'spawn_failed', reason: s.failureReason },
+          failure === null && !this.isTerminal()
+            ? { event: 'ready' }
+            : { event: 'spawn_failed', reason: s.failureReason },
         );
         return;
       }
@@ -956,7 +963,8 @@ export class WorkerLifecycle {
     // A settled monitor stays until the loop has read its verdict (onMonitorSettled clears it).
     const intervalMs = this.settings.healthIntervalMs;
     const s = this.s;
-    if (intervalMs === null || !s.podName || !s.endpoint || (this.monitor && this.monitor.podName === s.podName)) return;
+    if (intervalMs === null || !s.podName || !s.endpoint || (this.monitor && this.monitor.podName === s.podName))
+      return;
     const scope = new CancellationScope();
     const current: Monitor = { scope, podName: s.podName, settled: false, verdict: null };
     const heartbeatMs = Math.max(20_000, 3 * intervalMs);

@@ -140,7 +140,12 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     lc.notifyPool({ event: 'ended', reason: s.failureReason });
     await lc.settleNotifications();
     await condition(allHandlersFinished);
-    return { workerId: lc.workerId, state: s.state as 'retired' | 'lost', epoch: s.epoch, failureReason: s.failureReason };
+    return {
+      workerId: lc.workerId,
+      state: s.state as 'retired' | 'lost',
+      epoch: s.epoch,
+      failureReason: s.failureReason,
+    };
   } catch (err) {
     if (isCancellation(err)) {
       // Cancelled by an operator: the pod and secret still go, and the row ends retired.
