@@ -38,6 +38,11 @@ export interface ActivityCall {
 /** Options of the corral API stand-in: `notify: false` changes the row without telling the workflow yet. */
 export interface ApiOptions {
   notify?: boolean;
+  /**
+   * The change's time. Hooks run inside activities and pass it, so no call reaches the test
+   * server from an activity (one waiting there while the test skips time has stalled both).
+   */
+  at?: number;
 }
 
 /** Resolves when cancelled (heartbeating so the cancellation reaches the activity), never otherwise. */
@@ -92,6 +97,12 @@ export class LifecycleWorld {
    * time, which is the workflows' clock too.
    */
   now: () => number | Promise<number> = () => Date.now();
+  /**
+   * The registry's clock inside the world's activities, which never call the test server (one
+   * waiting there while the test skips time has stalled both): real time. Only rows the workflow
+   * writes itself carry it, and no test reads their stateSince.
+   */
+  private readonly activityNow = () => Date.now();
   /** How the API stand-in signals a workflow; set by the test environment. */
   notifier: ((row: WorkerView, change: WorkerRowChange) => Promise<void>) | null = null;
   private readonly unhealthy = new Map<string, HealthVerdict>();
@@ -190,7 +201,7 @@ export class LifecycleWorld {
     options: ApiOptions,
   ): Promise<WorkerRowChange> {
     const row = this.row(workerId);
-    const stateSince = new Date(await this.now()).toISOString();
+    const stateSince = new Date(options.at ?? (await this.now())).toISOString();
     const next: WorkerView = { ...row, ...patch, state: to, epoch: row.epoch + 1, stateSince };
     this.rows.set(workerId, next);
     this.record(workerId, row.state, to, row.epoch, next.epoch, operation, next.failureReason);
@@ -270,7 +281,7 @@ export class LifecycleWorld {
         credentialVersion: 0,
         credentialExpiresAt: null,
         claimRequestId: null,
-        stateSince: new Date(await this.now()).toISOString(),
+        stateSince: new Date(this.activityNow()).toISOString(),
       };
       this.rows.set(input.workerId, row);
       this.record(input.workerId, null, 'spawning', null, 1, 'create', null);
@@ -307,7 +318,7 @@ export class LifecycleWorld {
       }
       const epoch = bumpsEpoch(input.operation, input.origin, input.to) ? row.epoch + 1 : row.epoch;
       const next: WorkerView = { ...row, ...input.patch, state: input.to, epoch } as WorkerView;
-      if (row.state !== input.to) next.stateSince = new Date(await this.now()).toISOString();
+      if (row.state !== input.to) next.stateSince = new Date(this.activityNow()).toISOString();
       this.rows.set(input.workerId, next);
       this.record(input.workerId, row.state, input.to, row.epoch, epoch, input.operation, next.failureReason);
       return next;
@@ -322,7 +333,7 @@ export class LifecycleWorld {
       if (row.epoch !== input.epoch || row.state !== 'activating') {
         throw this.fenceMiss({ workerId: input.workerId, expected, to: 'claimed', row });
       }
-      const stateSince = new Date(await this.now()).toISOString();
+      const stateSince = new Date(this.activityNow()).toISOString();
       const claim = this.coldClaims.get(input.requestId);
       let next: WorkerView;
       if (this.drainMarked.has(input.workerId)) {

@@ -39,6 +39,7 @@ test('the committed histories cover the lifecycle paths', () => {
     'registry-fence-miss',
     'registry-cancel-during-spawn',
     'registry-long-life-run-2',
+    'api-cold-claim',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json is committed`);
   }
