@@ -4,7 +4,7 @@
 // (docs/decisions/0012-registry-claims-and-the-corral-api.md).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
+import type { RunningCorralApi } from '../../src/api/corral-api';
 import { CorralClient, type ClaimResult } from '../../src/client/corral-client';
 import { CorralError } from '../../src/client/errors';
 import { waitFor } from '../../src/embedded/wait';
@@ -226,19 +226,7 @@ describe('many callers, many replicas', () => {
 
   test('100 claims over 4 API replicas, each request id sent twice: no worker twice, every repeat the same lease, every lease valid', async (t) => {
     for (let i = 0; i < 4; i++) {
-      replicas.push(
-        await startCorralApi({
-          claims: e2e.claims,
-          workers: e2e.registry.store,
-          pools: e2e.pools,
-          temporal: e2e.client,
-          taskQueue: e2e.taskQueue,
-          port: 0,
-          host: '127.0.0.1',
-          tokens: null,
-          ackWindowMs: 15_000,
-        }),
-      );
+      replicas.push(await e2e.startApiReplica());
     }
     const clients = replicas.map((replica) => new CorralClient({ url: replica.url }));
     const spec = demoPoolSpec(pool, { minIdle: 20, maxWorkers: 25, releasePolicy: 'recycle' });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
+import type { RunningCorralApi } from '../../src/api/corral-api';
 import { CorralError } from '../../src/client/errors';
 import { repoRoot } from '../../src/embedded/tools';
 import { parseExposition, sampleSum } from '../../src/metrics/exposition';
@@ -18,17 +18,7 @@ let secured: RunningCorralApi;
 
 before(async () => {
   e2e = await usePoolE2e();
-  secured = await startCorralApi({
-    claims: e2e.claims,
-    workers: e2e.registry.store,
-    pools: e2e.pools,
-    temporal: e2e.client,
-    taskQueue: e2e.taskQueue,
-    port: 0,
-    host: '127.0.0.1',
-    tokens: ['another-token-that-is-long-enough', token],
-    ackWindowMs: 15_000,
-  });
+  secured = await e2e.startApiReplica({ tokens: ['another-token-that-is-long-enough', token] });
 });
 after(async () => {
   await secured?.close();

@@ -44,6 +44,8 @@ export interface PoolWorld {
    * function starts a new Temporal worker on the same task queue.
    */
   pauseWorkflows(): Promise<() => Promise<void>>;
+  /** Another corral API replica on this world's registry and Temporal (any replica answers any request). */
+  startApiReplica(opts?: { tokens?: string[] }): Promise<RunningCorralApi>;
   /** Ends every pool workflow (so none respawns what cleanup deletes), then the corral worker. */
   stop(): Promise<void>;
 }
@@ -156,6 +158,18 @@ export async function startPoolWorld(deps: {
       const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
       return value?.value ?? 0;
     },
+    startApiReplica: (opts = {}) =>
+      startCorralApi({
+        claims,
+        workers: registry.store,
+        pools,
+        temporal: client,
+        taskQueue,
+        port: 0,
+        host: '127.0.0.1',
+        tokens: opts.tokens ?? null,
+        ackWindowMs: claimAckWindowMs,
+      }),
     async pauseWorkflows() {
       worker.shutdown();
       await running;
