@@ -43,20 +43,12 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
-export interface NotifierStats {
-  sent: number;
-  /** Bursts that ended where they began: nothing to tell. */
-  skipped: number;
-  dropped: number;
-}
-
 export class WorkflowNotifier {
   private readonly workers = new Map<string, Slot>();
   private readonly poolWakes = new Map<string, { timer: NodeJS.Timeout | null; lastAt: number; workerId: string }>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly idle: (() => void)[] = [];
   private closed = false;
-  readonly stats: NotifierStats = { sent: 0, skipped: 0, dropped: 0 };
 
   constructor(
     private readonly temporal: Client,
@@ -172,7 +164,6 @@ export class WorkflowNotifier {
     slot.pending = null;
     const baseline = slot.baseline;
     if (baseline && baseline.state === latest.state && baseline.tenant === latest.tenant) {
-      this.stats.skipped++;
       this.forget(workerId, slot);
       return;
     }
@@ -200,13 +191,11 @@ export class WorkflowNotifier {
       for (let attempt = 1; attempt <= maxSignalAttempts; attempt++) {
         try {
           await this.temporal.connection.withDeadline(Date.now() + signalTimeoutMs, signal);
-          this.stats.sent++;
           return;
         } catch (err) {
           // A workflow that has ended needs no news; anything else is retried, then left to the fence.
           if (err instanceof WorkflowNotFoundError) return;
           if (attempt === maxSignalAttempts) {
-            this.stats.dropped++;
             this.options.log?.(`notify ${what}: ${err instanceof Error ? err.message : String(err)} (dropped)`);
           }
         }

@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../../src/activities';
-import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
+import { startCorralApi, type CorralApiOptions, type RunningCorralApi } from '../../src/api/corral-api';
 import { CorralClient } from '../../src/client/corral-client';
 import type { PoolSpecInput } from '../../src/config/pool-spec';
 import { repoRoot } from '../../src/embedded/tools';
@@ -115,16 +115,20 @@ export async function startPoolWorld(deps: {
     });
   let worker = await createWorker();
   let running = worker.run();
-  const api = await startCorralApi({
-    claims,
-    workers: registry.store,
-    pools,
-    temporal: client,
-    taskQueue,
-    port: 0,
-    host: '127.0.0.1',
+  const startApi = (extra: Pick<CorralApiOptions, 'tokens'> & Partial<CorralApiOptions>) =>
+    startCorralApi({
+      claims,
+      workers: registry.store,
+      pools,
+      temporal: client,
+      taskQueue,
+      port: 0,
+      host: '127.0.0.1',
+      ackWindowMs: claimAckWindowMs,
+      ...extra,
+    });
+  const api = await startApi({
     tokens: null,
-    ackWindowMs: claimAckWindowMs,
     metrics: poolMetrics,
     log: (line) => console.log(`[corral api] ${line}`),
   });
@@ -158,18 +162,7 @@ export async function startPoolWorld(deps: {
       const value = metric?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
       return value?.value ?? 0;
     },
-    startApiReplica: (opts = {}) =>
-      startCorralApi({
-        claims,
-        workers: registry.store,
-        pools,
-        temporal: client,
-        taskQueue,
-        port: 0,
-        host: '127.0.0.1',
-        tokens: opts.tokens ?? null,
-        ackWindowMs: claimAckWindowMs,
-      }),
+    startApiReplica: (opts = {}) => startApi({ tokens: opts.tokens ?? null }),
     async pauseWorkflows() {
       worker.shutdown();
       await running;
