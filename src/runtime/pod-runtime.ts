@@ -1,6 +1,6 @@
 // The PodRuntime contract. Two implementations keep the same semantics: `kubernetes` (a Pod and
 // a Secret per worker) and `process` (a child process and a 0600 credentials file per worker).
-import type { PodFailureReason } from '../lifecycle/failure-reasons';
+import type { PodFailureReason, WorkerFailureReason } from '../lifecycle/failure-reasons';
 import type { WorkerCredentials, WorkerPodRef, WorkerPodSpecInput } from './worker-pod-spec';
 
 export const runtimeKinds = ['kubernetes', 'process'] as const;
@@ -51,6 +51,29 @@ export interface ManagedWorker {
   verdict: { status: 'ready' } | { status: 'pending' } | { status: 'failed'; reason: PodFailureReason } | undefined;
 }
 
+/**
+ * A serving worker's pod (process) died or stopped answering its health check: what the runtime's
+ * one shared watcher saw. The workflow that owns `ref.workerId` decides what it means.
+ */
+export interface PodHealthVerdict {
+  ref: WorkerPodRef;
+  reason: WorkerFailureReason;
+  detail: string;
+}
+
+export interface PodHealthWatchOptions {
+  /** Called once per verdict per pod (a pod's verdict is not repeated while it exists). */
+  onVerdict: (verdict: PodHealthVerdict) => void;
+  /** Only pods of workers this returns true for are probed and reported (the replica's shard). */
+  watches?: (workerId: string) => boolean;
+  /** Diagnostics (watch errors, re-lists); never carries credentials. */
+  log?: (line: string) => void;
+}
+
+export interface PodHealthWatch {
+  close(): Promise<void>;
+}
+
 export interface PodRuntime {
   readonly kind: RuntimeKind;
   /**
@@ -69,6 +92,12 @@ export interface PodRuntime {
   delete(ref: WorkerPodRef): Promise<void>;
   /** Every worker this runtime manages (in its namespace / state directory), optionally for one pool. */
   listManaged(filter?: { pool?: string }): Promise<ManagedWorker[]>;
+  /**
+   * Starts this runtime's one health watcher (kubernetes: the namespace's pod informer; process:
+   * one prober loop). Pods that have been ready and then die, are deleted by someone else, or fail
+   * their health check become verdicts. One per corral worker, whatever the fleet size.
+   */
+  watchHealth(options: PodHealthWatchOptions): PodHealthWatch;
   /** Releases connections and timers; does not touch workers. */
   close(): Promise<void>;
 }

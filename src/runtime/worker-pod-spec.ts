@@ -46,10 +46,16 @@ export const workerPodSpecSchema = z.strictObject({
   args: z.array(z.string().max(4_096).refine(noNul, 'must not contain NUL')).max(64).default([]),
   env: z.record(envName, z.string().max(32_768).refine(noNul, 'must not contain NUL')).default({}),
   port: z.number().int().min(1).max(65_535).default(8080),
+  /** The health hook: readiness and steady-state health. null: the image has none (ready = the port accepts). */
   healthPath: z
     .string()
     .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, 'must be an absolute URL path')
+    .nullable()
     .default('/healthz'),
+  /** How often the health hook is probed once the worker serves (kubernetes: readinessProbe.periodSeconds). */
+  healthIntervalMs: z.number().int().min(1_000, 'must be at least 1000').max(3_600_000).default(10_000),
+  /** Consecutive failed probes before the worker is unhealthy (kubernetes: readinessProbe.failureThreshold). */
+  healthFailureThreshold: z.number().int().min(1, 'must be at least 1').max(100).default(3),
   resources: z
     .strictObject({ requests: resourceAmounts, limits: resourceAmounts })
     .refine((r) => r.limits.cpuMillis >= r.requests.cpuMillis, {

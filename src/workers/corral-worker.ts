@@ -26,7 +26,7 @@ import { migrateRegistry } from '../registry/migrate';
 import { ClaimStore } from '../registry/claim-store';
 import { PoolStore } from '../registry/pool-store';
 import { createPodRuntime, type PodRuntimeConfig } from '../runtime/create-pod-runtime';
-import { corralTaskQueue } from './task-queues';
+import { corralTaskQueue } from '../lifecycle/task-queues';
 
 export interface CorralWorkerOptions {
   temporalAddress: string;

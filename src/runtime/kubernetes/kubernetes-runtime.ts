@@ -14,6 +14,8 @@ import type {
   AwaitReadyOptions,
   CreateWorkerResult,
   ManagedWorker,
+  PodHealthWatch,
+  PodHealthWatchOptions,
   PodRuntime,
   ReadinessOutcome,
 } from '../pod-runtime';
@@ -288,6 +290,10 @@ export class KubernetesPodRuntime implements PodRuntime {
       worker.hasSecret = true;
     }
     return [...workers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  watchHealth(_options: PodHealthWatchOptions): PodHealthWatch {
+    throw new Error('kubernetes pod informer: not written yet');
   }
 
   async close(): Promise<void> {

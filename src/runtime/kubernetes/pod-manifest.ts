@@ -94,11 +94,14 @@ export function podManifest(ref: WorkerPodRef, spec: WorkerPodSpec): V1Pod {
             { name: 'CORRAL_CREDENTIALS_FILE', value: `${credentialsMountPath}/${credentialsFileName}` },
             ...Object.entries(spec.env).map(([name, value]) => ({ name, value })),
           ],
+          // The kubelet probes; corral's pod informer reads the Ready condition it keeps.
           readinessProbe: {
-            httpGet: { path: spec.healthPath, port: 'http' },
-            periodSeconds: 2,
+            ...(spec.healthPath === null
+              ? { tcpSocket: { port: 'http' } }
+              : { httpGet: { path: spec.healthPath, port: 'http' } }),
+            periodSeconds: Math.max(1, Math.round(spec.healthIntervalMs / 1000)),
             timeoutSeconds: 1,
-            failureThreshold: 2,
+            failureThreshold: spec.healthFailureThreshold,
           },
           resources: {
             requests: { cpu: `${requests.cpuMillis}m`, memory: `${requests.memoryMiB}Mi` },
