@@ -3,7 +3,8 @@
 // is a single bounded statement with its own short client-side timeout, so a slow registry makes
 // a scrape or a probe answer without those numbers, never hang.
 import type pg from 'pg';
-import { nonTerminalStates, type WorkerState } from '../lifecycle/states';
+import type { WorkerState } from '../lifecycle/states';
+import { liveRowPredicate } from '../registry/lifecycle-store';
 import type { BreakerState } from '../workflows/pool/messages';
 import { withTimeout } from './bounded';
 
@@ -44,20 +45,19 @@ export class RegistryReadings {
   /**
    * Live (non-terminal) workers by pool, image and state, plus one `state: null` row per pool
    * that is not drained with the image its spec names, so a pool with no worker in some state
-   * still reports 0 there. Walks the (pool, state) index per pool: cost follows live workers,
-   * not the ever-growing number of retired and lost rows.
+   * still reports 0 there. Reads the live partial index (the predicate is spelled as the index's):
+   * cost follows live workers, not the retired and lost rows kept for the retention period.
    */
   async liveWorkerCounts(): Promise<LiveWorkerCount[]> {
     const rows = await this.rows(
       `SELECT w.pool, w.image, w.state, count(*)::int AS n
-         FROM pools p
-         CROSS JOIN unnest($1::text[]) AS s(state)
-         JOIN workers w ON w.pool = p.name AND w.state = s.state
+         FROM workers w
+        WHERE w.${liveRowPredicate} AND EXISTS (SELECT 1 FROM pools p WHERE p.name = w.pool)
         GROUP BY w.pool, w.image, w.state
        UNION ALL
        SELECT p.name, p.spec ->> 'image', NULL, 0 FROM pools p WHERE p.status <> 'drained'
-       LIMIT $2`,
-      [nonTerminalStates, maxInventoryRows],
+       LIMIT $1`,
+      [maxInventoryRows],
     );
     return rows.map((r) => ({
       pool: String(r.pool),

@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { bumpsEpoch, type LifecycleOperation, type TransitionOrigin } from '../lifecycle/operations';
-import { canTransition, type WorkerState } from '../lifecycle/states';
+import { canTransition, terminalStates, type WorkerState } from '../lifecycle/states';
 import type { LifecycleMetrics, TransitionOutcome } from '../metrics/lifecycle-metrics';
 import { RegistryUnavailableError, TransitionNotAllowedError } from './errors';
 
@@ -18,7 +18,7 @@ import {
   workerIdSchema,
   type patchSchema,
 } from './validation';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 export interface WorkerSnapshot {
   id: string;
@@ -99,6 +99,59 @@ export function expectLease(lease: Lease): TransitionExpectation {
 
 const workerColumns = `id, pool, image, state, epoch, tenant, pod_name, endpoint, spawn_attempt, failure_reason,
   credential_version, credential_expires_at, claim_request_id, state_since, created_at, updated_at`;
+
+/**
+ * The live-row predicate, spelled exactly as the partial indexes' (migrations/1732600000000_fleet-scale.sql):
+ * Postgres uses a partial index only when the query's WHERE clause implies its predicate, so every
+ * hot-path query over live workers includes this text (or a single live state such as `state = 'idle'`).
+ */
+export const liveRowPredicate = `state NOT IN ('retired', 'lost')`;
+
+/** A live row of a state with a deadline, past that deadline by more than the margin (see overdueWorkers). */
+export interface OverdueWorker {
+  worker: WorkerSnapshot;
+  /** The pool's deadline for the row's state (spawn, activation or drain), in ms. */
+  deadlineMs: number;
+  /** How long since the row last changed, in ms (database clock). */
+  sinceChangeMs: number;
+}
+
+/** States whose time is bounded by a pool deadline: a row longer in one than that (plus a margin) is overdue. */
+export const deadlineStates = ['spawning', 'activating', 'draining'] as const;
+export type DeadlineState = (typeof deadlineStates)[number];
+
+/** What one retention batch deleted. */
+export interface RetentionBatch {
+  workers: number;
+  transitions: number;
+  claims: number;
+}
+
+const maxIdsPerLookup = 1_000;
+const liveRowsInput = z.strictObject({ limit: z.number().int().min(1).max(1_000_000) });
+const overdueInput = z.strictObject({
+  marginMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(365 * 24 * 3_600_000),
+  limit: z.number().int().min(1).max(100_000),
+});
+const retentionBatchInput = z.strictObject({
+  retentionMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(100 * 365 * 24 * 3_600_000),
+  batchSize: z.number().int().min(1).max(10_000),
+});
+
+/** The worker columns qualified by a table alias, for joins. */
+const columnsOf = (alias: string) =>
+  workerColumns
+    .split(',')
+    .map((column) => `${alias}.${column.trim()}`)
+    .join(', ');
 
 type Row = Record<string, unknown>;
 const dateOrNull = (v: unknown) => (v == null ? null : new Date(v as string));
@@ -241,16 +294,153 @@ export class WorkerLifecycleStore {
     return rows[0] ? toSnapshot(rows[0]) : null;
   }
 
+  /**
+   * Workers, optionally of one pool and some states. Asking for live states only (what the CLI and
+   * the API ask by default) reads the live partial index: its cost follows the live fleet, not
+   * the retired and lost rows kept for the retention period.
+   */
   async listWorkers(filter: { pool?: string; states?: WorkerState[]; limit?: number } = {}): Promise<WorkerSnapshot[]> {
     const { pool, states, limit } = parseInput(listWorkersInput, filter);
+    const liveOnly = states !== undefined && states.every((state) => !terminalStates.includes(state));
     const rows = await this.read(
       `SELECT ${workerColumns} FROM workers
-       WHERE ($1::text IS NULL OR pool = $1) AND ($2::text[] IS NULL OR state = ANY ($2))
+       WHERE ${liveOnly ? `${liveRowPredicate} AND` : ''}
+         ($1::text IS NULL OR pool = $1) AND ($2::text[] IS NULL OR state = ANY ($2))
        ORDER BY pool, created_at, id
        LIMIT $3`,
       [pool ?? null, states ?? null, limit],
     );
     return rows.map(toSnapshot);
+  }
+
+  /** Many rows by id, in as few round trips as the ids allow (absent ids: no row). */
+  async getWorkers(workerIds: readonly string[]): Promise<Map<string, WorkerSnapshot>> {
+    const ids = [...new Set(workerIds.map((id) => parseInput(workerIdSchema, id)))];
+    const found = new Map<string, WorkerSnapshot>();
+    for (let i = 0; i < ids.length; i += maxIdsPerLookup) {
+      const rows = await this.read(`SELECT ${workerColumns} FROM workers WHERE id = ANY ($1::text[])`, [
+        ids.slice(i, i + maxIdsPerLookup),
+      ]);
+      for (const row of rows) found.set(String(row.id), toSnapshot(row));
+    }
+    return found;
+  }
+
+  /** Every live (non-terminal) row, up to `limit`: one read of the live partial index. */
+  async listLiveWorkers(limit: number): Promise<WorkerSnapshot[]> {
+    const input = parseInput(liveRowsInput, { limit });
+    const rows = await this.read(`SELECT ${workerColumns} FROM workers WHERE ${liveRowPredicate} LIMIT $1`, [
+      input.limit,
+    ]);
+    return rows.map(toSnapshot);
+  }
+
+  /**
+   * When each worker last moved to a new spawn attempt (its latest `respawn` in the audit trail),
+   * for the few workers whose older attempts' pods are still around. Absent: never respawned.
+   */
+  async respawnedAt(workerIds: readonly string[]): Promise<Map<string, Date>> {
+    const ids = [...new Set(workerIds.map((id) => parseInput(workerIdSchema, id)))];
+    const found = new Map<string, Date>();
+    for (let i = 0; i < ids.length; i += maxIdsPerLookup) {
+      const rows = await this.read(
+        `SELECT worker_id, max(at) AS at FROM worker_transitions
+         WHERE worker_id = ANY ($1::text[]) AND operation = 'respawn'
+         GROUP BY worker_id`,
+        [ids.slice(i, i + maxIdsPerLookup)],
+      );
+      for (const row of rows) found.set(String(row.worker_id), new Date(row.at as string));
+    }
+    return found;
+  }
+
+  /**
+   * Live rows in `spawning`, `activating` or `draining` that have not changed for longer than their
+   * pool's deadline for that state (`deadlines.spawn`, `.activation`, `.drain`; the spec defaults
+   * when the pool row is gone) plus `marginMs`. Each spawn attempt and each activation is its own
+   * transition, so the row's last change is when the current deadline started. Database clock.
+   */
+  async overdueWorkers(opts: { marginMs: number; limit: number }): Promise<OverdueWorker[]> {
+    const { marginMs, limit } = parseInput(overdueInput, opts);
+    const rows = await this.read(
+      `SELECT ${columnsOf('w')}, d.deadline_ms,
+              (extract(epoch FROM now() - w.updated_at) * 1000)::float8 AS since_change_ms
+         FROM workers w
+         LEFT JOIN pools p ON p.name = w.pool
+         CROSS JOIN LATERAL (
+           SELECT CASE w.state
+             WHEN 'spawning' THEN coalesce((p.spec -> 'deadlines' ->> 'spawn')::bigint, 120000)
+             WHEN 'activating' THEN coalesce((p.spec -> 'deadlines' ->> 'activation')::bigint, 30000)
+             ELSE coalesce((p.spec -> 'deadlines' ->> 'drain')::bigint, 600000)
+           END AS deadline_ms
+         ) d
+        WHERE w.state IN ('spawning', 'activating', 'draining')
+          AND w.updated_at < now() - make_interval(secs => (d.deadline_ms + $1) / 1000.0)
+        ORDER BY w.updated_at
+        LIMIT $2`,
+      [marginMs, limit],
+    );
+    return rows.map((row) => ({
+      worker: toSnapshot(row),
+      deadlineMs: Number(row.deadline_ms),
+      sinceChangeMs: Math.round(Number(row.since_change_ms)),
+    }));
+  }
+
+  /**
+   * One retention batch of worker rows: up to `batchSize` workers that have been retired or lost
+   * for longer than `retentionMs` (database clock), oldest first, deleted with their audit trail.
+   * Live rows are never touched; SKIP LOCKED lets two janitors (or a janitor and a reader that
+   * locks) share the work without waiting on each other.
+   */
+  async deleteExpiredWorkers(opts: { retentionMs: number; batchSize: number }): Promise<RetentionBatch> {
+    const { retentionMs, batchSize } = parseInput(retentionBatchInput, opts);
+    const rows = await this.read(
+      `WITH doomed AS (
+         SELECT id FROM workers
+          WHERE state IN ('retired', 'lost') AND state_since < now() - make_interval(secs => $1 / 1000.0)
+          ORDER BY state_since, id
+          LIMIT $2
+          FOR UPDATE SKIP LOCKED
+       ), trail AS (
+         DELETE FROM worker_transitions t USING doomed d WHERE t.worker_id = d.id RETURNING 1
+       ), gone AS (
+         DELETE FROM workers w USING doomed d WHERE w.id = d.id AND w.state IN ('retired', 'lost') RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM gone)::int AS workers, (SELECT count(*) FROM trail)::int AS transitions`,
+      [retentionMs, batchSize],
+    );
+    return { workers: Number(rows[0]?.workers ?? 0), transitions: Number(rows[0]?.transitions ?? 0), claims: 0 };
+  }
+
+  /**
+   * One retention batch of claims: up to `batchSize` claim rows last changed more than
+   * `retentionMs` ago whose claim has ended — not a grant whose lease is still held (its worker
+   * claimed at that epoch), not a pending claim whose worker is still live. A repeat of a
+   * deleted claim's request id is a new claim: request ids are idempotency keys for the
+   * retention period.
+   */
+  async deleteEndedClaims(opts: { retentionMs: number; batchSize: number }): Promise<RetentionBatch> {
+    const { retentionMs, batchSize } = parseInput(retentionBatchInput, opts);
+    const rows = await this.read(
+      `WITH doomed AS (
+         SELECT c.pool, c.request_id FROM claims c
+          WHERE c.updated_at < now() - make_interval(secs => $1 / 1000.0)
+            AND NOT EXISTS (
+              SELECT 1 FROM workers w
+               WHERE w.id = c.worker_id
+                 AND ((c.status = 'granted' AND w.state = 'claimed' AND w.epoch = c.epoch)
+                   OR (c.status = 'pending' AND w.${liveRowPredicate})))
+          ORDER BY c.updated_at
+          LIMIT $2
+          FOR UPDATE OF c SKIP LOCKED
+       ), gone AS (
+         DELETE FROM claims c USING doomed d WHERE c.pool = d.pool AND c.request_id = d.request_id RETURNING 1
+       )
+       SELECT (SELECT count(*) FROM gone)::int AS claims`,
+      [retentionMs, batchSize],
+    );
+    return { workers: 0, transitions: 0, claims: Number(rows[0]?.claims ?? 0) };
   }
 
   /** Anyone may check a lease: valid only while the worker is claimed at exactly that epoch. */

@@ -7,6 +7,7 @@ import type { TransitionOrigin } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
 import type { BreakerState } from '../workflows/pool/messages';
 import { RegistryUnavailableError } from './errors';
+import { liveRowPredicate } from './lifecycle-store';
 
 export const poolStatuses = ['active', 'draining', 'drained'] as const;
 export type PoolStatus = (typeof poolStatuses)[number];
@@ -157,9 +158,12 @@ export class PoolStore {
    * one snapshot, so a worker moving between two reads can never be counted twice or not at all.
    */
   async inventory(pool: string, ask: string[] = []): Promise<PoolInventory> {
+    // Two arms rather than one OR: the live arm reads the live partial index (not the pool's
+    // retired and lost rows), the asked-about arm the primary key.
     const rows = await this.query(
-      `SELECT id, state FROM workers
-       WHERE pool = $1 AND (state NOT IN ('retired', 'lost') OR id = ANY ($2::text[]))`,
+      `SELECT id, state FROM workers WHERE pool = $1 AND ${liveRowPredicate}
+       UNION
+       SELECT id, state FROM workers WHERE id = ANY ($2::text[]) AND pool = $1`,
       [pool, ask],
     );
     const counts: PoolInventory['counts'] = {};
@@ -181,10 +185,9 @@ export class PoolStore {
 
   /** Live workers of a pool (for drain): id, state. */
   async liveWorkers(pool: string): Promise<{ id: string; state: WorkerState }[]> {
-    const rows = await this.query(
-      `SELECT id, state FROM workers WHERE pool = $1 AND state NOT IN ('retired', 'lost') ORDER BY id`,
-      [pool],
-    );
+    const rows = await this.query(`SELECT id, state FROM workers WHERE pool = $1 AND ${liveRowPredicate} ORDER BY id`, [
+      pool,
+    ]);
     return rows.map((r) => ({ id: String(r.id), state: r.state as WorkerState }));
   }
 
