@@ -4,8 +4,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { WorkerFailureReason } from '../lifecycle/failure-reasons';
-import type { HealthCheckResult, WorkerMetrics } from '../metrics/worker-metrics';
-import type { PodRuntime } from '../runtime/pod-runtime';
+import type { WorkerMetrics } from '../metrics/worker-metrics';
+import type { HealthProbeResult, PodRuntime } from '../runtime/pod-runtime';
 import type { WorkerPodRef } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
 
@@ -34,7 +34,7 @@ interface MonitorProgress {
 async function probe(
   input: MonitorWorkerHealthInput,
   signal: AbortSignal,
-): Promise<{ result: HealthCheckResult; problem: string | null }> {
+): Promise<{ result: HealthProbeResult; problem: string | null }> {
   try {
     const res = await fetch(`${input.endpoint}/healthz`, {
       signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(input.intervalMs, 5_000))]),

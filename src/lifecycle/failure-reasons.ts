@@ -41,3 +41,7 @@ export function isRetryableFailure(reason: WorkerFailureReason): boolean {
 export function isPodFailureReason(value: string): value is PodFailureReason {
   return (podFailureReasons as readonly string[]).includes(value);
 }
+
+export function isWorkerFailureReason(value: unknown): value is WorkerFailureReason {
+  return typeof value === 'string' && (workerFailureReasons as readonly string[]).includes(value);
+}

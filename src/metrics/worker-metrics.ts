@@ -4,14 +4,7 @@
 // endpoint. A reason that is not one of the typed constants is counted as `unknown`.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { workerFailureReasons, type WorkerFailureReason } from '../lifecycle/failure-reasons';
-
-/**
- * One `/healthz` probe of a serving worker. `ok`: answered 200 as itself. `unreachable`: no
- * answer (refused, reset, timed out). `http_error`: answered with a non-2xx status.
- * `wrong_identity`: answered, but not as this corral worker speaking corral's protocol.
- */
-export const healthCheckResults = ['ok', 'unreachable', 'http_error', 'wrong_identity'] as const;
-export type HealthCheckResult = (typeof healthCheckResults)[number];
+import type { HealthProbeResult } from '../runtime/pod-runtime';
 
 export type FailureReasonLabel = WorkerFailureReason | 'unknown';
 
@@ -26,7 +19,7 @@ const imageLabel = (image: string | null | undefined) => image || 'unknown';
 export interface WorkerMetrics {
   /** A spawn attempt that did not produce a serving worker (respawned or given up), by reason. */
   countSpawnFailure(reason: string | null | undefined, image: string | null | undefined): void;
-  countHealthCheck(result: HealthCheckResult, image: string | null | undefined): void;
+  countHealthCheck(result: HealthProbeResult, image: string | null | undefined): void;
   /** A worker that was serving (idle, claimed, hot_idle) and was found dead or unresponsive. */
   countZombie(reason: string | null | undefined, image: string | null | undefined): void;
   /** Time in `activating`: from pod ready to the worker holding its identity (idle or claimed). */
@@ -35,7 +28,13 @@ export interface WorkerMetrics {
   countActivationFailure(image: string | null | undefined): void;
   /** Time in `draining`: from the drain decision to the worker retired, pod deleted. */
   observeDrain(seconds: number): void;
+  /** A health watcher's verdict and what became of its signal. */
+  countHealthVerdict(reason: string, outcome: HealthVerdictOutcome): void;
 }
+
+/** `signalled`: the worker's workflow has it. `workflow_gone`: it had ended. `undelivered`: retries ran out. */
+export const healthVerdictOutcomes = ['signalled', 'workflow_gone', 'undelivered'] as const;
+export type HealthVerdictOutcome = (typeof healthVerdictOutcomes)[number];
 
 export function createWorkerMetrics(register: Registry): WorkerMetrics {
   const spawnFailures = new Counter({
@@ -46,7 +45,7 @@ export function createWorkerMetrics(register: Registry): WorkerMetrics {
   });
   const healthChecks = new Counter({
     name: 'corral_worker_health_checks_total',
-    help: 'Health probes (GET /healthz) of serving workers, by result and image.',
+    help: 'Health probes corral made of serving workers (process runtime; on Kubernetes the kubelet probes), by result and image.',
     labelNames: ['result', 'image'] as const,
     registers: [register],
   });
@@ -75,6 +74,12 @@ export function createWorkerMetrics(register: Registry): WorkerMetrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
     registers: [register],
   });
+  const verdicts = new Counter({
+    name: 'corral_health_verdicts_total',
+    help: "Verdicts of this replica's health watcher (pod informer or process prober), by reason and delivery outcome.",
+    labelNames: ['reason', 'outcome'] as const,
+    registers: [register],
+  });
   return {
     countSpawnFailure: (reason, image) =>
       spawnFailures.inc({ reason: failureReasonLabel(reason), image: imageLabel(image) }),
@@ -83,5 +88,6 @@ export function createWorkerMetrics(register: Registry): WorkerMetrics {
     observeActivation: (image, seconds) => activation.observe({ image: imageLabel(image) }, Math.max(0, seconds)),
     countActivationFailure: (image) => activationFailures.inc({ image: imageLabel(image) }),
     observeDrain: (seconds) => drain.observe(Math.max(0, seconds)),
+    countHealthVerdict: (reason, outcome) => verdicts.inc({ reason: failureReasonLabel(reason), outcome }),
   };
 }

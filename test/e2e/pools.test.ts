@@ -41,7 +41,7 @@ test('minIdle 5 fills the pool; a killed worker is replaced with no call from an
   assert.equal(groups.length, 1);
   process.kill(-Number(groups[0]), 'SIGKILL');
 
-  // The health monitor sees it, the worker workflow ends it lost, the pool refills.
+  // The process prober sees it exit, the worker workflow ends it lost, the pool refills.
   await waitFor(async () => (await e2e.registry.store.getWorker(victim.id))?.state === 'lost', {
     what: 'the killed worker to be lost',
     timeoutMs: 60_000,

@@ -3,12 +3,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createCorralActivities } from '../../src/activities';
 import { ClaimStore } from '../../src/registry/claim-store';
 import { startCorralApi, type RunningCorralApi } from '../../src/api/corral-api';
 import { CorralClient } from '../../src/client/corral-client';
+import { parseWorkerCapacity } from '../../src/config/worker-capacity';
 import { waitFor } from '../../src/embedded/wait';
+import { createCorralPollers, runCorralPollers } from '../../src/workers/corral-pollers';
 import { PoolStore } from '../../src/registry/pool-store';
 import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import {
@@ -23,7 +25,7 @@ import { workerProcessGroups } from '../harness/process-inspection';
 
 const taskQueue = `lifecycle-e2e-${process.pid}`;
 let e2e: LifecycleE2e;
-let worker: Worker;
+let workers: Worker[] = [];
 let api: RunningCorralApi;
 let running: Promise<void>;
 let connection: NativeConnection;
@@ -31,11 +33,10 @@ let connection: NativeConnection;
 before(async () => {
   e2e = await useLifecycleE2e();
   connection = await NativeConnection.connect({ address: e2e.temporal.address });
-  worker = await Worker.create({
+  workers = await createCorralPollers({
     connection,
     namespace: e2e.temporal.namespace,
     taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
     activities: createCorralActivities({
       store: e2e.registry.store,
       claims: new ClaimStore(e2e.registry.db),
@@ -43,8 +44,9 @@ before(async () => {
       runtime: e2e.runtime,
       heartbeatIntervalMs: 1_000,
     }),
+    capacity: parseWorkerCapacity({}),
   });
-  running = worker.run();
+  running = runCorralPollers(workers);
   api = await startCorralApi({
     claims: new ClaimStore(e2e.registry.db),
     workers: e2e.registry.store,
@@ -59,7 +61,7 @@ before(async () => {
 });
 after(async () => {
   await api?.close();
-  worker?.shutdown();
+  for (const w of workers) w.shutdown();
   await running;
   await connection?.close();
   await e2e?.close();

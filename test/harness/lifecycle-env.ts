@@ -8,10 +8,12 @@ import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { repoRoot } from '../../src/embedded/tools';
+import { runtimeTaskQueueOf } from '../../src/lifecycle/task-queues';
 import { waitFor } from '../../src/embedded/wait';
 import { corralSearchAttributeKeys } from '../../src/workflows/search-attributes';
 import {
   describeQuery,
+  healthVerdictSignal,
   registryChangedSignal,
   workerLifecycleWorkflowId,
   type WorkerDescription,
@@ -113,13 +115,18 @@ export async function useLifecycleTimeSkipping(
       .getHandle(workerLifecycleWorkflowId(row.pool, row.id))
       .signal(registryChangedSignal, change);
   };
-  const worker = await createLifecycleWorker(env, taskQueue, world);
-  const running = worker.run();
+  world.healthNotifier = async (row, notice) => {
+    await env.client.workflow
+      .getHandle(workerLifecycleWorkflowId(row.pool, row.id))
+      .signal(healthVerdictSignal, notice);
+  };
+  const workers = await createLifecycleWorkers(env, taskQueue, world);
+  const running = Promise.all(workers.map((w) => w.run()));
   return {
     env,
     world,
     async stop() {
-      worker.shutdown();
+      for (const w of workers) w.shutdown();
       await running;
       await env.teardown();
     },
@@ -140,21 +147,24 @@ export async function startLifecycle(
   }) as Promise<LifecycleHandle>;
 }
 
-export async function createLifecycleWorker(
+/** The workers a corral replica runs for these workflows: the base queue and the runtime queue. */
+export async function createLifecycleWorkers(
   env: TestWorkflowEnvironment,
   taskQueue: string,
   world: LifecycleWorld,
-): Promise<Worker> {
-  return Worker.create({
+): Promise<Worker[]> {
+  const common = {
     connection: env.nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../../src/workflows'),
     activities: world.activities,
     // Cancellation reaches an activity with a heartbeat answer: deliver it within a blink, so a
     // cancelled mock gives back its time-skipping unlock while its workflow is still open.
     maxHeartbeatThrottleInterval: '100ms',
     defaultHeartbeatThrottleInterval: '100ms',
-  });
+  } as const;
+  return [
+    await Worker.create({ ...common, taskQueue, workflowsPath: require.resolve('../../src/workflows') }),
+    await Worker.create({ ...common, taskQueue: runtimeTaskQueueOf(taskQueue) }),
+  ];
 }
 
 /** The typed rejection (ApplicationFailure type) an update failed with. */

@@ -8,7 +8,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CorralActivities } from '../../src/activities';
-import type { HealthVerdict } from '../../src/activities/health-activities';
 import type { FenceMissDetails, TransitionWorkerInput, WorkerView } from '../../src/activities/registry-activities';
 import type { PodFailureReason, WorkerFailureReason } from '../../src/lifecycle/failure-reasons';
 import { registryFailureTypes, runtimeFailureTypes } from '../../src/lifecycle/failure-types';
@@ -16,7 +15,11 @@ import { bumpsEpoch } from '../../src/lifecycle/operations';
 import { canTransition, type WorkerState } from '../../src/lifecycle/states';
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
 import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
-import type { ReleasePolicy, WorkerRowChange } from '../../src/workflows/worker-lifecycle/messages';
+import type {
+  HealthVerdictNotice,
+  ReleasePolicy,
+  WorkerRowChange,
+} from '../../src/workflows/worker-lifecycle/messages';
 
 export type ReadinessScript = { status: 'ready' } | { status: 'failed'; reason: PodFailureReason } | { status: 'hang' };
 export type ActivationScript = 'ok' | 'type_mismatch' | 'refused' | 'hang';
@@ -105,8 +108,8 @@ export class LifecycleWorld {
   private readonly activityNow = () => Date.now();
   /** How the API stand-in signals a workflow; set by the test environment. */
   notifier: ((row: WorkerView, change: WorkerRowChange) => Promise<void>) | null = null;
-  private readonly unhealthy = new Map<string, HealthVerdict>();
-  private readonly monitorWaiters = new Map<string, () => void>();
+  /** How the runtime's health watcher stand-in signals a workflow; set by the test environment. */
+  healthNotifier: ((row: WorkerView, notice: HealthVerdictNotice) => Promise<void>) | null = null;
 
   callsOf(name: keyof CorralActivities, workerId?: string): ActivityCall[] {
     return this.calls.filter(
@@ -129,10 +132,12 @@ export class LifecycleWorld {
     this.beforeCall.set(`${name}:${workerId}`, hook);
   }
 
-  /** The health monitor of `workerId` returns this verdict (now, or as soon as it runs). */
-  failHealth(workerId: string, reason: WorkerFailureReason): void {
-    this.unhealthy.set(workerId, { status: 'unhealthy', reason, detail: 'scripted', consecutiveFailures: 3 });
-    this.monitorWaiters.get(workerId)?.();
+  /** The runtime's health watcher judges the worker's current pod: one verdict signal, as a replica sends it. */
+  async failHealth(workerId: string, reason: WorkerFailureReason): Promise<void> {
+    if (!this.healthNotifier) throw new Error('no health notifier: the test environment sets it');
+    const row = this.row(workerId);
+    if (!row.podName) throw new Error(`${workerId} has no pod`);
+    await this.healthNotifier(row, { podName: row.podName, reason, detail: 'scripted' });
   }
 
   /** Someone other than the workflow (e.g. the janitor) moves the row, bumping the epoch. */
@@ -444,29 +449,8 @@ export class LifecycleWorld {
     },
 
     monitorWorkerHealth: async (input) => {
-      this.calls.push({ name: 'monitorWorkerHealth', input });
-      const context = Context.current();
-      const verdict = this.unhealthy.get(input.workerId);
-      if (verdict) {
-        this.unhealthy.delete(input.workerId);
-        return verdict;
-      }
-      // Waits for a scripted verdict or cancellation. While it runs the test server does not
-      // skip time, so tests that need time to pass run with health probes off.
-      const beat = setInterval(() => context.heartbeat(), 50);
-      try {
-        return await new Promise<HealthVerdict>((resolve, rejectMonitor) => {
-          this.monitorWaiters.set(input.workerId, () => {
-            const scripted = this.unhealthy.get(input.workerId);
-            this.unhealthy.delete(input.workerId);
-            if (scripted) resolve(scripted);
-          });
-          context.cancelled.catch((err: unknown) => rejectMonitor(err));
-        });
-      } finally {
-        clearInterval(beat);
-        this.monitorWaiters.delete(input.workerId);
-      }
+      // Only runs recorded before shared health schedule it; the world starts none of those.
+      throw new Error(`legacy health monitor scheduled for ${input.workerId}`);
     },
   };
 }

@@ -3,20 +3,24 @@
 // activity (pools, janitor, a Temporal client) and a CorralClient on the same task queue.
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../../src/activities';
 import { startCorralApi, type CorralApiOptions, type RunningCorralApi } from '../../src/api/corral-api';
 import { CorralClient } from '../../src/client/corral-client';
 import type { PoolSpecInput } from '../../src/config/pool-spec';
+import { parseWorkerCapacity } from '../../src/config/worker-capacity';
 import { repoRoot } from '../../src/embedded/tools';
+import { HealthWatcher } from '../../src/health/health-watcher';
 import { waitFor } from '../../src/embedded/wait';
 import type { WorkerState } from '../../src/lifecycle/states';
 import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import { createPoolMetrics } from '../../src/metrics/pool-metrics';
 import { ClaimStore } from '../../src/registry/claim-store';
 import { PoolStore } from '../../src/registry/pool-store';
+import { ReplicaMembership } from '../../src/registry/replica-membership';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
+import { createCorralPollers, runCorralPollers } from '../../src/workers/corral-pollers';
 import { poolWorkflowId } from '../../src/workflows/pool/messages';
 import { useLifecycleE2e, type LifecycleE2e } from './lifecycle-e2e';
 import type { TestRegistry } from './registry';
@@ -103,18 +107,26 @@ export async function startPoolWorld(deps: {
     poolMetrics,
     janitorMetrics: createJanitorMetrics(metrics),
   });
-  const createWorker = () =>
-    Worker.create({
+  // What `corral worker` runs: its pollers (default slots) and its health watcher.
+  const createWorkers = () =>
+    createCorralPollers({
       connection,
       namespace: deps.temporal.namespace,
       taskQueue,
-      workflowsPath: require.resolve('../../src/workflows'),
       activities,
-      maxConcurrentActivityTaskExecutions: 200,
-      maxConcurrentLocalActivityExecutions: 200,
+      capacity: parseWorkerCapacity({}),
     });
-  let worker = await createWorker();
-  let running = worker.run();
+  let workers = await createWorkers();
+  let running = runCorralPollers(workers);
+  const membership = new ReplicaMembership({ db: registry.db, replicaId: `${taskQueue}-replica` });
+  await membership.start();
+  const healthWatcher = new HealthWatcher({
+    runtime: deps.runtime,
+    temporal: client,
+    membership,
+    log: (line) => console.log(`[health] ${line}`),
+  });
+  healthWatcher.start();
   const startApi = (extra: Pick<CorralApiOptions, 'tokens'> & Partial<CorralApiOptions>) =>
     startCorralApi({
       claims,
@@ -164,11 +176,11 @@ export async function startPoolWorld(deps: {
     },
     startApiReplica: (opts = {}) => startApi({ tokens: opts.tokens ?? null }),
     async pauseWorkflows() {
-      worker.shutdown();
+      for (const w of workers) w.shutdown();
       await running;
       return async () => {
-        worker = await createWorker();
-        running = worker.run();
+        workers = await createWorkers();
+        running = runCorralPollers(workers);
       };
     },
     async stop() {
@@ -180,7 +192,9 @@ export async function startPoolWorld(deps: {
           // already ended
         }
       }
-      worker.shutdown();
+      await healthWatcher.close();
+      await membership.stop();
+      for (const w of workers) w.shutdown();
       await running;
       await connection.close();
     },

@@ -697,7 +697,7 @@ describe('zombies', () => {
     await waitForState(handle, 'idle');
     await world.apiClaim(workerId, 'acme', 'r1');
     await waitForEpoch(handle, 2);
-    world.failHealth(workerId, 'pod_oom_killed');
+    await world.failHealth(workerId, 'pod_oom_killed');
     assert.deepEqual(await handle.result(), { workerId, state: 'lost', epoch: 2, failureReason: 'pod_oom_killed' });
     assert.deepEqual(podsOf(workerId), []);
     await recordHistory(handle, 'registry-health-lost');
@@ -710,7 +710,7 @@ describe('zombies', () => {
     await world.apiClaim(workerId, 'acme', 'r1');
     await waitForEpoch(handle, 2);
     await handle.executeUpdate(drainUpdate, { args: [{ timeoutMs: day }] });
-    world.failHealth(workerId, 'health_check_failed');
+    await world.failHealth(workerId, 'health_check_failed');
     assert.deepEqual(await handle.result(), { workerId, state: 'retired', epoch: 2, failureReason: null });
   });
 });

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration';
 import path from 'node:path';
+import { workerCapacityEnv, workerCapacityFromEnv, WorkerCapacityError } from '../../config/worker-capacity';
 import { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
 import { defaultStateDir, requiredEnv } from '../endpoints';
@@ -43,7 +44,11 @@ export function registerWorkerCommand(program: Command): void {
       '--shutdown-grace <duration>',
       'how long in-flight activities may finish after SIGTERM (env CORRAL_SHUTDOWN_GRACE)',
     )
-    .addHelpText('after', '\nThe registry is DATABASE_URL (environment only: it holds a password).')
+    .addHelpText(
+      'after',
+      '\nThe registry is DATABASE_URL (environment only: it holds a password).\n' +
+        `Slots per kind of work (environment; docs/decisions/0013-fleet-scale.md): ${Object.values(workerCapacityEnv).join(', ')}.`,
+    )
     .action(
       async (opts: {
         temporalAddress?: string;
@@ -80,6 +85,13 @@ export function registerWorkerCommand(program: Command): void {
           minClaimAckWindowMs,
         );
         const apiPort = opts.apiPort ?? envPort('CORRAL_API_PORT') ?? 7070;
+        let capacity;
+        try {
+          capacity = workerCapacityFromEnv(process.env);
+        } catch (err) {
+          if (err instanceof WorkerCapacityError) throw new UsageError(err.message);
+          throw err;
+        }
         await runCorralWorker({
           temporalAddress,
           namespace,
@@ -94,6 +106,7 @@ export function registerWorkerCommand(program: Command): void {
           },
           claimAckWindowMs,
           shutdownGraceMs,
+          capacity,
           log: (line) => console.log(line),
           onReady: ({ metricsUrl, apiUrl }) => {
             console.log(

@@ -6,6 +6,7 @@
 // lifetime is enforced by coreutils `timeout` as the activeDeadlineSeconds backstop.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type { PodFailureReason } from '../../lifecycle/failure-reasons';
 import { freePort } from '../../embedded/ports';
@@ -14,6 +15,9 @@ import type {
   AwaitReadyOptions,
   CreateWorkerResult,
   ManagedWorker,
+  HealthProbeResult,
+  PodHealthWatch,
+  PodHealthWatchOptions,
   PodRuntime,
   ReadinessDiagnostics,
   ReadinessOutcome,
@@ -31,6 +35,20 @@ import {
   type WorkerPodSpecInput,
 } from '../worker-pod-spec';
 import { carriesWorkerId, identify, isRunning, type ProcessIdentity } from './process-identity';
+import { ProcessHealthProber } from './process-health-prober';
+import { refOfRecord, type WorkerRecord } from './process-record';
+
+/** Whether something accepts TCP connections on the loopback port (a worker without a health hook). */
+function portAccepts(port: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port, signal });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
 
 export interface ProcessRuntimeOptions {
   /** Worker directories live under `<stateDir>/workers/`. */
@@ -43,24 +61,6 @@ export interface ProcessRuntimeOptions {
   pollIntervalMs?: number;
   /** How long a deleted worker gets between SIGTERM and SIGKILL. */
   stopGraceMs?: number;
-}
-
-/** The on-disk record of one worker spawn; plain JSON, written atomically. */
-interface WorkerRecord {
-  name: string;
-  workerId: string;
-  pool: string;
-  spawnAttempt: number;
-  epoch: number;
-  image: string;
-  port: number;
-  healthPath: string;
-  createdAt: string;
-  process: ProcessIdentity | null;
-  /** A failure known at spawn time (missing executable), reported by the readiness wait. */
-  failure: { reason: PodFailureReason; detail: string } | null;
-  /** Set before a delete signals the process, like a pod's deletionTimestamp: its death is not a crash. */
-  deletionRequestedAt?: string;
 }
 
 interface ExitRecord {
@@ -116,6 +116,8 @@ export class ProcessPodRuntime implements PodRuntime {
   private readonly stopGraceMs: number;
   /** Exit listeners for children this process spawned; orphans are detected by polling /proc. */
   private readonly exitWaiters = new Map<string, Set<() => void>>();
+  /** Told the name of every child of this instance that exits (the health prober). */
+  private readonly exitListeners = new Set<(name: string) => void>();
   /** Children this instance spawned, resolved once their exit status is on disk. */
   private readonly childExits = new Map<string, Promise<void>>();
 
@@ -149,6 +151,8 @@ export class ProcessPodRuntime implements PodRuntime {
       image: spec.image,
       port: 0,
       healthPath: spec.healthPath,
+      healthIntervalMs: spec.healthIntervalMs,
+      healthFailureThreshold: spec.healthFailureThreshold,
       createdAt: new Date().toISOString(),
       process: null,
       failure: null,
@@ -227,6 +231,7 @@ export class ProcessPodRuntime implements PodRuntime {
             // The worker was deleted (its directory is gone): nobody needs its exit status.
           }
           for (const wake of this.exitWaiters.get(ref.name) ?? []) wake();
+          for (const listener of this.exitListeners) listener(ref.name);
         });
         child.unref();
       }
@@ -249,17 +254,32 @@ export class ProcessPodRuntime implements PodRuntime {
     writeFileAtomic(path.join(dir, credentialsFile), credentialsFileContent(credentials, ref.workerId), 0o600);
   }
 
+  /** Notes in the record that the worker was ready once, so a later death is a health verdict. */
+  private markReady(ref: WorkerPodRef): void {
+    const record = this.readRecord(ref);
+    if (!record || record.readyAt || record.deletionRequestedAt) return;
+    try {
+      writeFileAtomic(
+        path.join(this.dirOf(ref), recordFile),
+        JSON.stringify({ ...record, readyAt: new Date().toISOString() }),
+        0o600,
+      );
+    } catch {
+      // Deleted meanwhile: nothing to watch.
+    }
+  }
+
   private readRecord(ref: WorkerPodRef): WorkerRecord | undefined {
     return readJson<WorkerRecord>(path.join(this.dirOf(ref), recordFile));
   }
 
   /** Why a process that is no longer running stopped, in the runtime's vocabulary. */
-  private exitVerdict(ref: WorkerPodRef): { reason: PodFailureReason; detail: string } {
+  private exitVerdict(ref: WorkerPodRef, when = 'before it was ready'): { reason: PodFailureReason; detail: string } {
     const exit = readJson<ExitRecord>(path.join(this.dirOf(ref), exitFile));
     if (!exit)
       return {
         reason: 'pod_crashed',
-        detail: 'the process exited before it was ready (status unknown: not our child)',
+        detail: `the process exited ${when} (status unknown: not our child)`,
       };
     if (exit.code === timeoutExit.deadline)
       return { reason: 'deadline_exceeded', detail: 'the process ran past its max lifetime' };
@@ -267,7 +287,7 @@ export class ProcessPodRuntime implements PodRuntime {
       return { reason: 'invalid_image', detail: `the executable could not be run (exit ${exit.code})` };
     }
     const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
-    return { reason: 'pod_crashed', detail: `the process exited before it was ready (${how})` };
+    return { reason: 'pod_crashed', detail: `the process exited ${when} (${how})` };
   }
 
   /**
@@ -275,24 +295,35 @@ export class ProcessPodRuntime implements PodRuntime {
    * health answer naming another worker id means someone else's process holds it: not ready.
    */
   private async probe(record: WorkerRecord): Promise<boolean> {
+    return (await this.probeHealth(record)) === 'ok';
+  }
+
+  /** One probe of the worker's health hook (or, without one, of its port). */
+  private async probeHealth(record: WorkerRecord, signal?: AbortSignal): Promise<HealthProbeResult> {
+    const timeout = AbortSignal.timeout(this.healthTimeoutMs);
+    if (record.healthPath === null) {
+      return (await portAccepts(record.port, signal ? AbortSignal.any([signal, timeout]) : timeout))
+        ? 'ok'
+        : 'unreachable';
+    }
     try {
       const res = await fetch(`http://127.0.0.1:${record.port}${record.healthPath}`, {
-        signal: AbortSignal.timeout(this.healthTimeoutMs),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         redirect: 'manual',
       });
       if (!res.ok) {
         await res.body?.cancel();
-        return false;
+        return 'http_error';
       }
       const body = (await res.text()).slice(0, 4_096);
       try {
         const workerId = (JSON.parse(body) as { workerId?: unknown }).workerId;
-        return workerId === undefined || workerId === record.workerId;
+        return workerId === undefined || workerId === record.workerId ? 'ok' : 'wrong_identity';
       } catch {
-        return true; // Not JSON: a plain health endpoint; activation checks the protocol.
+        return 'ok'; // Not JSON: a plain health endpoint; activation checks the protocol.
       }
     } catch {
-      return false;
+      return 'unreachable';
     }
   }
 
@@ -350,6 +381,7 @@ export class ProcessPodRuntime implements PodRuntime {
           return failed(reason, detail);
         }
         if (record.process && (await this.probe(record))) {
+          this.markReady(ref);
           return { status: 'ready', endpoint: `http://127.0.0.1:${record.port}`, diagnostics };
         }
         if (Date.now() >= deadline) {
@@ -464,6 +496,36 @@ export class ProcessPodRuntime implements PodRuntime {
       }),
     );
     return workers.filter((w): w is ManagedWorker => w !== undefined);
+  }
+
+  /**
+   * One prober loop for every worker process in the state directory: exits of this instance's
+   * children are noticed at once, other processes by a /proc check every scan, and the health
+   * hook is probed at each worker's own interval (see ProcessHealthProber).
+   */
+  watchHealth(options: PodHealthWatchOptions): PodHealthWatch {
+    const prober = new ProcessHealthProber(
+      {
+        names: () => {
+          try {
+            return fs.readdirSync(this.workersDir);
+          } catch {
+            return [];
+          }
+        },
+        record: (name) => readJson<WorkerRecord>(path.join(this.workersDir, name, recordFile)),
+        isRunning: (identity) => isRunning(identity),
+        exitVerdict: (record) => this.exitVerdict(refOfRecord(record), 'while serving'),
+        probe: (record, signal) => this.probeHealth(record, signal),
+        onChildExit: (listener) => {
+          this.exitListeners.add(listener);
+          return () => this.exitListeners.delete(listener);
+        },
+      },
+      options,
+    );
+    prober.start();
+    return prober;
   }
 
   /** The worker's output, for diagnostics and tests. */

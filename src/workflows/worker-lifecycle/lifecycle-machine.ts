@@ -34,11 +34,12 @@ import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { HealthActivities, HealthVerdict } from '../../activities/health-activities';
 import type { RegistryActivities, TransitionWorkerInput, WorkerView } from '../../activities/registry-activities';
 import type { RuntimeActivities } from '../../activities/runtime-activities';
-import { isRetryableFailure, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
+import { isRetryableFailure, isWorkerFailureReason, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
 import { lifecycleRejections, registryFailureTypes, runtimeFailureTypes } from '../../lifecycle/failure-types';
 import type { LifecycleOperation } from '../../lifecycle/operations';
 import { workerPodName } from '../../lifecycle/pod-names';
 import { workerStates, type WorkerState } from '../../lifecycle/states';
+import { runtimeTaskQueueOf } from '../../lifecycle/task-queues';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
 import { poolWorkflowId, workerChangedSignal, type WorkerChange } from '../pool/messages';
 import { corralImageKey, corralPoolKey, corralStateKey, corralTenantKey } from '../search-attributes';
@@ -63,6 +64,7 @@ import {
   type DrainRequest,
   type LifecycleState,
   type ReleaseRequest,
+  type HealthVerdictNotice,
   type ReleaseResult,
   type WorkerDescription,
   type WorkerLease,
@@ -75,6 +77,13 @@ type LifecycleActivities = RegistryActivities & RuntimeActivities & HealthActivi
 
 /** Runs that start with this patch take claims and releases from the registry (the corral API). */
 export const registryClaimsPatch = 'corral-registry-claims';
+/**
+ * Runs that start with this patch have no health monitor activity: the runtime's one watcher per
+ * corral worker sends verdicts (`healthVerdictSignal`). Their pod runtime calls run on the runtime
+ * task queue (its own slots), each bounded in the queue, and the spawn deadline covers the create
+ * as well as the readiness wait.
+ */
+export const sharedHealthPatch = 'corral-shared-health';
 /** Added after histories existed: worker workflows tell their pool about spawns, claims and ends. */
 const poolNotificationsPatch = 'corral-pool-notifications';
 
@@ -162,6 +171,12 @@ interface Monitor {
   verdict: HealthVerdict | null;
 }
 
+/**
+ * How long a delete or credential write may wait in the runtime queue before it counts as failed
+ * (and is retried). Ample for a queue that moves; short enough that a wedged one is noticed.
+ */
+const runtimeQueueBoundMs = 5 * 60_000;
+
 /** How often one refused activation may be followed by adopting a later epoch and trying again. */
 const maxActivationAdoptions = 3;
 
@@ -186,6 +201,8 @@ export class WorkerLifecycle {
   /** Legacy: a claim whose caller gave up; its worker is not handed to anyone for it. */
   abandonedRequestId: string | null = null;
 
+  /** A health verdict for the current pod, not acted on yet. */
+  private pendingVerdict: HealthVerdictNotice | null = null;
   /** The newest registry change notified and not adopted yet (only the final row of a burst matters). */
   private pendingChange: WorkerRowChange | null = null;
   private readonly notifications: Promise<void>[] = [];
@@ -198,6 +215,8 @@ export class WorkerLifecycle {
     readonly input: WorkerLifecycleInput,
     /** From `patched(registryClaimsPatch)`, decided once before the workflow's first await. */
     readonly registryClaims: boolean,
+    /** From `patched(sharedHealthPatch)`, decided once before the workflow's first await. */
+    readonly sharedHealth: boolean = false,
   ) {
     this.workerId = input.workerId;
     this.pool = input.pool;
@@ -574,6 +593,26 @@ export class WorkerLifecycle {
 
   // --- pod and worker ---------------------------------------------------------------------------
 
+  /**
+   * Where pod runtime calls run. Shared-health runs: on the runtime task queue (its own slots, so
+   * spawns and deletes never wait behind other work), each bounded in the queue. Older runs: the
+   * workflow's own queue, as recorded.
+   */
+  private runtimeQueue(scheduleToStartMs: number): { taskQueue?: string; scheduleToStartTimeout?: number } {
+    if (!this.sharedHealth) return {};
+    return { taskQueue: runtimeTaskQueueOf(workflowInfo().taskQueue), scheduleToStartTimeout: scheduleToStartMs };
+  }
+
+  /** Runtime calls other than the spawn (delete, credentials): bounded in the queue, retried a while. */
+  private runtimeCalls(summary: string) {
+    return proxyActivities<RuntimeActivities>({
+      summary,
+      ...this.runtimeQueue(runtimeQueueBoundMs),
+      startToCloseTimeout: '60s',
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+    });
+  }
+
   private podRef(): WorkerPodRef {
     const { workerId, pool } = this;
     return {
@@ -595,7 +634,12 @@ export class WorkerLifecycle {
       args: settings.args,
       env: settings.env,
       port: settings.port,
-      healthPath: settings.healthPath,
+      // Shared health: a pool without a health hook gets none (ready = its port accepts, health =
+      // its status); older runs always had one.
+      healthPath: this.sharedHealth && settings.healthIntervalMs === null ? null : settings.healthPath,
+      ...(this.sharedHealth && settings.healthIntervalMs !== null
+        ? { healthIntervalMs: settings.healthIntervalMs, healthFailureThreshold: settings.healthFailureThreshold }
+        : {}),
       resources: settings.resources,
       // The runtime's own backstop (activeDeadlineSeconds) ends with corral's max-lifetime timer.
       maxLifetimeSeconds: Math.max(60, Math.ceil((s.deadlines.retireAt - Date.now()) / 1000)),
@@ -603,7 +647,8 @@ export class WorkerLifecycle {
   }
 
   async deletePod(): Promise<void> {
-    await quickly('delete pod and secret').deleteWorkerPod(this.podRef());
+    if (this.sharedHealth) await this.runtimeCalls('delete pod and secret').deleteWorkerPod(this.podRef());
+    else await quickly('delete pod and secret').deleteWorkerPod(this.podRef());
     this.podDeleted = true;
   }
 
@@ -738,20 +783,31 @@ export class WorkerLifecycle {
   /** One spawn attempt through activation. Null when the worker is serving. */
   private async spawnAndActivate(): Promise<Failure | null> {
     const { s, settings } = this;
-    s.deadlines.spawnBy = Date.now() + settings.spawnDeadlineMs;
+    const spawnBy = Date.now() + settings.spawnDeadlineMs;
+    s.deadlines.spawnBy = spawnBy;
     this.podDeleted = false;
     const version = (s.credential?.version ?? 0) + 1;
     let spawned;
     try {
-      spawned = await proxyActivities<RuntimeActivities>({
-        summary: `spawn pod (attempt ${s.spawnAttempt})`,
-        startToCloseTimeout: '60s',
-        retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
-      }).spawnWorkerPod({
-        spec: this.podSpec(),
-        credentialVersion: version,
-        credentialExpiresAt: new Date(Date.now() + settings.credentialTtlMs).toISOString(),
-      });
+      const create = () =>
+        proxyActivities<RuntimeActivities>({
+          summary: `spawn pod (attempt ${s.spawnAttempt})`,
+          ...this.runtimeQueue(settings.spawnDeadlineMs),
+          startToCloseTimeout: '60s',
+          retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+        }).spawnWorkerPod({
+          spec: this.podSpec(),
+          credentialVersion: version,
+          credentialExpiresAt: new Date(Date.now() + settings.credentialTtlMs).toISOString(),
+        });
+      // Shared health: the spawn deadline covers the create too (a queue or an apiserver that is
+      // slow to create counts against it); the attempt's pod, if it was made, is deleted below.
+      const created = this.sharedHealth ? await beforeDeadline(spawnBy, 'spawnBy', create) : await create();
+      if (created === missedDeadline) {
+        s.deadlines.spawnBy = null;
+        return { reason: 'deadline_exceeded', detail: 'the pod was not created by the spawn deadline' };
+      }
+      spawned = created;
     } catch (err) {
       if (isCancellation(err)) throw err;
       const type = failureTypeOf(err);
@@ -770,6 +826,7 @@ export class WorkerLifecycle {
       ready = await beforeDeadline(s.deadlines.spawnBy, 'spawnBy', () =>
         proxyActivities<RuntimeActivities>({
           summary: 'await pod ready',
+          ...this.runtimeQueue(settings.spawnDeadlineMs),
           startToCloseTimeout: settings.spawnDeadlineMs + 60_000,
           // A corral worker that dies mid-wait is noticed within this, and the wait resumes elsewhere.
           heartbeatTimeout: '15s',
@@ -901,7 +958,8 @@ export class WorkerLifecycle {
     s.credential = { version, expiresAt };
     s.deadlines.refreshAt = expiresAt - settings.credentialRefreshLeadMs;
     try {
-      await quickly('rotate credentials').rotateCredentials({
+      const rotation = this.sharedHealth ? this.runtimeCalls('rotate credentials') : quickly('rotate credentials');
+      await rotation.rotateCredentials({
         ref: this.podRef(),
         epoch: s.epoch,
         version,
@@ -958,8 +1016,53 @@ export class WorkerLifecycle {
 
   // --- health, outside history ----------------------------------------------------------------
 
-  /** Starts the long-running health monitor of the current pod (once per pod). */
+  /**
+   * Signal handler: a runtime's health watcher judged a pod of this worker. Kept only if it is
+   * about the current pod (a verdict on an earlier attempt's pod, or a late duplicate, is
+   * dropped); the main loop acts on it under the lock. Nothing is awaited here.
+   */
+  onHealthVerdict(notice: HealthVerdictNotice): void {
+    if (!notice || typeof notice.podName !== 'string' || !isWorkerFailureReason(notice.reason)) {
+      log.warn('ignored a malformed health verdict', { workerId: this.workerId, notice });
+      return;
+    }
+    if (notice.podName !== this.s.podName || !this.isServing()) {
+      log.info('ignored a health verdict', { workerId: this.workerId, podName: notice.podName, state: this.s.state });
+      return;
+    }
+    this.pendingVerdict = notice;
+    this.changes++;
+  }
+
+  /** A verdict on the current pod of a serving worker waits to be acted on. */
+  hasPendingVerdict(): boolean {
+    const verdict = this.pendingVerdict;
+    if (verdict !== null && (verdict.podName !== this.s.podName || !this.isServing())) this.pendingVerdict = null;
+    return this.pendingVerdict !== null;
+  }
+
+  /** Step: the health watcher's verdict ends a serving worker lost; a worker asked to drain drains instead. */
+  async actOnHealthVerdict(): Promise<void> {
+    const verdict = this.pendingVerdict;
+    this.pendingVerdict = null;
+    // Re-checked under the lock: a step that held it (a claim adopted, a drain) may have moved on.
+    if (verdict === null || verdict.podName !== this.s.podName || !this.isServing()) return;
+    await this.endUnhealthy(verdict.reason, verdict.detail);
+  }
+
+  private async endUnhealthy(reason: WorkerFailureReason, detail: string): Promise<void> {
+    if (this.s.drainRequested) {
+      // A worker on its way out is not declared lost for failing probes: finish the drain now.
+      await this.transition('draining', 'drain');
+      return;
+    }
+    log.warn('worker unhealthy', { workerId: this.workerId, reason, detail });
+    await this.lose(reason);
+  }
+
+  /** Legacy runs (before shared health): starts the long-running health monitor of the current pod (once per pod). */
   ensureMonitor(): void {
+    if (this.sharedHealth) return;
     // A settled monitor stays until the loop has read its verdict (onMonitorSettled clears it).
     const intervalMs = this.settings.healthIntervalMs;
     const s = this.s;
@@ -1010,12 +1113,6 @@ export class WorkerLifecycle {
     const verdict = this.monitor?.verdict ?? null;
     this.monitor = null; // a failed monitor (not a verdict) restarts on the next loop turn
     if (!verdict || !this.isServing()) return;
-    if (this.s.drainRequested) {
-      // A worker on its way out is not declared lost for failing probes: finish the drain now.
-      await this.transition('draining', 'drain');
-      return;
-    }
-    log.warn('worker unhealthy', { workerId: this.workerId, reason: verdict.reason, detail: verdict.detail });
-    await this.lose(verdict.reason);
+    await this.endUnhealthy(verdict.reason, verdict.detail);
   }
 }

@@ -193,6 +193,19 @@ export interface WorkerRowChange {
 }
 export const registryChangedSignal = defineSignal<[WorkerRowChange]>('registryChanged');
 
+/**
+ * A pod runtime's health watcher (one per corral worker: the pod informer, the process prober)
+ * found this worker's pod dead or failing its health check. Sent once per verdict per pod by the
+ * replicas that watch this worker; the workflow acts on one for its current pod while the worker
+ * serves and ignores the rest, so duplicates and late arrivals are harmless.
+ */
+export interface HealthVerdictNotice {
+  podName: string;
+  reason: WorkerFailureReason;
+  detail: string;
+}
+export const healthVerdictSignal = defineSignal<[HealthVerdictNotice]>('healthVerdict');
+
 /** A run continues as new after this many updates, far below the server's 2,000 per run. */
 export const maxUpdatesPerRun = 1_000;
 

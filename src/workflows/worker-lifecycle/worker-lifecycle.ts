@@ -11,8 +11,9 @@
 // (`corral-registry-claims` absent) keep their claim/release updates and replay unchanged.
 //
 // History economy: short registry/worker calls are local activities (one marker each), health
-// is a long-running heartbeating activity that only returns when something changed, and the
-// main loop sleeps on one timer for the earliest deadline. Deadlines are absolute times in
+// costs nothing until something is wrong (the runtime's one watcher per corral worker signals a
+// verdict; runs before `corral-shared-health` had a long-running monitor activity), and the main
+// loop sleeps on one timer for the earliest deadline. Deadlines are absolute times in
 // plain-JSON state, so a continue-as-new carries them exactly.
 import {
   allHandlersFinished,
@@ -24,12 +25,19 @@ import {
   setHandler,
 } from '@temporalio/workflow';
 import { nextDeadline } from './lifecycle-rules';
-import { FenceConverged, registryClaimsPatch, timerSummaries, WorkerLifecycle } from './lifecycle-machine';
+import {
+  FenceConverged,
+  registryClaimsPatch,
+  sharedHealthPatch,
+  timerSummaries,
+  WorkerLifecycle,
+} from './lifecycle-machine';
 import {
   abandonClaimSignal,
   claimUpdate,
   describeQuery,
   drainUpdate,
+  healthVerdictSignal,
   registryChangedSignal,
   releaseUpdate,
   type WorkerLifecycleInput,
@@ -40,7 +48,9 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
   // Decided once, before any await: a history recorded before registry claims has no marker here,
   // so its replay takes the legacy paths and issues exactly the commands it recorded.
   const registryClaims = patched(registryClaimsPatch);
-  const lc = new WorkerLifecycle(input, registryClaims);
+  // Likewise: runs recorded before shared health keep their health monitor activity.
+  const sharedHealth = patched(sharedHealthPatch);
+  const lc = new WorkerLifecycle(input, registryClaims, sharedHealth);
   const s = lc.s;
 
   // --- messages: registered before the first await, so nothing sent across a run boundary is lost
@@ -56,6 +66,8 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
   // Registered for every run: a legacy run still open when the corral API took over claims hears
   // of them too (its recorded histories hold no such signal, so their replay is unchanged).
   setHandler(registryChangedSignal, (change) => lc.onRegistryChanged(change));
+  // Every run: a verdict from the runtime's health watcher (legacy runs' histories hold none).
+  setHandler(healthVerdictSignal, (notice) => lc.onHealthVerdict(notice));
 
   // --- the main loop ---------------------------------------------------------------------------
   try {
@@ -76,6 +88,10 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
           // Adopted under the lock: a step already running (a refresh, a drain) finishes first and
           // may itself have found the newer row by a fence miss, in which case this is a no-op.
           await lc.exclusive(() => lc.adoptRegistryChange());
+          continue;
+        }
+        if (lc.hasPendingVerdict()) {
+          await lc.exclusive(() => lc.actOnHealthVerdict());
           continue;
         }
         if (s.state === 'draining') {
@@ -110,8 +126,9 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
         else if (next.at <= Date.now()) fired = true;
         else fired = !(await condition(woken, next.at - Date.now(), { summary: timerSummaries[next.kind] }));
 
-        // A registry change first: deadlines are absolute, so one still due after adopting fires at once.
-        if (lc.hasPendingChange()) continue;
+        // A registry change (or a health verdict) first: deadlines are absolute, so one still due
+        // after adopting fires at once.
+        if (lc.hasPendingChange() || lc.hasPendingVerdict()) continue;
         if (fired && next) await lc.exclusive(() => lc.onDeadline(next.kind));
         else if (lc.monitorSettled()) await lc.exclusive(() => lc.onMonitorSettled());
         else if (lc.shouldContinueAsNew() && !lc.isTerminal()) {
@@ -120,7 +137,8 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
             // holding the lock, a signal to the pool in flight. Nothing is awaited between it and
             // continueAsNew, so nothing can start in between.
             await condition(() => lc.quiescent());
-            if (lc.hasPendingChange()) continue; // adopt it in this run; the next turn comes back here
+            // Adopt it (or act on the verdict) in this run; the next turn comes back here.
+            if (lc.hasPendingChange() || lc.hasPendingVerdict()) continue;
             lc.stopMonitor();
           } else {
             await condition(() => allHandlersFinished() && !lc.busy);
