@@ -1,5 +1,6 @@
 // The Kubernetes PodRuntime: one Pod and one Secret per worker spawn, in one namespace, on
-// @kubernetes/client-node. Idempotent by deterministic names; readiness from a watch.
+// @kubernetes/client-node. Idempotent by deterministic names. Readiness waits and the health
+// watch share one pod informer (one list+watch of the namespace's corral pods), started on first use.
 import {
   CoreV1Api,
   PatchStrategy,
@@ -43,7 +44,9 @@ import {
   secretManifest,
   secretNameFor,
 } from './pod-manifest';
-import { awaitPodReadiness } from './readiness-watch';
+import { OwnDeletions, watchPodHealth } from './pod-health-watch';
+import { PodInformer } from './pod-informer';
+import { awaitPodReadiness } from './readiness-wait';
 
 export interface KubernetesRuntimeOptions {
   kubeConfig: KubeConfig;
@@ -57,6 +60,8 @@ export interface KubernetesRuntimeOptions {
   /** How long a pod may stay Unschedulable before it is `pod_not_scheduled`. */
   notScheduledGraceMs?: number;
   watchTimeoutSeconds?: number;
+  /** The pod informer re-lists this often even when its watch is healthy (bounded: 1 min to 24 h). */
+  resyncIntervalMs?: number;
 }
 
 export const kubernetesRuntimeDefaults = {
@@ -65,7 +70,11 @@ export const kubernetesRuntimeDefaults = {
   unreachableAfterMs: 30_000,
   notScheduledGraceMs: 120_000,
   watchTimeoutSeconds: 300,
+  resyncIntervalMs: 600_000,
 } as const;
+
+const minResyncIntervalMs = 60_000;
+const maxResyncIntervalMs = 24 * 3_600_000;
 
 const namespacePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -74,6 +83,9 @@ export class KubernetesPodRuntime implements PodRuntime {
   readonly namespace: string;
   private readonly core: CoreV1Api;
   private readonly settings: Required<Omit<KubernetesRuntimeOptions, 'kubeConfig' | 'namespace'>>;
+  private informer: PodInformer | undefined;
+  /** Pods this runtime deleted: their deletion is not a health verdict. */
+  private readonly ownDeletions = new OwnDeletions();
 
   constructor(private readonly options: KubernetesRuntimeOptions) {
     if (!namespacePattern.test(options.namespace) || options.namespace.length > 63) {
@@ -82,6 +94,33 @@ export class KubernetesPodRuntime implements PodRuntime {
     this.namespace = options.namespace;
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.settings = { ...kubernetesRuntimeDefaults, ...stripUndefined(options) } as typeof this.settings;
+    const { resyncIntervalMs } = this.settings;
+    if (!(resyncIntervalMs >= minResyncIntervalMs && resyncIntervalMs <= maxResyncIntervalMs)) {
+      throw new RuntimeInputError(
+        'resyncIntervalMs',
+        `must be between ${minResyncIntervalMs} and ${maxResyncIntervalMs} milliseconds`,
+      );
+    }
+  }
+
+  /** The namespace's one pod informer (created on first use, started by its first user). */
+  podInformer(): PodInformer {
+    if (!this.informer) {
+      const informer = new PodInformer({
+        kubeConfig: this.options.kubeConfig,
+        core: this.core,
+        namespace: this.namespace,
+        labelSelector: managedBySelector,
+        apiTimeoutMs: this.settings.apiTimeoutMs,
+        watchTimeoutSeconds: this.settings.watchTimeoutSeconds,
+        resyncIntervalMs: this.settings.resyncIntervalMs,
+      });
+      informer.onChange((change) => {
+        if (change.kind === 'deleted') this.ownDeletions.forgetSoon(change.pod.name);
+      });
+      this.informer = informer;
+    }
+    return this.informer;
   }
 
   private call<T>(verb: string, resource: string, request: () => Promise<T>): Promise<T> {
@@ -124,6 +163,7 @@ export class KubernetesPodRuntime implements PodRuntime {
       await this.call('create', 'pods', () =>
         this.core.createNamespacedPod({ namespace, body: podManifest(ref, spec) }, this.requestOptions),
       );
+      this.ownDeletions.forget(ref.name);
       return { ref, created: true };
     } catch (err) {
       if (statusCodeOf(err) !== 409) throw err;
@@ -139,17 +179,16 @@ export class KubernetesPodRuntime implements PodRuntime {
     const ref = parseWorkerPodRef(refInput);
     checkWaitTimeout(options.timeoutMs);
     return awaitPodReadiness({
-      kubeConfig: this.options.kubeConfig,
+      informer: this.podInformer(),
       core: this.core,
       namespace: this.namespace,
-      podName: ref.name,
+      ref,
       timeoutMs: options.timeoutMs,
       signal: options.signal,
       onWaiting: options.onWaiting,
       unreachableAfterMs: this.settings.unreachableAfterMs,
       notScheduledGraceMs: this.settings.notScheduledGraceMs,
       apiTimeoutMs: this.settings.apiTimeoutMs,
-      watchTimeoutSeconds: this.settings.watchTimeoutSeconds,
     });
   }
 
@@ -224,12 +263,18 @@ export class KubernetesPodRuntime implements PodRuntime {
     };
     const pod = await this.readOwned('Pod', ref);
     if (pod) {
+      // Before the call: the informer may see the deletion before the answer arrives.
+      this.ownDeletions.add(ref.name);
       await this.call('delete', 'pods', () =>
         this.core.deleteNamespacedPod(
           { namespace, name: ref.name, body: { preconditions: { uid: pod.uid } } },
           this.requestOptions,
         ),
-      ).catch(ignoreGone);
+      ).catch((err: unknown) => {
+        // 409: a different pod of that name now (replaced meanwhile); its fate is not ours to hide.
+        if (statusCodeOf(err) === 409) this.ownDeletions.forget(ref.name);
+        ignoreGone(err);
+      });
     }
     const secret = await this.readOwned('Secret', ref);
     if (secret) {
@@ -292,12 +337,13 @@ export class KubernetesPodRuntime implements PodRuntime {
     return [...workers.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  watchHealth(_options: PodHealthWatchOptions): PodHealthWatch {
-    throw new Error('kubernetes pod informer: not written yet');
+  watchHealth(options: PodHealthWatchOptions): PodHealthWatch {
+    return watchPodHealth(this.podInformer(), this.ownDeletions, options);
   }
 
   async close(): Promise<void> {
-    // client-node keeps no pooled state corral owns; watches are closed by their waits.
+    // Readiness waits still pending reject ("closed"); client-node keeps no pooled state corral owns.
+    await this.informer?.close();
   }
 }
 

@@ -4,6 +4,9 @@
 // is accepted but never answered could neither time out nor be cancelled. Here the caller can
 // abort at any moment, response headers must arrive within `headerTimeoutMs`, and a stream
 // silent for `idleTimeoutMs` (no event, no bookmark) is closed as an error.
+//
+// A watch never keeps the process alive by itself (socket and timers are unref'd): it feeds a
+// background cache (pod-informer.ts), and whoever waits on that cache holds its own timer.
 import http from 'node:http';
 import https from 'node:https';
 import readline from 'node:readline';
@@ -49,6 +52,7 @@ export async function openWatchStream(
       () => finish(new Error(`watch stream silent for ${Math.round(options.idleTimeoutMs / 1000)}s`)),
       options.idleTimeoutMs,
     );
+    idleTimer.unref();
   };
   const transport = url.protocol === 'http:' ? http : https;
   const request = transport.request(url, {
@@ -60,6 +64,8 @@ export async function openWatchStream(
     () => finish(new Error(`no response to the watch within ${Math.round(options.headerTimeoutMs / 1000)}s`)),
     options.headerTimeoutMs,
   );
+  headerTimer.unref();
+  request.on('socket', (socket) => socket.unref());
   request.on('error', (err) => finish(err));
   request.on('response', (response) => {
     clearTimeout(headerTimer);
