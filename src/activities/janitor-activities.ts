@@ -1,14 +1,28 @@
 // The janitor: compares three views that should agree — what the pod runtime runs, what the
 // registry says, and which lifecycle workflows Temporal runs — and cleans up what nobody owns:
-// orphan pods, stranded secrets, and rows whose workflow is gone (retired by a fenced
-// compare-and-set that bumps the epoch, so any stale holder fails closed). It never touches a
-// worker whose lifecycle workflow is running: that workflow owns its pods, earlier attempts
-// included. Rules and their reasons: docs/decisions/0008-janitor.md.
+// orphan pods, stranded secrets, pods of superseded spawn attempts, and rows whose workflow is
+// gone (retired by a fenced compare-and-set that bumps the epoch, so any stale holder fails
+// closed). It never touches a worker whose lifecycle workflow is running; it reports one that is
+// running but wedged. Then retention deletes what has been terminal for longer than the period.
+//
+// A pass costs O(live workers) and a fixed number of round trips: one inventory listing, one
+// registry read per 1,000 pod names, one read of the live rows, one visibility listing per 1,000
+// running workflows; a describe only for the few rows visibility says are not running (bounded
+// concurrency). Rules and reasons: docs/decisions/0008-janitor.md and
+// docs/decisions/0015-registry-retention-and-janitor-at-scale.md.
+import { performance } from 'node:perf_hooks';
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { nonTerminalStates, terminalStates } from '../lifecycle/states';
-import type { JanitorMetrics, ReconcileOutcome, StrandedResourceKind } from '../metrics/janitor-metrics';
+import { janitorRetention } from '../client/janitor-schedule';
+import { terminalStates } from '../lifecycle/states';
+import {
+  wedgeableStates,
+  type JanitorMetrics,
+  type ReconcileOutcome,
+  type StrandedResourceKind,
+  type WedgeableState,
+} from '../metrics/janitor-metrics';
 import { expectSnapshot, type WorkerLifecycleStore, type WorkerSnapshot } from '../registry/lifecycle-store';
 import type { ManagedWorker, PodRuntime } from '../runtime/pod-runtime';
 import type { WorkerPodRef } from '../runtime/worker-pod-spec';
@@ -20,13 +34,15 @@ export const janitorReasons = [
   'no_row',
   /** A pod or secret of a worker whose row is `retired` or `lost`. */
   'terminal_row',
+  /** A pod or secret of an earlier spawn attempt of a live worker, superseded longer than the grace ago. */
+  'older_attempt',
   /** A non-terminal row whose lifecycle workflow is not running; also that row's pods and secrets. */
   'workflow_not_running',
   /** As above, but the row changed within the grace period: its workflow may be about to start. */
   'within_grace',
   /** The row moved between the janitor's read and its compare-and-set: someone else owns it. */
   'fence_miss',
-  /** The janitor could not tell who owns it (describe or registry read failed): never act on a guess. */
+  /** The janitor could not tell who owns it (describe failed, or an odd status): never act on a guess. */
   'status_unknown',
   /** A runtime entry whose name is not a corral pod name (`<pool>-<workerId>-<attempt>`). */
   'unidentified',
@@ -50,36 +66,107 @@ export interface JanitorAction {
   detail?: string;
 }
 
+/** A worker whose workflow runs, but whose row has sat in a deadline state past the deadline plus the margin. */
+export interface WedgedWorker {
+  workerId: string;
+  pool: string;
+  state: WedgeableState;
+  /** Seconds since the row last changed. */
+  sinceChangeSeconds: number;
+  /** The pool's deadline for that state, in seconds. */
+  deadlineSeconds: number;
+}
+
 export interface JanitorReport {
   /** When the run started (ISO 8601). */
   checkedAt: string;
   /** Entries in the runtime inventory (pods and/or secrets, one per pod name). */
   pods: number;
-  /** Non-terminal registry rows examined. */
+  /** Live registry rows examined. */
   rows: number;
+  /**
+   * How the lifecycle workflows were looked up: `visibility`, one listing of the running ones (and a
+   * describe only of the rows missing from it); `describe`, every live row described because the
+   * listing failed (bounded concurrency).
+   */
+  workflowLookup: 'visibility' | 'describe';
+  /** The first actions (at most `maxActionsInReport`); the metrics count every one. */
   actions: JanitorAction[];
-  /** Human-readable lines: one per action, plus anything the janitor could not reconcile. */
+  /** Actions left out of `actions` (and `divergence`) to keep the report small. */
+  omittedActions: number;
+  /** Workers found wedged (at most `maxWedgedInReport` listed; the gauge counts them all). */
+  wedged: WedgedWorker[];
+  /** Human-readable lines: one per action and wedged worker, plus anything the janitor could not reconcile. */
   divergence: string[];
+  /** The pass's duration (a figure for people; nothing decides on it). */
+  durationMs: number;
 }
 
 export interface ReconcileInput {
-  /** Rows changed more recently than this are left alone (default 60 s). */
+  /** Rows changed (and attempts superseded) more recently than this are left alone (default 60 s). */
   graceMs?: number;
+}
+
+export interface RetentionInput {
+  /** Terminal workers (with their trail) and ended claims older than this are deleted (default 7 days, at least 1 hour). */
+  retentionMs?: number;
+}
+
+export interface RetentionReport {
+  retentionMs: number;
+  /** Retired/lost worker rows deleted, their audit rows, and ended claims. */
+  workers: number;
+  transitions: number;
+  claims: number;
+  /** Delete statements run (each at most `batchSize` rows). */
+  batches: number;
+  /** False when the pass stopped at its budget with more left (the next pass goes on). */
+  complete: boolean;
+  durationMs: number;
 }
 
 export const defaultJanitorGraceMs = 60_000;
 const maxGraceMs = 7 * 24 * 3_600_000;
-/** listWorkers' own ceiling; a registry with more non-terminal rows is reconciled in part (reported). */
-const maxRowsPerRun = 10_000;
+/** A registry with more live rows than this is reconciled in part (reported). */
+const maxLiveRowsPerPass = 100_000;
+/** Reports travel in Temporal payloads: keep them far below the 2 MiB payload limit. */
+export const maxActionsInReport = 500;
+export const maxWedgedInReport = 100;
+/**
+ * How far past its deadline a row must be to count as wedged: covers an activity's retries and
+ * backoff and a workflow task delayed by a corral worker restarting, so a healthy but slow worker
+ * is not reported.
+ */
+export const wedgedMarginMs = 5 * 60_000;
 
 /** Every call leaves the janitor's hands within these bounds, so one stuck item cannot stall a run. */
 const timeouts = {
   listManagedMs: 60_000,
+  listWorkflowsPageMs: 15_000,
   describeMs: 10_000,
   deleteMs: 30_000,
 } as const;
+/** Describes (only of rows visibility did not list as running) and runtime deletes in flight at once. */
+const describeConcurrency = 16;
+const deleteConcurrency = 8;
+/** Running lifecycle workflows per visibility page, and a bound on pages (beyond it, describes decide). */
+const visibilityPageSize = 1_000;
+const maxVisibilityPages = 200;
 /** Heartbeats also run on a timer: a slow call (up to its bound) must not look like a dead worker. */
 const heartbeatEveryMs = 5_000;
+
+/** Retention deletes in statements of at most this many rows, and at most this much per pass. */
+export interface RetentionLimits {
+  batchSize: number;
+  maxBatchesPerPass: number;
+  /** Wall-clock budget of one pass (well inside the activity's start-to-close timeout). */
+  budgetMs: number;
+}
+export const defaultRetentionLimits: RetentionLimits = { batchSize: 1_000, maxBatchesPerPass: 200, budgetMs: 120_000 };
+
+/** The lifecycle workflow's type name, checked against the workflow bundle's exports. */
+const lifecycleWorkflowType: keyof typeof import('../workflows') = 'workerLifecycleWorkflow';
+const runningLifecycleWorkflowsQuery = `WorkflowType = '${lifecycleWorkflowType}' AND ExecutionStatus = 'Running'`;
 
 export const janitorFailureTypes = {
   invalidInput: 'JanitorInputError',
@@ -105,6 +192,23 @@ async function bounded<T>(what: string, ms: number, call: () => Promise<T>): Pro
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Runs `work` over `items` with at most `concurrency` in flight; `beforeEach` may throw to stop (cancellation). */
+async function forEachBounded<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T) => Promise<void>,
+  beforeEach: () => void = () => undefined,
+): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+    while (next < items.length) {
+      beforeEach();
+      await work(items[next++]!);
+    }
+  });
+  await Promise.all(lanes);
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -143,20 +247,41 @@ const closedStatuses: readonly WorkflowExecutionStatusName[] = [
   'TIMED_OUT',
 ];
 
+function invalidInput(field: string, reason: string, value: unknown): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: janitorFailureTypes.invalidInput,
+    message: `${field} ${reason}, got ${JSON.stringify(value)}`,
+    nonRetryable: true,
+    details: [{ field }],
+  });
+}
+
 function parseGraceMs(value: unknown): number {
   if (value === undefined) return defaultJanitorGraceMs;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > maxGraceMs) {
-    throw ApplicationFailure.create({
-      type: janitorFailureTypes.invalidInput,
-      message: `graceMs must be a whole number of milliseconds from 0 to ${maxGraceMs}, got ${JSON.stringify(value)}`,
-      nonRetryable: true,
-      details: [{ field: 'graceMs' }],
-    });
+    throw invalidInput('graceMs', `must be a whole number of milliseconds from 0 to ${maxGraceMs}`, value);
   }
   return value;
 }
 
-/** The activity context when running as one; absent when called directly (a CLI, a script). */
+function parseRetentionMs(value: unknown): number {
+  if (value === undefined) return janitorRetention.defaultMs;
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < janitorRetention.minMs ||
+    value > janitorRetention.maxMs
+  ) {
+    throw invalidInput(
+      'retentionMs',
+      `must be a whole number of milliseconds from ${janitorRetention.minMs} (1 hour) to ${janitorRetention.maxMs}`,
+      value,
+    );
+  }
+  return value;
+}
+
+/** The activity context when running as one; absent when called directly (a CLI, a script, a test). */
 function activityContext(): Context | undefined {
   try {
     return Context.current();
@@ -165,15 +290,33 @@ function activityContext(): Context | undefined {
   }
 }
 
+/** Heartbeats on a timer and between items; `check()` throws once the activity is cancelled. */
+function startHeartbeats(context: Context | undefined, progress: () => unknown) {
+  const ticker = context ? setInterval(() => context.heartbeat(progress()), heartbeatEveryMs) : undefined;
+  return {
+    check() {
+      context?.heartbeat(progress());
+      // Cancellation (or a lost heartbeat) is delivered through the signal; stop between items.
+      if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+    },
+    stop() {
+      clearInterval(ticker);
+    },
+  };
+}
+
 export interface JanitorDeps {
   store: WorkerLifecycleStore;
   runtime: PodRuntime;
   temporal: Client;
   metrics?: JanitorMetrics;
+  /** Retention's batch size and per-pass budget (tests make them small). */
+  retentionLimits?: Partial<RetentionLimits>;
 }
 
 export function createJanitorActivities(deps: JanitorDeps) {
   const { store, runtime, temporal, metrics } = deps;
+  const retentionLimits: RetentionLimits = { ...defaultRetentionLimits, ...deps.retentionLimits };
 
   async function describeWorkflow(row: WorkerSnapshot): Promise<WorkflowPresence> {
     const workflowId = workerLifecycleWorkflowId(row.pool, row.id);
@@ -194,65 +337,227 @@ export function createJanitorActivities(deps: JanitorDeps) {
     }
   }
 
+  /**
+   * The ids of every running lifecycle workflow, from the visibility store: one call per 1,000.
+   * Visibility lags a little behind the workflows themselves, so absence here is only a reason to
+   * describe that one workflow, never a fact to act on. `complete: false` past the page bound.
+   */
+  async function listRunningLifecycleWorkflows(beat: () => void): Promise<{ ids: Set<string>; complete: boolean }> {
+    const ids = new Set<string>();
+    let nextPageToken: Uint8Array | undefined;
+    for (let page = 0; page < maxVisibilityPages; page++) {
+      beat();
+      const token = nextPageToken;
+      // The raw call: the workflow ids are all the janitor needs (no memo or search attribute decoding).
+      const response = await bounded('list running lifecycle workflows', timeouts.listWorkflowsPageMs, () =>
+        temporal.withDeadline(Date.now() + timeouts.listWorkflowsPageMs, () =>
+          temporal.workflowService.listWorkflowExecutions({
+            namespace: temporal.options.namespace,
+            query: runningLifecycleWorkflowsQuery,
+            pageSize: visibilityPageSize,
+            nextPageToken: token,
+          }),
+        ),
+      );
+      for (const execution of response.executions ?? []) {
+        const workflowId = execution.execution?.workflowId;
+        if (workflowId) ids.add(workflowId);
+      }
+      nextPageToken = response.nextPageToken ?? undefined;
+      if (!nextPageToken || nextPageToken.length === 0) return { ids, complete: true };
+    }
+    return { ids, complete: false };
+  }
+
   return {
     /**
-     * One reconciliation pass. Reads the runtime inventory first and the registry second: rows are
-     * always written before pods, so every pod in the inventory already had its row when the
-     * registry is read, and "no row" is a fact, not a race. A failure on one item is recorded
-     * (`delete_failed`, `status_unknown`) and the run goes on; only a failure to read the
-     * inventory or the registry fails the activity (and is retried).
+     * One reconciliation pass, in two phases. Pods first: the runtime inventory is read, then the
+     * registry rows it names (rows are always written before pods, so every listed pod already
+     * had its row by then, and "no row" is a fact, not a race); pods with no row, a terminal row,
+     * or a superseded spawn attempt are deleted. Rows second: the live rows are read, and the
+     * running lifecycle workflows listed in one visibility query; a row missing from that list is
+     * described to be sure, and retired when its workflow is closed or absent (after the grace),
+     * with its pods. Finally rows overdue in a deadline state whose workflow runs are reported as
+     * wedged. A failure on one item is recorded (`delete_failed`, `status_unknown`) and the pass
+     * goes on; only failing to read the inventory or the registry fails the activity (retried).
      */
     async reconcileStrandedResources(input: ReconcileInput = {}): Promise<JanitorReport> {
       const graceMs = parseGraceMs(input.graceMs);
       const context = activityContext();
       const startedAt = Date.now();
+      const started = performance.now();
       const report: JanitorReport = {
         checkedAt: new Date(startedAt).toISOString(),
         pods: 0,
         rows: 0,
+        workflowLookup: 'visibility',
         actions: [],
+        omittedActions: 0,
+        wedged: [],
         divergence: [],
+        durationMs: 0,
       };
       let progress = { phase: 'inventory', done: 0 };
-      const beat = () => {
-        context?.heartbeat(progress);
-        // Cancellation (or a lost heartbeat) is delivered through the signal; stop between items.
-        if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason;
-      };
-      const ticker = context ? setInterval(() => context.heartbeat(progress), heartbeatEveryMs) : undefined;
+      const heartbeats = startHeartbeats(context, () => progress);
+      const beat = () => heartbeats.check();
 
       const record = (action: JanitorAction, line: string) => {
-        report.actions.push(action);
-        report.divergence.push(line);
         metrics?.recordReconciled({ kind: action.kind, outcome: action.outcome });
+        if (report.actions.length < maxActionsInReport) {
+          report.actions.push(action);
+          report.divergence.push(line);
+        } else {
+          report.omittedActions += 1;
+        }
         const attrs = { ...action };
         if (action.outcome === 'delete_failed') context?.log.warn(`janitor: ${line}`, attrs);
         else context?.log.info(`janitor: ${line}`, attrs);
       };
 
+      /** Deletes one pod (and its secret), recording the outcome. */
+      const deletePod = async (
+        entry: ManagedWorker,
+        ref: WorkerPodRef,
+        reason: Extract<JanitorReason, 'no_row' | 'terminal_row' | 'older_attempt' | 'workflow_not_running'>,
+        why: string,
+      ) => {
+        const kind: StrandedResourceKind = entry.hasPod ? 'pod' : 'secret';
+        const base = { kind, name: ref.name, workerId: ref.workerId, pool: ref.pool, reason };
+        const what = `${kind} ${ref.name} (worker ${ref.workerId}, pool ${ref.pool})`;
+        try {
+          await bounded(`delete ${ref.name}`, timeouts.deleteMs, () => runtime.delete(ref));
+          record({ ...base, outcome: 'deleted' }, `${what}: ${why}; deleted`);
+        } catch (err) {
+          record(
+            { ...base, outcome: 'delete_failed', detail: message(err) },
+            `${what}: ${why}; delete failed (${message(err)})`,
+          );
+        }
+      };
+
       try {
+        // --- phase 1: pods and secrets nobody owns ---------------------------------------------
         beat();
         const inventory = await bounded('list managed pods', timeouts.listManagedMs, () => runtime.listManaged());
         report.pods = inventory.length;
         beat();
-        const rows = await store.listWorkers({ states: [...nonTerminalStates], limit: maxRowsPerRun });
-        report.rows = rows.length;
-        if (rows.length === maxRowsPerRun) {
-          report.divergence.push(
-            `registry has at least ${maxRowsPerRun} non-terminal rows; only the first ${maxRowsPerRun} were checked`,
+        const identified: { entry: ManagedWorker; ref: WorkerPodRef }[] = [];
+        for (const entry of inventory) {
+          const ref = podRefOf(entry);
+          if (ref) {
+            identified.push({ entry, ref });
+            continue;
+          }
+          const kind: StrandedResourceKind = entry.hasPod ? 'pod' : 'secret';
+          record(
+            {
+              kind,
+              name: entry.name,
+              workerId: entry.workerId,
+              pool: entry.pool,
+              reason: 'unidentified',
+              outcome: 'kept',
+            },
+            `${kind} ${entry.name}: not a corral pod name; kept`,
           );
         }
+        const podRows = await store.getWorkers(identified.map(({ ref }) => ref.workerId));
+        // Older attempts of live workers: orphans once the worker moved past them longer than the grace ago.
+        const superseded = identified.filter(({ ref }) => {
+          const row = podRows.get(ref.workerId);
+          return row !== undefined && !terminalStates.includes(row.state) && ref.spawnAttempt < row.spawnAttempt;
+        });
+        const respawned =
+          superseded.length > 0
+            ? await store.respawnedAt(superseded.map(({ ref }) => ref.workerId))
+            : new Map<string, Date>();
 
-        // --- rows whose lifecycle workflow is gone -------------------------------------------
+        progress = { phase: 'pods', done: 0 };
+        /** Pods of live rows, by worker: deleted with the row if phase 2 retires it. */
+        const podsOfLiveRows = new Map<string, { entry: ManagedWorker; ref: WorkerPodRef }[]>();
+        const orphans: {
+          entry: ManagedWorker;
+          ref: WorkerPodRef;
+          reason: 'no_row' | 'terminal_row' | 'older_attempt';
+          why: string;
+        }[] = [];
+        for (const item of identified) {
+          const { ref } = item;
+          const row = podRows.get(ref.workerId);
+          if (row === undefined) {
+            orphans.push({ ...item, reason: 'no_row', why: 'no registry row' });
+          } else if (terminalStates.includes(row.state)) {
+            orphans.push({ ...item, reason: 'terminal_row', why: `its row is ${row.state}` });
+          } else if (ref.spawnAttempt < row.spawnAttempt) {
+            const movedOnAt = (respawned.get(row.id) ?? row.updatedAt).getTime();
+            if (startedAt - movedOnAt >= graceMs) {
+              orphans.push({
+                ...item,
+                reason: 'older_attempt',
+                why: `attempt ${ref.spawnAttempt} of a worker now on attempt ${row.spawnAttempt}`,
+              });
+            }
+            // Within the grace the workflow may still be cleaning it up itself: not divergence yet.
+          } else {
+            // The current attempt of a live row: its workflow owns it (or phase 2 retires the row and deletes it).
+            const list = podsOfLiveRows.get(row.id) ?? [];
+            list.push(item);
+            podsOfLiveRows.set(row.id, list);
+          }
+        }
+        await forEachBounded(
+          orphans,
+          deleteConcurrency,
+          async ({ entry, ref, reason, why }) => {
+            progress.done += 1;
+            await deletePod(entry, ref, reason, why);
+          },
+          beat,
+        );
+
+        // --- phase 2: rows whose lifecycle workflow is gone ----------------------------------
         progress = { phase: 'rows', done: 0 };
-        /** The janitor's latest view of each worker it looked up (after its own writes). */
-        const rowOf = new Map<string, WorkerSnapshot | null>(rows.map((row) => [row.id, row]));
-        /** Rows this pass retired: their pods and secrets are orphans now. */
-        const reaped = new Set<string>();
-        for (const row of rows) {
+        beat();
+        const rows = await store.listLiveWorkers(maxLiveRowsPerPass);
+        report.rows = rows.length;
+        if (rows.length === maxLiveRowsPerPass) {
+          report.divergence.push(
+            `registry has at least ${maxLiveRowsPerPass} live rows; only ${maxLiveRowsPerPass} were checked`,
+          );
+        }
+        let running: Set<string> | undefined;
+        try {
+          const listed = await listRunningLifecycleWorkflows(beat);
+          running = listed.ids;
+          if (!listed.complete) {
+            report.divergence.push(
+              `more than ${maxVisibilityPages * visibilityPageSize} running lifecycle workflows; the rest were described one by one`,
+            );
+          }
+        } catch (err) {
+          if (context?.cancellationSignal.aborted) throw err;
+          // Visibility unavailable (or not supporting the query): describe every row instead.
+          report.workflowLookup = 'describe';
+          report.divergence.push(`visibility listing failed (${message(err)}); every live row was described`);
+        }
+        const unlisted = running
+          ? rows.filter((row) => !running.has(workerLifecycleWorkflowId(row.pool, row.id)))
+          : rows;
+        const presenceOf = new Map<string, WorkflowPresence>();
+        await forEachBounded(
+          unlisted,
+          describeConcurrency,
+          async (row) => {
+            progress.done += 1;
+            presenceOf.set(row.id, await describeWorkflow(row));
+          },
+          beat,
+        );
+
+        /** Rows divergent enough to act on or report, in a stable order. */
+        for (const row of unlisted) {
           beat();
-          progress.done += 1;
-          const presence = await describeWorkflow(row);
+          const presence = presenceOf.get(row.id)!;
           if (presence.kind === 'running') continue;
           const base = { kind: 'row' as const, name: row.id, workerId: row.id, pool: row.pool };
           const what = `row ${row.id} (pool ${row.pool}, ${row.state} at epoch ${row.epoch})`;
@@ -283,8 +588,6 @@ export function createJanitorActivities(deps: JanitorDeps) {
             patch: { failureReason: 'workflow_not_running' },
           });
           if (result.outcome === 'transitioned') {
-            rowOf.set(row.id, result.worker);
-            reaped.add(row.id);
             record(
               {
                 ...base,
@@ -295,10 +598,14 @@ export function createJanitorActivities(deps: JanitorDeps) {
               },
               `${what}: workflow ${workflowStatus}; retired at epoch ${result.worker.epoch}`,
             );
+            // Its pods are orphans now: deleted in the same pass, so the next one finds nothing.
+            for (const { entry, ref } of podsOfLiveRows.get(row.id) ?? []) {
+              beat();
+              await deletePod(entry, ref, 'workflow_not_running', 'its row was just retired');
+            }
           } else if (result.outcome === 'store_error') {
-            // Outcome unknown: the write may still land. Forget the snapshot; the pods below are
-            // judged on a fresh read (retired by now → deleted; otherwise left for the next pass).
-            rowOf.delete(row.id);
+            // Outcome unknown: the write may still land. Its pods wait for the next pass, which
+            // judges them on a fresh read.
             record(
               {
                 ...base,
@@ -314,8 +621,7 @@ export function createJanitorActivities(deps: JanitorDeps) {
               result.outcome === 'row_missing'
                 ? 'row_missing'
                 : `${result.outcome}: now ${result.actual.state} at epoch ${result.actual.epoch}`;
-            // Someone else owns the row now; the pods below are judged on a fresh read of it.
-            rowOf.delete(row.id);
+            // Someone else owns the row now (and its pods with it).
             record(
               { ...base, reason: 'fence_miss', outcome: 'kept', workflowStatus, detail },
               `${what}: workflow ${workflowStatus}, but the row moved (${detail}); kept`,
@@ -323,73 +629,103 @@ export function createJanitorActivities(deps: JanitorDeps) {
           }
         }
 
-        // --- pods and secrets nobody owns ----------------------------------------------------
-        progress = { phase: 'pods', done: 0 };
-        for (const entry of inventory) {
-          beat();
-          progress.done += 1;
-          const kind: StrandedResourceKind = entry.hasPod ? 'pod' : 'secret';
-          const ref = podRefOf(entry);
-          if (!ref) {
-            record(
-              {
-                kind,
-                name: entry.name,
-                workerId: entry.workerId,
-                pool: entry.pool,
-                reason: 'unidentified',
-                outcome: 'kept',
-              },
-              `${kind} ${entry.name}: not a corral pod name; kept`,
-            );
-            continue;
-          }
-          let row: WorkerSnapshot | null;
-          if (rowOf.has(ref.workerId)) {
-            row = rowOf.get(ref.workerId) ?? null;
-          } else {
-            try {
-              row = await store.getWorker(ref.workerId);
-            } catch (err) {
-              record(
-                {
-                  kind,
-                  name: ref.name,
-                  workerId: ref.workerId,
-                  pool: ref.pool,
-                  reason: 'status_unknown',
-                  outcome: 'kept',
-                  detail: message(err),
-                },
-                `${kind} ${ref.name}: registry read failed (${message(err)}); kept`,
-              );
-              continue;
-            }
-            rowOf.set(ref.workerId, row);
-          }
-          let reason: 'no_row' | 'terminal_row' | 'workflow_not_running';
-          let why: string;
-          if (row === null) [reason, why] = ['no_row', 'no registry row'];
-          else if (reaped.has(row.id)) [reason, why] = ['workflow_not_running', 'its row was just retired'];
-          else if (terminalStates.includes(row.state)) [reason, why] = ['terminal_row', `its row is ${row.state}`];
-          // A live row: its workflow runs (and owns this pod, whichever attempt), or the row was
-          // kept above and its pods stay with it.
-          else continue;
-          const base = { kind, name: ref.name, workerId: ref.workerId, pool: ref.pool, reason };
-          const what = `${kind} ${ref.name} (worker ${ref.workerId}, pool ${ref.pool})`;
-          try {
-            await bounded(`delete ${ref.name}`, timeouts.deleteMs, () => runtime.delete(ref));
-            record({ ...base, outcome: 'deleted' }, `${what}: ${why}; deleted`);
-          } catch (err) {
-            record(
-              { ...base, outcome: 'delete_failed', detail: message(err) },
-              `${what}: ${why}; delete failed (${message(err)})`,
-            );
+        // --- wedged: running, but stuck past a deadline -------------------------------------
+        progress = { phase: 'wedged', done: 0 };
+        beat();
+        const overdue = await store.overdueWorkers({ marginMs: wedgedMarginMs, limit: maxLiveRowsPerPass });
+        const counts = new Map<string, number>();
+        // Every pool with live rows reports every wedgeable state, 0 included.
+        for (const row of rows) {
+          for (const state of wedgeableStates) counts.set(JSON.stringify([row.pool, state]), 0);
+        }
+        for (const { worker, deadlineMs, sinceChangeMs } of overdue) {
+          const workflowRuns =
+            running?.has(workerLifecycleWorkflowId(worker.pool, worker.id)) === true ||
+            presenceOf.get(worker.id)?.kind === 'running';
+          if (!workflowRuns) continue; // gone (retired above) or unknown (reported above)
+          const state = worker.state as WedgeableState;
+          const key = JSON.stringify([worker.pool, state]);
+          counts.set(key, (counts.get(key) ?? 0) + 1);
+          const wedged: WedgedWorker = {
+            workerId: worker.id,
+            pool: worker.pool,
+            state,
+            sinceChangeSeconds: Math.round(sinceChangeMs / 1000),
+            deadlineSeconds: Math.round(deadlineMs / 1000),
+          };
+          const line = `worker ${worker.id} (pool ${worker.pool}): ${state} for ${wedged.sinceChangeSeconds} s, past its ${wedged.deadlineSeconds} s deadline, while its workflow runs; wedged`;
+          context?.log.warn(`janitor: ${line}`, { ...wedged });
+          if (report.wedged.length < maxWedgedInReport) {
+            report.wedged.push(wedged);
+            report.divergence.push(line);
           }
         }
+        metrics?.setWedged(
+          [...counts].map(([key, count]) => {
+            const [pool, state] = JSON.parse(key) as [string, WedgeableState];
+            return { pool, state, count };
+          }),
+        );
+        report.durationMs = Math.round(performance.now() - started);
+        metrics?.observePass('reconcile', report.durationMs / 1000);
         return report;
       } finally {
-        clearInterval(ticker);
+        heartbeats.stop();
+      }
+    },
+
+    /**
+     * Retention: deletes workers retired or lost longer than `retentionMs` ago (with their audit
+     * trail) and claims ended longer ago than that, oldest first, in statements of at most
+     * `batchSize` rows each (SKIP LOCKED), until a statement deletes less than a batch or the
+     * pass's budget (batches, time) is spent. Live rows and anything younger survive. Idempotent:
+     * an interrupted pass leaves only whole batches done, and the next one goes on.
+     */
+    async deleteExpiredRecords(input: RetentionInput = {}): Promise<RetentionReport> {
+      const retentionMs = parseRetentionMs(input.retentionMs);
+      const { batchSize, maxBatchesPerPass, budgetMs } = retentionLimits;
+      const context = activityContext();
+      const started = performance.now();
+      const report: RetentionReport = {
+        retentionMs,
+        workers: 0,
+        transitions: 0,
+        claims: 0,
+        batches: 0,
+        complete: false,
+        durationMs: 0,
+      };
+      const heartbeats = startHeartbeats(context, () => ({ phase: 'retention', ...report }));
+      const withinBudget = () => report.batches < maxBatchesPerPass && performance.now() - started < budgetMs;
+      try {
+        let workersDone = false;
+        while (!workersDone && withinBudget()) {
+          heartbeats.check();
+          const batch = await store.deleteExpiredWorkers({ retentionMs, batchSize });
+          report.batches += 1;
+          report.workers += batch.workers;
+          report.transitions += batch.transitions;
+          metrics?.recordRetained('worker', batch.workers);
+          metrics?.recordRetained('transition', batch.transitions);
+          workersDone = batch.workers < batchSize;
+        }
+        let claimsDone = false;
+        while (workersDone && !claimsDone && withinBudget()) {
+          heartbeats.check();
+          const batch = await store.deleteEndedClaims({ retentionMs, batchSize });
+          report.batches += 1;
+          report.claims += batch.claims;
+          metrics?.recordRetained('claim', batch.claims);
+          claimsDone = batch.claims < batchSize;
+        }
+        report.complete = workersDone && claimsDone;
+        report.durationMs = Math.round(performance.now() - started);
+        metrics?.observePass('retention', report.durationMs / 1000);
+        const line = `janitor: retention (${Math.round(retentionMs / 3_600_000)} h) deleted ${report.workers} workers, ${report.transitions} transitions, ${report.claims} claims in ${report.batches} batches${report.complete ? '' : '; more left for the next pass'}`;
+        if (report.workers + report.claims > 0 || !report.complete) context?.log.info(line, { ...report });
+        return report;
+      } finally {
+        heartbeats.stop();
       }
     },
   };

@@ -14,7 +14,9 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import ms from 'ms';
 import { CorralError } from '../client/errors';
+import { janitorRetention } from '../client/janitor-schedule';
 import type { WorkerState } from '../lifecycle/states';
 import { RegistryUnavailableError } from '../registry/errors';
 import type { WorkerLifecycleStore, WorkerSnapshot } from '../registry/lifecycle-store';
@@ -33,6 +35,11 @@ export interface CorralApiDeps {
   workers: WorkerLifecycleStore;
   /** Bearer tokens; null serves without authentication (the caller makes sure it is loopback only). */
   tokens: string[] | null;
+  /**
+   * The janitor's retention period (`CORRAL_RETENTION`, default 7 days): a history request for a
+   * worker with no row names it, since a worker that ended longer ago than this has no trail left.
+   */
+  retentionMs?: number;
   log?: (line: string) => void;
 }
 
@@ -342,11 +349,16 @@ export async function buildCorralApi(deps: CorralApiDeps): Promise<FastifyInstan
     },
   );
 
+  const retentionMs = deps.retentionMs ?? janitorRetention.defaultMs;
   r.get(
     '/v1/workers/:workerId/history',
     {
       schema: {
         summary: 'A worker’s audit trail, oldest first',
+        description:
+          'A worker that ended (retired or lost) longer ago than the retention period has no row and no trail left: ' +
+          'the janitor deletes them then. Such a worker, like one that never existed, is a 404 `not_found` whose ' +
+          '`details` say so: `{reason: "no_record", retention, retentionMs}`.',
         tags: ['workers'],
         params: api.workerParams,
         response: { 200: api.historyResponse, ...errors },
@@ -354,7 +366,16 @@ export async function buildCorralApi(deps: CorralApiDeps): Promise<FastifyInstan
     },
     async (request) => {
       const worker = await deps.workers.getWorker(request.params.workerId);
-      if (!worker) throw new CorralError('not_found', `worker ${request.params.workerId} does not exist`);
+      if (!worker) {
+        const retention = ms(retentionMs, { long: true });
+        throw new CorralError(
+          'not_found',
+          `worker ${request.params.workerId} has no record: it never existed, or it ended more than ${retention} ago ` +
+            `and its trail was deleted after the retention period (${ms(retentionMs)})`,
+          undefined,
+          { reason: 'no_record', retention: ms(retentionMs), retentionMs },
+        );
+      }
       const trail = await deps.workers.history(worker.id);
       return {
         worker: workerView(worker),

@@ -1,6 +1,8 @@
 // The janitor's Temporal Schedule. Every `corral worker` replica ensures it at start-up: create
 // it, or, if it exists, bring its spec, action and policies to what this version of corral wants
-// (last writer wins; all replicas want the same). An operator's pause and note are kept.
+// (last writer wins; all replicas want the same). An operator's pause and note are kept. The
+// janitor's policy (grace, retention) travels in the schedule's workflow input, so one value
+// applies to every pass whichever replica runs it, and the Web UI shows it.
 import ms from 'ms';
 import { parseDuration } from '../config/duration';
 import {
@@ -19,6 +21,41 @@ const minIntervalMs = 60_000;
 const maxIntervalMs = 24 * 3_600_000;
 const maxGraceMs = 7 * 24 * 3_600_000;
 
+const hourMs = 3_600_000;
+/**
+ * How long retired and lost workers (with their audit trail) and ended claims are kept before the
+ * janitor deletes them (docs/decisions/0015-registry-retention-and-janitor-at-scale.md). One
+ * setting for every replica: `corral worker` reads it from `env` and passes it to the schedule
+ * (the janitor's input) and to the corral API (which names it when a worker's trail is gone).
+ */
+export const janitorRetention = {
+  env: 'CORRAL_RETENTION',
+  default: '7d',
+  defaultMs: 7 * 24 * hourMs,
+  /** Below an hour `corral history` of a worker that just ended could already come up empty. */
+  minMs: hourMs,
+  maxMs: 3_650 * 24 * hourMs,
+} as const;
+
+/**
+ * A retention period as operators write durations (`"7d"`, `"36h"`), within the floor and the
+ * ceiling. Throws JanitorScheduleOptionsError naming `field` (the caller's name for the setting,
+ * e.g. `CORRAL_RETENTION`).
+ */
+export function parseRetention(value: string, field = 'retention'): number {
+  const parsed = parseDuration(value);
+  if (parsed === undefined || !Number.isInteger(parsed)) {
+    throw new JanitorScheduleOptionsError(field, `not a duration: ${JSON.stringify(value)} (e.g. "7d", "36h")`);
+  }
+  if (parsed < janitorRetention.minMs || parsed > janitorRetention.maxMs) {
+    throw new JanitorScheduleOptionsError(
+      field,
+      `must be between ${ms(janitorRetention.minMs, { long: true })} and ${ms(janitorRetention.maxMs)}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return parsed;
+}
+
 export interface JanitorScheduleOptions {
   /** The task queue `corral worker` polls (where janitorWorkflow and its activity are registered). */
   taskQueue: string;
@@ -26,6 +63,11 @@ export interface JanitorScheduleOptions {
   interval?: string;
   /** Rows changed more recently than this are left alone; default the activity's (60 s). */
   graceMs?: number;
+  /**
+   * How long terminal workers, their trail and ended claims are kept, as a duration (`"7d"`);
+   * default `janitorRetention.default`, at least `janitorRetention.minMs`.
+   */
+  retention?: string;
   /**
    * Schedule ids are global to a namespace. Only tests that share one dev server across parallel
    * files set this; the workflow id of each run is `<scheduleId>/run` (plus Temporal's timestamp).
@@ -64,16 +106,19 @@ function desiredSchedule(opts: JanitorScheduleOptions) {
   if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > maxGraceMs)) {
     throw new JanitorScheduleOptionsError('graceMs', `must be a whole number of milliseconds from 0 to ${maxGraceMs}`);
   }
+  const retentionMs = parseRetention(opts.retention ?? janitorRetention.default);
   const scheduleId = opts.scheduleId ?? janitorScheduleId;
   const action = {
     type: 'startWorkflow',
     workflowType: 'janitorWorkflow',
     workflowId: `${scheduleId}/run`,
+    // The workflow's queue; its activities go to the janitor's own queue derived from it.
     taskQueue: opts.taskQueue,
-    args: [graceMs === undefined ? {} : { graceMs }],
-    // Overlap SKIP means a stuck run would block every later one: bound it. Covers three
-    // 5-minute activity attempts with their backoff, or a task queue nobody polls.
-    workflowRunTimeout: '20m',
+    args: [{ ...(graceMs === undefined ? {} : { graceMs }), retentionMs }],
+    // Overlap SKIP means a stuck run would block every later one: bound it. Covers the
+    // reconcile activity's three attempts and retention's two, each with its schedule-to-start
+    // and start-to-close bounds and backoff (src/workflows/janitor.ts).
+    workflowRunTimeout: '30m',
   } satisfies ScheduleOptionsStartWorkflowAction<typeof janitorWorkflow>;
   return {
     scheduleId,

@@ -1,25 +1,66 @@
-// Janitor metrics: what each reconciliation run did about stranded resources. Label values come
-// only from the typed constants below, so the series stay a small closed set (3 kinds × 3 outcomes).
-import { Counter, type Registry } from 'prom-client';
+// Janitor metrics: what each reconciliation run did about stranded resources, which workers it
+// found wedged, what retention deleted and how long a pass took. Label values come only from the
+// typed constants below (and pool names, an operator-configured bounded set), so the series stay
+// a small closed set.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** What the janitor reconciles: a pod (with its secret), a secret alone, or a registry row. */
 export const strandedResourceKinds = ['pod', 'secret', 'row'] as const;
 export type StrandedResourceKind = (typeof strandedResourceKinds)[number];
 
 /**
- * `deleted`: the resource is gone (for a row: retired by a fenced compare-and-set; rows are never
- * deleted, their audit trail stays). `delete_failed`: the attempt failed or its outcome is
- * unknown; the next run looks again. `kept`: divergence seen but deliberately left alone (within
- * the grace period, someone else moved the row first, or its workflow could not be described).
+ * `deleted`: the resource is gone (for a row: retired by a fenced compare-and-set; the row itself
+ * stays for the retention period). `delete_failed`: the attempt failed or its outcome is unknown;
+ * the next run looks again. `kept`: divergence seen but deliberately left alone (within the grace
+ * period, someone else moved the row first, or its workflow could not be described).
  */
 export const reconcileOutcomes = ['deleted', 'delete_failed', 'kept'] as const;
 export type ReconcileOutcome = (typeof reconcileOutcomes)[number];
 
-export interface JanitorMetrics {
-  recordReconciled(labels: { kind: StrandedResourceKind; outcome: ReconcileOutcome }): void;
+/**
+ * States a worker should leave within a pool deadline (spawn, activation, drain). A row whose
+ * workflow runs but that has sat in one of them past the deadline plus a margin is wedged.
+ */
+export const wedgeableStates = ['spawning', 'activating', 'draining'] as const;
+export type WedgeableState = (typeof wedgeableStates)[number];
+
+/** What retention deletes: worker rows (retired/lost), their audit rows, ended claims. */
+export const retainedRecordKinds = ['worker', 'transition', 'claim'] as const;
+export type RetainedRecordKind = (typeof retainedRecordKinds)[number];
+
+/** The janitor's two activities, as a label of the pass-duration histogram. */
+export const janitorPhases = ['reconcile', 'retention'] as const;
+export type JanitorPhase = (typeof janitorPhases)[number];
+
+export interface WedgedCount {
+  pool: string;
+  state: WedgeableState;
+  count: number;
 }
 
-export function createJanitorMetrics(register: Registry): JanitorMetrics {
+export interface JanitorMetrics {
+  recordReconciled(labels: { kind: StrandedResourceKind; outcome: ReconcileOutcome }): void;
+  /** The wedged workers one pass found: replaces what the previous pass reported. */
+  setWedged(counts: WedgedCount[]): void;
+  recordRetained(kind: RetainedRecordKind, deleted: number): void;
+  observePass(phase: JanitorPhase, seconds: number): void;
+}
+
+export interface JanitorMetricsOptions {
+  /**
+   * The wedged gauge is what the latest pass this process ran found. Passes run on whichever
+   * replica polls the janitor's queue, so a replica that has not run one for this long stops
+   * reporting (rather than repeat an old answer beside a newer replica's). Default 15 minutes:
+   * three schedule intervals.
+   */
+  wedgedStaleAfterMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+export function createJanitorMetrics(register: Registry, opts: JanitorMetricsOptions = {}): JanitorMetrics {
+  const now = opts.now ?? Date.now;
+  const staleAfterMs = opts.wedgedStaleAfterMs ?? 15 * 60_000;
   const reconciled = new Counter({
     name: 'corral_stranded_resources_reconciled_total',
     help: 'Stranded pods, secrets and registry rows found by the janitor, by kind and what was done about them.',
@@ -30,9 +71,51 @@ export function createJanitorMetrics(register: Registry): JanitorMetrics {
   for (const kind of strandedResourceKinds) {
     for (const outcome of reconcileOutcomes) reconciled.inc({ kind, outcome }, 0);
   }
+
+  let wedged: { at: number; counts: WedgedCount[] } | undefined;
+  new Gauge({
+    name: 'corral_janitor_wedged_workers',
+    help:
+      'Workers whose lifecycle workflow runs but whose registry row has sat in spawning, activating or draining ' +
+      'past its pool deadline plus a margin, as of the latest janitor pass this process ran (aggregate with max).',
+    labelNames: ['pool', 'state'] as const,
+    registers: [register],
+    collect() {
+      this.reset();
+      if (!wedged || now() - wedged.at > staleAfterMs) return;
+      for (const { pool, state, count } of wedged.counts) this.set({ pool, state }, count);
+    },
+  });
+
+  const retained = new Counter({
+    name: 'corral_janitor_retention_deleted_total',
+    help: 'Records deleted by the janitor after the retention period: retired/lost workers, their audit rows, ended claims.',
+    labelNames: ['kind'] as const,
+    registers: [register],
+  });
+  for (const kind of retainedRecordKinds) retained.inc({ kind }, 0);
+
+  const passes = new Histogram({
+    name: 'corral_janitor_pass_duration_seconds',
+    help: 'How long one janitor activity took: reconcile (inventory, registry, Temporal) and retention.',
+    labelNames: ['phase'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [register],
+  });
+
   return {
     recordReconciled({ kind, outcome }) {
       reconciled.inc({ kind, outcome });
+    },
+    setWedged(counts) {
+      // Every (pool, state) the pass looked at reports, 0 included, so a cleared wedge reads 0.
+      wedged = { at: now(), counts: counts.filter((c) => wedgeableStates.includes(c.state)) };
+    },
+    recordRetained(kind, deleted) {
+      if (deleted > 0) retained.inc({ kind }, deleted);
+    },
+    observePass(phase, seconds) {
+      passes.observe({ phase }, seconds);
     },
   };
 }

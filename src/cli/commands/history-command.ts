@@ -1,5 +1,7 @@
 // `corral history <workerId>`: the registry's audit trail of one worker as a timeline — when,
-// which move, the epoch it left behind, who made it, and why.
+// which move, the epoch it left behind, who made it, and why. A worker that ended longer ago than
+// the retention period has no trail left: the API answers `not_found` saying so, and the CLI
+// prints that sentence (exit 1).
 import type { Command } from 'commander';
 import type { TransitionResponse } from '../../client/corral-client';
 import { withCorralClient } from '../client-session';
@@ -8,7 +10,9 @@ import { formatTable, printJson } from '../output';
 export function registerHistoryCommand(program: Command): void {
   program
     .command('history')
-    .description("a worker's audit trail from the registry, oldest first")
+    .description(
+      "a worker's audit trail from the registry, oldest first (kept until the retention period after it ends)",
+    )
     .argument('<workerId>', 'the worker (see corral workers list)')
     .action(async (workerId: string, _opts: unknown, command: Command) => {
       await withCorralClient(command, async (client, { json }) => {
