@@ -4,6 +4,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { startWorkerLifecycle } from '../client/worker-workflows';
+import { forEachBounded } from './bounded-concurrency';
 import { lifecycleSettingsFor } from '../config/pool-spec';
 import type { WorkerState } from '../lifecycle/states';
 import type { PoolMetrics } from '../metrics/pool-metrics';
@@ -33,6 +34,11 @@ export type StartPoolWorkersResult = {
   /** Why it stopped early, if it did. */
   stoppedBy: 'at_capacity' | 'pool_draining' | 'pool_not_found' | null;
 };
+
+/** Workflow starts (with their slot reservations) in flight during one refill. */
+const startConcurrency = 8;
+/** Drain requests in flight while a pool drains. */
+const drainConcurrency = 16;
 
 export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client; metrics?: PoolMetrics }) {
   const { pools } = deps;
@@ -82,7 +88,11 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       const settings = lifecycleSettingsFor(record.spec);
       const { taskQueue } = Context.current().info;
       const started: string[] = [];
-      for (const workerId of input.workerIds) {
+      let stoppedBy: StartPoolWorkersResult['stoppedBy'] = null;
+      // A few at a time: a refill of hundreds takes seconds, not minutes, and the registry's
+      // pool lock still admits one reservation at a time.
+      await forEachBounded(input.workerIds, startConcurrency, async (workerId) => {
+        if (stoppedBy) return;
         const slot = await pools.reserveWorkerSlot({
           pool: input.pool,
           workerId,
@@ -91,14 +101,15 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
           requireClosedBreaker: false, // the pool workflow is the breaker: it spawns probes itself
         });
         if (slot.outcome === 'at_capacity' || slot.outcome === 'pool_draining' || slot.outcome === 'pool_not_found') {
-          return { started, stoppedBy: slot.outcome };
+          stoppedBy = slot.outcome;
+          return;
         }
         // `exists`: an earlier attempt of this activity reserved it; make sure its workflow runs.
         await startWorkerLifecycle(temporal(), { pool: input.pool, workerId, settings, taskQueue });
         started.push(workerId);
         Context.current().heartbeat(started.length);
-      }
-      return { started, stoppedBy: null };
+      });
+      return { started, stoppedBy };
     },
 
     async recordPoolBreaker(input: { pool: string; state: BreakerState }): Promise<void> {
@@ -113,8 +124,8 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
     async drainPoolWorkers(pool: string): Promise<{ asked: number; live: number }> {
       const workers = await pools.liveWorkers(pool);
       let asked = 0;
-      for (const worker of workers) {
-        if (worker.state === 'draining') continue;
+      await forEachBounded(workers, drainConcurrency, async (worker) => {
+        if (worker.state === 'draining') return;
         const handle = temporal().workflow.getHandle(workerLifecycleWorkflowId(pool, worker.id));
         try {
           // Waits for acceptance only. A refusal (already draining, already ended) comes back as a
@@ -126,7 +137,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
           if (!(err instanceof WorkflowNotFoundError)) throw err;
         }
         Context.current().heartbeat(asked);
-      }
+      });
       return { asked, live: workers.length };
     },
 

@@ -17,7 +17,7 @@ export const workerCapacitySchema = z.strictObject({
   localActivitySlots: slots(10, 2_000, 200),
   /** Activities on the base queue at once: pool refills and drains. */
   activitySlots: slots(10, 2_000, 100),
-  /** Pod runtime activities at once (runtime queue): creates, readiness waits, deletes, credentials. */
+  /** Pod runtime activities at once (runtime queue): creates, readiness waits, deletes. */
   runtimeActivitySlots: slots(10, 5_000, 200),
   /** Janitor passes at once (janitor queue). */
   janitorActivitySlots: slots(1, 10, 2),

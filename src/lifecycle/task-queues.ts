@@ -1,5 +1,5 @@
 // Task queues: the bulkheads of a corral worker. Workflows and quick work poll the base queue;
-// pod runtime calls (spawn, readiness, delete, credentials) and the janitor each have their own
+// pod runtime calls (spawn, readiness, delete) and the janitor each have their own
 // queue derived from it, with their own activity slots, so a burst of one kind of work cannot
 // starve another (docs/decisions/0013-fleet-scale.md). Workflow-safe: workflows derive the names
 // of the queues they schedule onto from their own task queue.
@@ -7,7 +7,7 @@
 /** The base task queue every corral worker polls (workflows, pool and registry work). */
 export const corralTaskQueue = 'corral';
 
-/** Spawn, readiness waits, deletes and credential writes of worker pods. */
+/** Spawns, readiness waits and deletes of worker pods. */
 export function runtimeTaskQueueOf(base: string): string {
   return `${base}-runtime`;
 }

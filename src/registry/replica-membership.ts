@@ -47,8 +47,13 @@ export class ReplicaMembership {
 
   /** Beats once (so the first view is real), then every interval until `stop`. */
   async start(): Promise<void> {
-    await this.beat();
+    await this.refresh();
     this.schedule();
+  }
+
+  /** One beat now: this replica's row refreshed and the live view re-read. */
+  async refresh(): Promise<void> {
+    await this.beat();
   }
 
   private schedule(): void {

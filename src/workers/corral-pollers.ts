@@ -2,7 +2,7 @@
 // - the base queue: workflows, local activities (registry, worker protocol) and the pool's
 //   activities; it registers every activity, because runs recorded before the runtime queue
 //   existed still schedule their pod runtime calls here;
-// - the runtime queue: creates, readiness waits, deletes, credential writes, with their own slots;
+// - the runtime queue: creates, readiness waits and deletes, with their own slots;
 // - the janitor queue: the janitor's pass, with its own slots.
 // Each has explicit slots from WorkerCapacity. On shutdown each stops polling at once and gives
 // in-flight activities `shutdownGraceMs`, then cancels them (the server retries them elsewhere).
@@ -30,7 +30,7 @@ export async function createCorralPollers(o: CorralPollersOptions): Promise<Work
     ...(o.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: o.shutdownGraceMs }),
     ...o.workerOptions,
   };
-  const { spawnWorkerPod, awaitWorkerReady, deleteWorkerPod, rotateCredentials } = activities;
+  const { spawnWorkerPod, awaitWorkerReady, deleteWorkerPod } = activities;
   const workers = [
     await Worker.create({
       ...common,
@@ -45,7 +45,7 @@ export async function createCorralPollers(o: CorralPollersOptions): Promise<Work
     await Worker.create({
       ...common,
       taskQueue: runtimeTaskQueueOf(o.taskQueue),
-      activities: { spawnWorkerPod, awaitWorkerReady, deleteWorkerPod, rotateCredentials },
+      activities: { spawnWorkerPod, awaitWorkerReady, deleteWorkerPod },
       maxConcurrentActivityTaskExecutions: capacity.runtimeActivitySlots,
     }),
   ];

@@ -603,7 +603,7 @@ export class WorkerLifecycle {
     return { taskQueue: runtimeTaskQueueOf(workflowInfo().taskQueue), scheduleToStartTimeout: scheduleToStartMs };
   }
 
-  /** Runtime calls other than the spawn (delete, credentials): bounded in the queue, retried a while. */
+  /** Runtime calls other than the spawn (the delete): bounded in the queue, retried a while. */
   private runtimeCalls(summary: string) {
     return proxyActivities<RuntimeActivities>({
       summary,
@@ -958,8 +958,9 @@ export class WorkerLifecycle {
     s.credential = { version, expiresAt };
     s.deadlines.refreshAt = expiresAt - settings.credentialRefreshLeadMs;
     try {
-      const rotation = this.sharedHealth ? this.runtimeCalls('rotate credentials') : quickly('rotate credentials');
-      await rotation.rotateCredentials({
+      // A local activity in every generation: a refresh is an idle worker's only history in
+      // steady state, and one marker beside the transition's and the activation's keeps it small.
+      await quickly('rotate credentials').rotateCredentials({
         ref: this.podRef(),
         epoch: s.epoch,
         version,
