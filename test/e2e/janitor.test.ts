@@ -1,16 +1,30 @@
 // The janitor end to end: the real dev server (its Schedule triggers the run), the real registry,
 // the process runtime running the real demo worker. Three kinds of divergence are made for real
 // (an orphan pod, a stranded secret, a worker whose lifecycle workflow was terminated by hand);
-// one pass reconciles all of them, and a second pass finds nothing left to do.
+// one pass reconciles all of them, and a second pass finds nothing left to do. Then a pass over
+// 1,000 live workers (their workflows running, as the visibility store sees them) acts on none
+// of them, retires the rows whose workflow does not exist, and reports the wedged ones.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ScheduleOverlapPolicy, type ScheduleHandle } from '@temporalio/client';
-import { podRefOf, type JanitorAction, type JanitorReport } from '../../src/activities/janitor-activities';
-import { ensureJanitorSchedule } from '../../src/client/janitor-schedule';
+import { Client, ScheduleOverlapPolicy, type ScheduleHandle } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Registry } from 'prom-client';
+import {
+  createJanitorActivities,
+  podRefOf,
+  type JanitorAction,
+  type JanitorActivities,
+} from '../../src/activities/janitor-activities';
+import { ensureJanitorSchedule, janitorRetention } from '../../src/client/janitor-schedule';
 import { waitFor } from '../../src/embedded/wait';
+import { janitorTaskQueueOf } from '../../src/lifecycle/task-queues';
+import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
+import type { ManagedWorker, PodRuntime } from '../../src/runtime/pod-runtime';
+import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
+import type { JanitorRunReport } from '../../src/workflows/janitor';
 import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import { demoWorkerSettings, historyText } from '../harness/lifecycle-e2e';
 import { newWorkerId, waitForState } from '../harness/lifecycle-env';
@@ -20,19 +34,41 @@ import { workerProcessGroups } from '../harness/process-inspection';
 // Schedule ids are global to the namespace and test files share one dev server: a private id.
 const scheduleId = `corral/janitor-e2e-${process.pid}`;
 const pool = 'jan';
-// The corral worker of the pool e2e world registers every activity, the janitor's included.
+// The pool e2e world's corral worker runs the janitor's workflow on its task queue; the janitor's
+// activities run on their own queue derived from it (src/lifecycle/task-queues.ts), polled here
+// as a corral worker polls it, with its own metrics.
 let e2e: PoolE2e;
 let taskQueue: string;
+let connection: NativeConnection;
+const janitorMetrics = new Registry();
+let janitorWorker: Worker | undefined;
+let janitorRunning: Promise<void> | undefined;
 
 before(async () => {
   e2e = await usePoolE2e();
   taskQueue = e2e.taskQueue;
+  connection = await NativeConnection.connect({ address: e2e.temporal.address });
+  janitorWorker = await Worker.create({
+    connection,
+    namespace: e2e.temporal.namespace,
+    taskQueue: janitorTaskQueueOf(taskQueue),
+    activities: createJanitorActivities({
+      store: e2e.registry.store,
+      runtime: e2e.runtime,
+      temporal: e2e.client,
+      metrics: createJanitorMetrics(janitorMetrics),
+    }),
+  });
+  janitorRunning = janitorWorker.run();
 });
 after(async () => {
   await e2e?.client.schedule
     .getHandle(scheduleId)
     .delete()
     .catch(() => undefined);
+  janitorWorker?.shutdown();
+  await janitorRunning;
+  await connection?.close();
   // Left behind only if a test failed: entries the harness's cleanup cannot name (no record).
   for (const entry of (await e2e?.runtime.listManaged()) ?? []) {
     const ref = podRefOf(entry);
@@ -58,9 +94,17 @@ const credentials = (token: string) => ({
 });
 const newToken = () => crypto.randomBytes(24).toString('hex');
 
+/** The reconciled counters, summed over every registry that may hold them (whoever polled the janitor's queue). */
 async function counters(): Promise<Record<string, number>> {
-  const metric = await e2e.metrics.getSingleMetric('corral_stranded_resources_reconciled_total')!.get();
-  return Object.fromEntries(metric.values.map((v) => [`${v.labels.kind}/${v.labels.outcome}`, v.value]));
+  const sums: Record<string, number> = {};
+  for (const registry of [e2e.metrics, janitorMetrics]) {
+    const metric = registry.getSingleMetric('corral_stranded_resources_reconciled_total');
+    for (const v of metric ? (await metric.get()).values : []) {
+      const key = `${v.labels.kind}/${v.labels.outcome}`;
+      sums[key] = (sums[key] ?? 0) + v.value;
+    }
+  }
+  return sums;
 }
 
 const byKindAndName = (a: JanitorAction, b: JanitorAction) =>
@@ -69,7 +113,7 @@ const byKindAndName = (a: JanitorAction, b: JanitorAction) =>
 /** Triggers one scheduled run and waits for its report (the run's workflow id carries Temporal's timestamp). */
 async function runThroughSchedule(
   schedule: ScheduleHandle,
-): Promise<{ report: JanitorReport; workflowId: string; runId: string }> {
+): Promise<{ report: JanitorRunReport; workflowId: string; runId: string }> {
   const taken = (await schedule.describe()).info.numActionsTaken;
   await schedule.trigger();
   const action = await waitFor(
@@ -80,7 +124,7 @@ async function runThroughSchedule(
     { what: `schedule ${scheduleId} to start a run`, timeoutMs: 30_000 },
   );
   const { workflowId, firstExecutionRunId: runId } = action.workflow;
-  const report = (await e2e.client.workflow.getHandle(workflowId, runId).result()) as JanitorReport;
+  const report = (await e2e.client.workflow.getHandle(workflowId, runId).result()) as JanitorRunReport;
   return { report, workflowId, runId };
 }
 
@@ -148,7 +192,7 @@ test('one scheduled pass deletes an orphan pod and a stranded secret and retires
   assert.equal(described.action.workflowType, 'janitorWorkflow');
   assert.equal(described.action.workflowId, `${scheduleId}/run`);
   assert.equal(described.action.taskQueue, taskQueue);
-  assert.deepEqual(described.action.args, [{ graceMs: 0 }]);
+  assert.deepEqual(described.action.args, [{ graceMs: 0, retentionMs: janitorRetention.defaultMs }]);
   assert.equal(described.state.paused, true, "an operator's pause survives a corral worker's start");
 
   const countersBefore = await counters();
@@ -156,6 +200,21 @@ test('one scheduled pass deletes an orphan pod and a stranded secret and retires
   const { report } = first;
   assert.equal(report.pods, 3);
   assert.equal(report.rows, 1, 'one non-terminal row: the terminated worker');
+  assert.equal(report.workflowLookup, 'visibility');
+  assert.deepEqual([report.omittedActions, report.wedged], [0, []]);
+  assert.deepEqual(
+    { ...report.retention, durationMs: 0 },
+    {
+      retentionMs: janitorRetention.defaultMs,
+      workers: 0,
+      transitions: 0,
+      claims: 0,
+      batches: 2,
+      complete: true,
+      durationMs: 0,
+    },
+    'nothing is old enough for retention',
+  );
   const expected: JanitorAction[] = [
     { kind: 'pod', name: orphan.ref.name, workerId: orphanId, pool, reason: 'no_row', outcome: 'deleted' },
     { kind: 'pod', name: lostPod, workerId: lostId, pool, reason: 'workflow_not_running', outcome: 'deleted' },
@@ -220,8 +279,19 @@ test('one scheduled pass deletes an orphan pod and a stranded secret and retires
   // (Two triggers in one second share a workflow id: Temporal appends a timestamp in seconds.)
   assert.notEqual(second.runId, first.runId);
   assert.deepEqual(
-    { ...second.report, checkedAt: '' },
-    { checkedAt: '', pods: 0, rows: 0, actions: [], divergence: [] },
+    { ...second.report, checkedAt: '', durationMs: 0, retention: undefined },
+    {
+      checkedAt: '',
+      pods: 0,
+      rows: 0,
+      workflowLookup: 'visibility',
+      actions: [],
+      omittedActions: 0,
+      wedged: [],
+      divergence: [],
+      durationMs: 0,
+      retention: undefined,
+    },
   );
   assert.deepEqual(await counters(), countersAfter);
   assert.equal((await e2e.registry.store.history(lostId)).length, trail.length);
@@ -239,7 +309,7 @@ test('a row inside the grace period is kept with its pod, and reaped with it onc
       taskQueue,
       workflowId: `janitor-e2e-${process.pid}-grace-${n}`,
       args: [{ graceMs }],
-    }) as Promise<JanitorReport>;
+    }) as Promise<JanitorRunReport>;
 
   const countersBefore = await counters();
   const patient = await run(10 * 60_000, 1);
@@ -272,4 +342,254 @@ test('a row inside the grace period is kept with its pod, and reaped with it onc
   );
   assert.deepEqual(await e2e.runtime.listManaged(), []);
   assert.deepEqual(workerProcessGroups(workerId), []);
+});
+
+/** Runs `work` over `items`, at most `concurrency` at a time. */
+async function inLanes<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+/** A runtime that only lists the given inventory and records deletes; any other call fails the test. */
+function inventoryOnlyRuntime(inventory: ManagedWorker[]): { runtime: PodRuntime; deleted: WorkerPodRef[] } {
+  const deleted: WorkerPodRef[] = [];
+  const calls: Partial<PodRuntime> = {
+    kind: 'process',
+    listManaged: async () => inventory,
+    delete: async (ref) => {
+      deleted.push(ref);
+    },
+  };
+  const runtime = new Proxy(calls, {
+    get: (target, prop) =>
+      prop in target
+        ? target[prop as keyof PodRuntime]
+        : () => Promise.reject(new Error(`the janitor must not call runtime.${String(prop)}`)),
+  }) as PodRuntime;
+  return { runtime, deleted };
+}
+
+test('a pass over 1,000 live workers acts on none of them, retires the rows whose workflow does not exist, and reports the wedged ones', async () => {
+  const scalePool = 'janscale';
+  const liveCount = 1_000;
+  const idOf = (kind: string, i: number) => `js${process.pid}${kind}${i}`;
+  const live = Array.from({ length: liveCount }, (_, i) => idOf('live', i));
+  const orphaned = Array.from({ length: 20 }, (_, i) => idOf('gone', i));
+  const wedged = live.slice(0, 3);
+  const superseded = live[3]!;
+  // Rows straight into the registry, last changed 10 minutes ago (past the 60 s grace): 1,000 live
+  // ones whose workflow runs (three of them in spawning for an hour: past the default 2 min spawn
+  // deadline plus the margin), one of those on its second spawn attempt, and 20 with no workflow.
+  await e2e.registry.db.query(
+    `INSERT INTO workers (id, pool, image, state, epoch, spawn_attempt, endpoint, state_since, created_at, updated_at)
+     SELECT id, $2, 'corral/demo:1', 'idle', 2, 1, 'http://127.0.0.1:1', now() - interval '10 minutes',
+            now() - interval '20 minutes', now() - interval '10 minutes'
+       FROM unnest($1::text[]) AS id`,
+    [[...live, ...orphaned], scalePool],
+  );
+  await e2e.registry.db.query(
+    `UPDATE workers SET state = 'spawning', endpoint = NULL, state_since = now() - interval '1 hour',
+            updated_at = now() - interval '1 hour'
+      WHERE id = ANY ($1::text[])`,
+    [wedged],
+  );
+  await e2e.registry.db.query(`UPDATE workers SET spawn_attempt = 2 WHERE id = $1`, [superseded]);
+  await e2e.registry.db.query(
+    `INSERT INTO worker_transitions (worker_id, from_state, to_state, epoch_before, epoch_after, operation, origin, at)
+     VALUES ($1, 'spawning', 'spawning', 1, 1, 'respawn', 'lifecycle_workflow', now() - interval '10 minutes')`,
+    [superseded],
+  );
+
+  // Their lifecycle workflows: real executions of the lifecycle workflow type under each worker's
+  // workflow id, on a task queue nobody polls — Running to Temporal and its visibility store, at
+  // the cost of a start each. They end on their own if this test dies before terminating them.
+  const parkedQueue = `janitor-parked-${process.pid}`;
+  await inLanes(live, 32, async (id) => {
+    await e2e.client.workflow.start('workerLifecycleWorkflow', {
+      taskQueue: parkedQueue,
+      workflowId: workerLifecycleWorkflowId(scalePool, id),
+      args: [],
+      workflowExecutionTimeout: '15m',
+    });
+  });
+  try {
+    await waitFor(
+      async () =>
+        (await e2e.client.workflow.count(`TaskQueue = '${parkedQueue}' AND ExecutionStatus = 'Running'`)).count ===
+        liveCount,
+      { what: `visibility to list ${liveCount} running lifecycle workflows`, timeoutMs: 60_000, intervalMs: 250 },
+    );
+
+    // The inventory: each live worker's current pod, the superseded attempt's pod, the pod of a
+    // row about to be retired, and a pod with no row at all.
+    const podOf = (workerId: string, spawnAttempt: number): ManagedWorker => ({
+      name: `${scalePool}-${workerId}-${spawnAttempt}`,
+      workerId,
+      pool: scalePool,
+      spawnAttempt,
+      epoch: 2,
+      hasPod: true,
+      hasSecret: true,
+      verdict: { status: 'ready' },
+    });
+    const inventory = [
+      ...live.map((id) => podOf(id, id === superseded ? 2 : 1)),
+      podOf(superseded, 1),
+      podOf(orphaned[0]!, 1),
+      podOf(idOf('norow', 0), 1),
+    ];
+    const { runtime, deleted } = inventoryOnlyRuntime(inventory);
+
+    // The janitor as corral runs it, on private queues: its workflow on one, its activities on
+    // that queue's janitor queue, with a Temporal client that counts describes.
+    let describes = 0;
+    const counting = new Client({
+      connection: e2e.client.connection,
+      namespace: e2e.temporal.namespace,
+      interceptors: {
+        workflow: [
+          {
+            describe: (input, next) => {
+              describes += 1;
+              return next(input);
+            },
+          },
+        ],
+      },
+    });
+    const scaleMetrics = new Registry();
+    const scaleQueue = `janitor-scale-${process.pid}`;
+    const workflows = await Worker.create({
+      connection,
+      namespace: e2e.temporal.namespace,
+      taskQueue: scaleQueue,
+      workflowsPath: require.resolve('../../src/workflows'),
+    });
+    const activities: JanitorActivities = createJanitorActivities({
+      store: e2e.registry.store,
+      runtime,
+      temporal: counting,
+      metrics: createJanitorMetrics(scaleMetrics),
+    });
+    const janitorActivities = await Worker.create({
+      connection,
+      namespace: e2e.temporal.namespace,
+      taskQueue: janitorTaskQueueOf(scaleQueue),
+      activities,
+    });
+    const { rows: liveRows } = await e2e.registry.db.query(
+      `SELECT count(*)::int AS n FROM workers WHERE state NOT IN ('retired', 'lost')`,
+    );
+
+    // Completing at all means the activity finished inside its start-to-close timeout (5 min):
+    // Temporal enforces that bound, the test only waits for the result.
+    const report = await workflows.runUntil(
+      janitorActivities.runUntil(
+        e2e.client.workflow.execute('janitorWorkflow', {
+          taskQueue: scaleQueue,
+          workflowId: `janitor-scale-${process.pid}`,
+          args: [{}],
+        }) as Promise<JanitorRunReport>,
+      ),
+    );
+    console.log(
+      JSON.stringify({
+        benchmark: 'janitor reconcile pass',
+        liveWorkers: liveCount,
+        rows: report.rows,
+        pods: report.pods,
+        describes,
+        reconcileMs: report.durationMs,
+        retentionMs: report.retention?.durationMs,
+      }),
+    );
+
+    assert.equal(report.rows, liveRows[0].n, 'every live row was examined');
+    assert.equal(report.pods, inventory.length);
+    assert.equal(report.workflowLookup, 'visibility');
+    // One visibility listing answered for the 1,000; only the 20 rows missing from it were described.
+    assert.equal(describes, orphaned.length);
+
+    const byName = (a: JanitorAction, b: JanitorAction) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`);
+    const expected: JanitorAction[] = [
+      ...orphaned.map(
+        (id): JanitorAction => ({
+          kind: 'row',
+          name: id,
+          workerId: id,
+          pool: scalePool,
+          reason: 'workflow_not_running',
+          outcome: 'deleted',
+          workflowStatus: 'NOT_FOUND',
+          epoch: 3,
+        }),
+      ),
+      {
+        kind: 'pod',
+        name: `${scalePool}-${orphaned[0]}-1`,
+        workerId: orphaned[0]!,
+        pool: scalePool,
+        reason: 'workflow_not_running',
+        outcome: 'deleted',
+      },
+      {
+        kind: 'pod',
+        name: `${scalePool}-${superseded}-1`,
+        workerId: superseded,
+        pool: scalePool,
+        reason: 'older_attempt',
+        outcome: 'deleted',
+      },
+      {
+        kind: 'pod',
+        name: `${scalePool}-${idOf('norow', 0)}-1`,
+        workerId: idOf('norow', 0),
+        pool: scalePool,
+        reason: 'no_row',
+        outcome: 'deleted',
+      },
+    ];
+    assert.deepEqual([...report.actions].sort(byName), expected.sort(byName));
+    assert.deepEqual(
+      deleted.map((ref) => ref.name).sort(),
+      expected
+        .filter((a) => a.kind === 'pod')
+        .map((a) => a.name)
+        .sort(),
+    );
+
+    // Nothing live was touched: every one of the 1,000 rows is as it was.
+    const { rows: untouched } = await e2e.registry.db.query(
+      `SELECT count(*)::int AS n FROM workers
+        WHERE id = ANY ($1::text[]) AND epoch = 2 AND state IN ('idle', 'spawning')`,
+      [live],
+    );
+    assert.equal(untouched[0].n, liveCount);
+    const { rows: retired } = await e2e.registry.db.query(
+      `SELECT count(*)::int AS n FROM workers WHERE id = ANY ($1::text[]) AND state = 'retired' AND epoch = 3`,
+      [orphaned],
+    );
+    assert.equal(retired[0].n, orphaned.length);
+
+    // Wedged: running, but in spawning for an hour.
+    assert.deepEqual(
+      report.wedged.map((w) => [w.workerId, w.pool, w.state, w.deadlineSeconds]).sort(),
+      wedged.map((id) => [id, scalePool, 'spawning', 120]).sort(),
+    );
+    const gauge = await scaleMetrics.getSingleMetric('corral_janitor_wedged_workers')!.get();
+    const value = (state: string) =>
+      gauge.values.find((v) => v.labels.pool === scalePool && v.labels.state === state)?.value;
+    assert.deepEqual([value('spawning'), value('activating'), value('draining')], [3, 0, 0]);
+  } finally {
+    await inLanes(live, 32, async (id) => {
+      await e2e.client.workflow
+        .getHandle(workerLifecycleWorkflowId(scalePool, id))
+        .terminate('janitor scale test done')
+        .catch(() => undefined);
+    });
+  }
 });
