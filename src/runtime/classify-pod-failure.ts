@@ -54,6 +54,8 @@ export interface ClassifyOptions {
   now: Date;
   /** How long a pod may be Unschedulable before that counts as a failure (autoscalers need time). */
   notScheduledGraceMs: number;
+  /** The pod had been Ready (the health watch asks): a crash happened while serving, not before. */
+  served?: boolean;
 }
 
 const imagePullReasons = new Set([
@@ -95,17 +97,21 @@ function describeTermination(t: NonNullable<ContainerStateView['terminated']>): 
 }
 
 /** A terminated container's verdict: OOM is its own reason, anything else is a crash. */
-function terminationVerdict(container: string, t: NonNullable<ContainerStateView['terminated']>): PodVerdict {
+function terminationVerdict(
+  container: string,
+  t: NonNullable<ContainerStateView['terminated']>,
+  when: string,
+): PodVerdict {
   // With restartPolicy Never a missing entrypoint ends as terminated/StartError (exit 128), not waiting.
   if (startFailureReasons.has(t.reason ?? '') && missingExecutable.test(t.message ?? '')) {
     return failed('invalid_image', `container ${container} cannot start: ${t.message}`);
   }
   if (t.reason === 'OOMKilled') return failed('pod_oom_killed', `container ${container} was OOM-killed`);
   if (t.reason === 'DeadlineExceeded') return failed('deadline_exceeded', `container ${container} hit its deadline`);
-  return failed('pod_crashed', `container ${container} exited before it was ready (${describeTermination(t)})`);
+  return failed('pod_crashed', `container ${container} exited ${when} (${describeTermination(t)})`);
 }
 
-function containerVerdict(c: ContainerStatusView): PodVerdict | undefined {
+function containerVerdict(c: ContainerStatusView, when: string): PodVerdict | undefined {
   const waiting = c.state?.waiting;
   const reason = waiting?.reason ?? '';
   const message = waiting?.message ? `: ${waiting.message}` : '';
@@ -131,10 +137,10 @@ function containerVerdict(c: ContainerStatusView): PodVerdict | undefined {
     );
   }
   const terminated = c.state?.terminated;
-  if (terminated) return terminationVerdict(c.name, terminated);
+  if (terminated) return terminationVerdict(c.name, terminated, when);
   // Restarted in place (restartPolicy Always/OnFailure on an adopted pod): whatever it held is gone.
   const previous = c.lastState?.terminated;
-  if ((c.restartCount ?? 0) > 0 && previous) return terminationVerdict(c.name, previous);
+  if ((c.restartCount ?? 0) > 0 && previous) return terminationVerdict(c.name, previous, when);
   return undefined;
 }
 
@@ -164,7 +170,7 @@ export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOp
   for (const c of containers) {
     // An init container that finished successfully did its job.
     if (initContainers.includes(c) && c.state?.terminated?.exitCode === 0) continue;
-    const verdict = containerVerdict(c);
+    const verdict = containerVerdict(c, options.served ? 'while serving' : 'before it was ready');
     if (verdict) return verdict;
   }
   if (phase === 'Failed') {

@@ -57,7 +57,7 @@ const hasServed = (pod: CachedPod): boolean => pod.seenReady || pod.startedBefor
 /** The verdict for a pod that has served and still exists, if it is no longer serving. */
 function verdictOf(pod: CachedPod): { reason: WorkerFailureReason; detail: string } | undefined {
   // Unschedulable does not apply to a pod that has run; no grace period to honour.
-  const verdict = classifyPodFailure(pod.view, { now: new Date(), notScheduledGraceMs: Infinity });
+  const verdict = classifyPodFailure(pod.view, { now: new Date(), notScheduledGraceMs: Infinity, served: true });
   if (verdict.status === 'failed') {
     // The classifier's pod_vanished here means a deletionTimestamp, and this runtime did not delete it.
     if (verdict.reason === 'pod_vanished') {
