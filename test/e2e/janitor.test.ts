@@ -10,7 +10,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, ScheduleOverlapPolicy, type ScheduleHandle } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  NativeConnection,
+  Worker,
+  type WorkerOptions,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import {
   createJanitorActivities,
@@ -34,23 +40,29 @@ import { workerProcessGroups } from '../harness/process-inspection';
 // Schedule ids are global to the namespace and test files share one dev server: a private id.
 const scheduleId = `corral/janitor-e2e-${process.pid}`;
 const pool = 'jan';
-// The pool e2e world's corral worker runs the janitor's workflow on its task queue; the janitor's
-// activities run on their own queue derived from it (src/lifecycle/task-queues.ts), polled here
-// as a corral worker polls it, with its own metrics.
+// The janitor runs as a corral worker runs it — its workflow on a base queue, its activities on
+// that queue's janitor queue (src/lifecycle/task-queues.ts), each polled by a worker of its own —
+// on queues private to this file, so what it sees and counts is exactly this file's doing. The
+// pool e2e world's corral worker runs the lifecycle workflows the janitor looks at.
 let e2e: PoolE2e;
-let taskQueue: string;
+/** The base queue the janitor's workflow runs on (as the schedule names it). */
+const taskQueue = `janitor-e2e-${process.pid}`;
 let connection: NativeConnection;
+let workflowBundle: WorkflowBundleWithSourceMap;
 const janitorMetrics = new Registry();
-let janitorWorker: Worker | undefined;
-let janitorRunning: Promise<void> | undefined;
+const workers: { worker: Worker; running: Promise<void> }[] = [];
+
+async function startWorker(options: Omit<WorkerOptions, 'connection' | 'namespace'>): Promise<void> {
+  const worker = await Worker.create({ connection, namespace: e2e.temporal.namespace, ...options });
+  workers.push({ worker, running: worker.run() });
+}
 
 before(async () => {
   e2e = await usePoolE2e();
-  taskQueue = e2e.taskQueue;
   connection = await NativeConnection.connect({ address: e2e.temporal.address });
-  janitorWorker = await Worker.create({
-    connection,
-    namespace: e2e.temporal.namespace,
+  workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows') });
+  await startWorker({ taskQueue, workflowBundle });
+  await startWorker({
     taskQueue: janitorTaskQueueOf(taskQueue),
     activities: createJanitorActivities({
       store: e2e.registry.store,
@@ -59,15 +71,14 @@ before(async () => {
       metrics: createJanitorMetrics(janitorMetrics),
     }),
   });
-  janitorRunning = janitorWorker.run();
 });
 after(async () => {
   await e2e?.client.schedule
     .getHandle(scheduleId)
     .delete()
     .catch(() => undefined);
-  janitorWorker?.shutdown();
-  await janitorRunning;
+  for (const { worker } of workers) worker.shutdown();
+  await Promise.all(workers.map(({ running }) => running));
   await connection?.close();
   // Left behind only if a test failed: entries the harness's cleanup cannot name (no record).
   for (const entry of (await e2e?.runtime.listManaged()) ?? []) {
@@ -94,17 +105,9 @@ const credentials = (token: string) => ({
 });
 const newToken = () => crypto.randomBytes(24).toString('hex');
 
-/** The reconciled counters, summed over every registry that may hold them (whoever polled the janitor's queue). */
 async function counters(): Promise<Record<string, number>> {
-  const sums: Record<string, number> = {};
-  for (const registry of [e2e.metrics, janitorMetrics]) {
-    const metric = registry.getSingleMetric('corral_stranded_resources_reconciled_total');
-    for (const v of metric ? (await metric.get()).values : []) {
-      const key = `${v.labels.kind}/${v.labels.outcome}`;
-      sums[key] = (sums[key] ?? 0) + v.value;
-    }
-  }
-  return sums;
+  const metric = await janitorMetrics.getSingleMetric('corral_stranded_resources_reconciled_total')!.get();
+  return Object.fromEntries(metric.values.map((v) => [`${v.labels.kind}/${v.labels.outcome}`, v.value]));
 }
 
 const byKindAndName = (a: JanitorAction, b: JanitorAction) =>
@@ -153,7 +156,7 @@ test('one scheduled pass deletes an orphan pod and a stranded secret and retires
   // A worker whose lifecycle workflow an operator terminated: its row stays idle, its pod runs on.
   const lostId = newWorkerId();
   const lifecycle = await e2e.client.workflow.start('workerLifecycleWorkflow', {
-    taskQueue,
+    taskQueue: e2e.taskQueue,
     workflowId: workerLifecycleWorkflowId(pool, lostId),
     args: [{ workerId: lostId, pool, settings: demoWorkerSettings }],
   });
@@ -467,7 +470,7 @@ test('a pass over 1,000 live workers acts on none of them, retires the rows whos
       connection,
       namespace: e2e.temporal.namespace,
       taskQueue: scaleQueue,
-      workflowsPath: require.resolve('../../src/workflows'),
+      workflowBundle,
     });
     const activities: JanitorActivities = createJanitorActivities({
       store: e2e.registry.store,
