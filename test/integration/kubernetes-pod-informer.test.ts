@@ -323,24 +323,37 @@ test('no verdict for a pod this runtime deletes, for an unwatched worker, or for
 
 test('a restarted corral (a new runtime) judges pods it never saw become Ready', async () => {
   const first = newRuntime();
-  const serving = await createWorker(first);
-  const diedWhileDown = await createWorker(first);
-  await makeReady(first, serving);
-  await makeReady(first, diedWhileDown);
+  const [serving, diedWhileDown, unhealthyWhileDown] = await Promise.all([1, 2, 3].map(() => createWorker(first)));
+  for (const ref of [serving!, diedWhileDown!, unhealthyWhileDown!]) await makeReady(first, ref);
   await first.close();
-  await setStatus(diedWhileDown.name, statuses.terminated('OOMKilled', 137));
+  await setStatus(diedWhileDown!.name, statuses.terminated('OOMKilled', 137));
+  // Where KWOK runs the pod, this fate keeps it from making the pod Ready again.
+  await core.patchNamespacedPod(
+    {
+      namespace,
+      name: unhealthyWhileDown!.name,
+      body: { metadata: { annotations: { 'corral.test/fate': 'unready' } } },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch, timeoutOptions(10_000)),
+  );
+  await setStatus(unhealthyWhileDown!.name, statuses.notReady());
 
   const restarted = newRuntime();
   const verdicts = new VerdictLog();
   const watch = restarted.watchHealth({ onVerdict: verdicts.onVerdict });
   try {
-    const found = await verdicts.next(diedWhileDown.name);
-    assert.equal(found.reason, 'pod_oom_killed', 'a pod that died while corral was down is judged on its first list');
-    await setStatus(serving.name, statuses.terminated('Error', 2));
-    const crashed = await verdicts.next(serving.name);
+    const died = await verdicts.next(diedWhileDown!.name);
+    assert.equal(died.reason, 'pod_oom_killed', 'a pod that died while corral was down is judged on its first list');
+    const unhealthy = await verdicts.next(unhealthyWhileDown!.name);
+    assert.equal(
+      unhealthy.reason,
+      'health_check_failed',
+      'Ready=False since after its container started: it was Ready before, and is no longer',
+    );
+    await setStatus(serving!.name, statuses.terminated('Error', 2));
+    const crashed = await verdicts.next(serving!.name);
     assert.equal(crashed.reason, 'pod_crashed', JSON.stringify(crashed));
-    await restarted.delete(serving);
-    await restarted.delete(diedWhileDown);
+    for (const ref of [serving!, diedWhileDown!, unhealthyWhileDown!]) await restarted.delete(ref);
   } finally {
     await watch.close();
     await restarted.close();
