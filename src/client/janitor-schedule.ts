@@ -64,10 +64,10 @@ export interface JanitorScheduleOptions {
   /** Rows changed more recently than this are left alone; default the activity's (60 s). */
   graceMs?: number;
   /**
-   * How long terminal workers, their trail and ended claims are kept, as a duration (`"7d"`);
-   * default `janitorRetention.default`, at least `janitorRetention.minMs`.
+   * How long terminal workers, their trail and ended claims are kept, in ms (`parseRetention` reads
+   * the setting); default `janitorRetention.defaultMs`, from `minMs` (1 hour) to `maxMs`.
    */
-  retention?: string;
+  retentionMs?: number;
   /**
    * Schedule ids are global to a namespace. Only tests that share one dev server across parallel
    * files set this; the workflow id of each run is `<scheduleId>/run` (plus Temporal's timestamp).
@@ -106,7 +106,13 @@ function desiredSchedule(opts: JanitorScheduleOptions) {
   if (graceMs !== undefined && (!Number.isInteger(graceMs) || graceMs < 0 || graceMs > maxGraceMs)) {
     throw new JanitorScheduleOptionsError('graceMs', `must be a whole number of milliseconds from 0 to ${maxGraceMs}`);
   }
-  const retentionMs = parseRetention(opts.retention ?? janitorRetention.default);
+  const retentionMs = opts.retentionMs ?? janitorRetention.defaultMs;
+  if (!Number.isInteger(retentionMs) || retentionMs < janitorRetention.minMs || retentionMs > janitorRetention.maxMs) {
+    throw new JanitorScheduleOptionsError(
+      'retentionMs',
+      `must be a whole number of milliseconds from ${janitorRetention.minMs} (1 hour) to ${janitorRetention.maxMs}`,
+    );
+  }
   const scheduleId = opts.scheduleId ?? janitorScheduleId;
   const action = {
     type: 'startWorkflow',
@@ -151,7 +157,9 @@ export async function ensureJanitorSchedule(
         spec,
         action,
         policies,
-        state: { note: 'managed by corral worker: reconciles stranded pods, secrets and registry rows' },
+        state: {
+          note: 'managed by corral worker: reconciles stranded pods, secrets and registry rows; deletes records past the retention period',
+        },
       });
       return { handle, created: true };
     } catch (err) {

@@ -15,7 +15,12 @@ import type { PoolService } from '../../src/api/pool-service';
 import { describeCliError } from '../../src/cli/cli-errors';
 import { CorralClient } from '../../src/client/corral-client';
 import { CorralError } from '../../src/client/errors';
-import { janitorRetention, JanitorScheduleOptionsError, parseRetention } from '../../src/client/janitor-schedule';
+import {
+  ensureJanitorSchedule,
+  janitorRetention,
+  JanitorScheduleOptionsError,
+  parseRetention,
+} from '../../src/client/janitor-schedule';
 import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import type { RetentionBatch, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
@@ -268,6 +273,11 @@ describe('retention', () => {
     assert.equal(parseRetention('7d'), retentionMs);
     assert.equal(parseRetention(janitorRetention.default), janitorRetention.defaultMs);
     assert.equal(parseRetention('90m'), 90 * 60_000);
+    // The schedule (the janitor's input) refuses it too, before any call to Temporal.
+    await assert.rejects(
+      ensureJanitorSchedule(untouchable as Client, { taskQueue: 'q', retentionMs: 60_000 }),
+      (err: unknown) => err instanceof JanitorScheduleOptionsError && err.field === 'retentionMs',
+    );
     for (const bad of ['30m', 'soon', '-1d', '20000d']) {
       assert.throws(
         () => parseRetention(bad, janitorRetention.env),
