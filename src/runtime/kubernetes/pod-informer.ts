@@ -15,8 +15,8 @@
 // 410, but it stops on any other error (restarting and backing off is left to the caller), its
 // Watch has no client-side bound (no header or idle timeout; its AbortController arrives only
 // with the response headers, so an accepted but unanswered watch can be neither timed out nor
-// cancelled — see watch-stream.ts), it lists in one unpaginated request, knows nothing of "too
-// large resource version", never re-lists on a period, and caches whole V1Pod objects.
+// cancelled — see watch-stream.ts), its list is one call (no paging of its own), it knows nothing
+// of "too large resource version", never re-lists on a period, and caches whole V1Pod objects.
 //
 // Cost: one watch connection and O(1) work per event (a Map update, the pod's own subscribers,
 // the global ones). Memory: a pod is cached as a CachedPod (name, uid, resourceVersion, its worker
@@ -239,37 +239,30 @@ export class PodInformer {
           continue;
         }
       }
+      const eventsBefore = this.stats.events;
       const end = await this.watch(this.resourceVersion ?? '0');
       this.setWatching(false);
-      switch (end.kind) {
-        case 'stopped':
-          return;
-        case 'resync':
-          this.stats.resyncs++;
-          this.resourceVersion = undefined;
-          break;
-        case 'relist':
-          this.stats.relists++;
-          this.resourceVersion = undefined;
-          this.log('pod watch: resume point gone (410 / too large resource version), re-listing');
-          // Repeated 410s (a lagging cache) must not become a hot list/watch loop.
-          if (relistsInARow++ > 0) await this.backoff();
-          break;
-        case 'closed':
-          this.stats.reconnects++;
-          relistsInARow = 0;
-          if (!end.healthy) await this.backoff();
-          break;
-        case 'error':
-          this.stats.reconnects++;
-          if (statusCodeOf(end.error) === 410) {
-            this.stats.relists++;
-            this.resourceVersion = undefined;
-            break;
-          }
-          this.failed('watch', end.error);
-          await this.backoff();
-          break;
+      if (this.stats.events > eventsBefore) relistsInARow = 0;
+      if (end.kind === 'stopped') return;
+      if (end.kind === 'resync') {
+        this.stats.resyncs++;
+        this.resourceVersion = undefined;
+        continue;
+      }
+      if (end.kind === 'relist' || (end.kind === 'error' && statusCodeOf(end.error) === 410)) {
+        this.stats.relists++;
+        this.resourceVersion = undefined;
+        this.log('pod watch: resume point gone (410 / too large resource version), re-listing');
+        // Repeated 410s (a lagging cache) must not become a hot list/watch loop.
+        if (relistsInARow++ > 0) await this.backoff();
+        continue;
+      }
+      this.stats.reconnects++;
+      if (end.kind === 'error') {
+        this.failed('watch', end.error);
+        await this.backoff();
+      } else if (!end.healthy) {
+        await this.backoff();
       }
     }
   }
