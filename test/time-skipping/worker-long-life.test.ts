@@ -148,3 +148,36 @@ test('30 days, ≥ 3 continue-as-new runs: describe and deadlines identical acro
   await recordHistory(env.client.workflow.getHandle(workflowId, runs[1]), 'registry-long-life-run-2');
   await latest().terminate('test done');
 });
+
+test('an idle worker with health checks on adds ≤ 12 history events per hour: no monitor, no timer beyond its own', async (t) => {
+  const handle = await startLifecycle(env, taskQueue, {
+    // Health on (the default pool's 10 s): shared health runs no activity for it.
+    settings: { idleTtlMs: null, healthIntervalMs: 10_000, credentialTtlMs: hour, credentialRefreshLeadMs: 5 * 60_000 },
+  });
+  const workerId = (await handle.query(describeQuery)).workerId;
+  await waitForState(handle, 'idle');
+  const eventsNow = async () => {
+    // Settled first: no workflow task scheduled or running, so the count is a whole step's.
+    let count = 0;
+    await waitFor(
+      async () => {
+        const events = (await handle.fetchHistory()).events ?? [];
+        const last = events.at(-1);
+        count = events.length;
+        return (
+          last !== undefined && !last.workflowTaskScheduledEventAttributes && !last.workflowTaskStartedEventAttributes
+        );
+      },
+      { what: 'the worker workflow to settle', timeoutMs: 30_000, intervalMs: 50 },
+    );
+    return count;
+  };
+  const start = await eventsNow();
+  const hours = 6;
+  await env.sleep(hours * hour);
+  const added = (await eventsNow()) - start;
+  assert.ok(world.callsOf('rotateCredentials', workerId).length >= hours - 1, 'credentials were refreshed meanwhile');
+  t.diagnostic(`${added} history events in ${hours} idle hours`);
+  assert.ok(added / hours <= 12, `${added} events in ${hours} idle hours`);
+  assert.equal(world.callsOf('monitorWorkerHealth', workerId).length, 0, 'no health monitor activity');
+});
