@@ -21,6 +21,7 @@ TEMPORAL_CLI_VERSION=v1.5.1
 TEST_SERVER_VERSION=1.38.0
 KUBERNETES_VERSION=v1.34.4
 ETCD_VERSION=v3.6.4
+KWOK_VERSION=v0.8.0
 
 CACHE="${CORRAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/corral/tools}"
 mkdir -p "$CACHE"
@@ -79,13 +80,19 @@ WRAP
   say "time-skipping server ready in $(elapsed "$t0")"
 fi
 
-# --- kube-apiserver + etcd, built from the Go module proxy ----------------------------------
+# --- kube-apiserver + kube-scheduler + etcd, built from the Go module proxy; KWOK with go install --
+# One tools module builds every Kubernetes binary at one version. Each binary is built on its own
+# and moved into bin/ when done, so a cache from before a binary was added gains just that binary
+# (and a running apiserver is never pulled from under a test).
 kube_dir="$CACHE/kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
-if wanted kube && { [ ! -x "$kube_dir/bin/kube-apiserver" ] || [ ! -x "$kube_dir/bin/etcd" ]; }; then
+kube_bins=(kube-apiserver kube-scheduler etcd)
+kube_missing=()
+for bin in "${kube_bins[@]}"; do [ -x "$kube_dir/bin/$bin" ] || kube_missing+=("$bin"); done
+if wanted kube && [ "${#kube_missing[@]}" -gt 0 ]; then
   t0=$(date +%s)
-  say "building kube-apiserver $KUBERNETES_VERSION and etcd $ETCD_VERSION from the Go module proxy (first time only, about 5 min on 2 cores)"
+  say "building ${kube_missing[*]} ($KUBERNETES_VERSION, etcd $ETCD_VERSION) from the Go module proxy (first time only, about 5 min on 2 cores)"
   src="$kube_dir/src"
-  mkdir -p "$src" "$kube_dir/bin.tmp"
+  mkdir -p "$src" "$kube_dir/bin"
   staging_version="v0.${KUBERNETES_VERSION#v1.}"
   {
     echo "module corral.dev/tools/kube"
@@ -115,6 +122,7 @@ package tools
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 GO
   (
@@ -124,11 +132,30 @@ GO
     minor="${KUBERNETES_VERSION#v1.}"
     minor="${minor%%.*}"
     version_flags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-    GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w $version_flags" -o "$kube_dir/bin.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-    GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$kube_dir/bin.tmp/etcd" go.etcd.io/etcd/server/v3
+    for bin in "${kube_missing[@]}"; do
+      b0=$(date +%s)
+      case "$bin" in
+        etcd) pkg=go.etcd.io/etcd/server/v3 flags='-s -w' ;;
+        *) pkg="k8s.io/kubernetes/cmd/$bin" flags="-s -w $version_flags" ;;
+      esac
+      GOFLAGS=-mod=mod go build -trimpath -ldflags="$flags" -o "$kube_dir/bin/$bin.tmp.$$" "$pkg"
+      mv -f "$kube_dir/bin/$bin.tmp.$$" "$kube_dir/bin/$bin"
+      say "$bin built in $(elapsed "$b0")"
+    done
   )
-  rm -rf "$kube_dir/bin" && mv "$kube_dir/bin.tmp" "$kube_dir/bin"
-  say "kube-apiserver and etcd ready in $(elapsed "$t0")"
+  say "${kube_missing[*]} ready in $(elapsed "$t0")"
+fi
+
+# KWOK plays the nodes and the kubelet's pod lifecycle for the test apiserver. Its module has no
+# replace directives, so a plain `go install` of the pinned version does.
+kwok_dir="$CACHE/kwok-$KWOK_VERSION"
+if wanted kube && [ ! -x "$kwok_dir/bin/kwok" ]; then
+  t0=$(date +%s)
+  say "building KWOK $KWOK_VERSION with go install (first time only, about 2 min on 2 cores)"
+  rm -rf "$kwok_dir/bin.tmp" && mkdir -p "$kwok_dir/bin.tmp"
+  GOBIN="$kwok_dir/bin.tmp" GOFLAGS=-buildvcs=false go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  rm -rf "$kwok_dir/bin" && mv "$kwok_dir/bin.tmp" "$kwok_dir/bin"
+  say "KWOK ready in $(elapsed "$t0")"
 fi
 
 # --- Chromium (headless, for the Web UI test; driven by playwright-core, which never downloads) --
@@ -151,6 +178,8 @@ if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
 if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
 if wanted kube; then
   echo "kube_apiserver=$kube_dir/bin/kube-apiserver"
+  echo "kube_scheduler=$kube_dir/bin/kube-scheduler"
   echo "etcd=$kube_dir/bin/etcd"
+  echo "kwok=$kwok_dir/bin/kwok"
 fi
 if wanted chromium; then echo "chromium=$(command -v chromium)"; fi

@@ -39,23 +39,38 @@ export interface RunningDemoWorker {
   close(): Promise<void>;
 }
 
-type Reply = { status: number; body: Record<string, unknown> };
+export type WorkerProtocolReply = { status: number; body: Record<string, unknown> };
 
-export async function startDemoWorker(options: DemoWorkerOptions): Promise<RunningDemoWorker> {
+/** The worker protocol as one worker identity answers it, apart from any HTTP server. */
+export interface WorkerProtocol {
+  handle(method: string, path: string, body: unknown): Promise<WorkerProtocolReply>;
+}
+
+export interface WorkerProtocolOptions {
+  workerId: string;
+  /** The credentials file's parsed JSON (read again on every activation: they rotate), or undefined. */
+  readCredentials(): Promise<unknown>;
+}
+
+/**
+ * One worker's protocol state (highest epoch, tenant, draining) and its answers. The demo worker
+ * serves one; test harnesses that answer for many pods keep one per pod.
+ */
+export function createWorkerProtocol(options: WorkerProtocolOptions): WorkerProtocol {
   let highestEpoch = 0;
   let tenant: string | null = null;
   let draining = false;
 
-  const readCredentials = (): z.output<typeof credentialsFile> | undefined => {
+  const readCredentials = async (): Promise<z.output<typeof credentialsFile> | undefined> => {
     try {
-      const parsed = credentialsFile.safeParse(JSON.parse(fs.readFileSync(options.credentialsFile, 'utf8')));
+      const parsed = credentialsFile.safeParse(await options.readCredentials());
       return parsed.success ? parsed.data : undefined;
     } catch {
       return undefined;
     }
   };
 
-  const activate = (body: unknown): Reply => {
+  const activate = async (body: unknown): Promise<WorkerProtocolReply> => {
     const parsed = activateRequest.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -70,8 +85,11 @@ export async function startDemoWorker(options: DemoWorkerOptions): Promise<Runni
     }
     if (draining) return { status: 409, body: { error: 'draining' } };
     if (request.epoch < highestEpoch) return { status: 409, body: { error: 'stale_epoch', highestEpoch } };
-    const credentials = readCredentials();
+    const credentials = await readCredentials();
     if (!credentials) return { status: 503, body: { error: 'credentials_unavailable' } };
+    // Checked again after the read: a drain or a higher activation may have come in meanwhile.
+    if (draining) return { status: 409, body: { error: 'draining' } };
+    if (request.epoch < highestEpoch) return { status: 409, body: { error: 'stale_epoch', highestEpoch } };
     highestEpoch = request.epoch;
     tenant = request.tenant;
     return {
@@ -80,54 +98,72 @@ export async function startDemoWorker(options: DemoWorkerOptions): Promise<Runni
     };
   };
 
-  const route = (method: string, url: string, body: unknown): Reply => {
-    if (method === 'GET' && url === '/healthz') {
-      return {
-        status: 200,
-        body: {
-          status: draining ? 'draining' : 'serving',
-          protocol: workerProtocolVersion,
-          workerId: options.workerId,
-          highestEpoch,
-          tenant,
-        },
-      };
-    }
-    if (method === 'POST' && url === '/activate') return activate(body);
-    if (method === 'POST' && url === '/drain') {
-      draining = true;
-      return { status: 200, body: { status: 'draining', workerId: options.workerId } };
-    }
-    return { status: 404, body: { error: 'not_found' } };
-  };
-
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const send = ({ status, body }: Reply) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        send({ status: 413, body: { error: 'body_too_large' } });
-        req.destroy();
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (res.headersSent) return;
-      let body: unknown = undefined;
-      if (size > 0) {
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          return send({ status: 400, body: { error: 'invalid_json' } });
-        }
+  return {
+    async handle(method, path, body) {
+      if (method === 'GET' && path === '/healthz') {
+        return {
+          status: 200,
+          body: {
+            status: draining ? 'draining' : 'serving',
+            protocol: workerProtocolVersion,
+            workerId: options.workerId,
+            highestEpoch,
+            tenant,
+          },
+        };
       }
-      send(route(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/', body));
-    });
+      if (method === 'POST' && path === '/activate') return activate(body);
+      if (method === 'POST' && path === '/drain') {
+        draining = true;
+        return { status: 200, body: { status: 'draining', workerId: options.workerId } };
+      }
+      return { status: 404, body: { error: 'not_found' } };
+    },
+  };
+}
+
+/** Reads one request's JSON body (bounded) and answers it with `protocol`. */
+export function serveWorkerProtocolRequest(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  protocol: WorkerProtocol,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const send = ({ status, body }: WorkerProtocolReply) => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > maxBodyBytes) {
+      send({ status: 413, body: { error: 'body_too_large' } });
+      req.destroy();
+    } else chunks.push(chunk);
   });
+  req.on('end', () => {
+    if (res.headersSent) return;
+    let body: unknown = undefined;
+    if (size > 0) {
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return send({ status: 400, body: { error: 'invalid_json' } });
+      }
+    }
+    protocol
+      .handle(req.method ?? 'GET', (req.url ?? '/').split('?')[0] ?? '/', body)
+      .then(send, () => send({ status: 500, body: { error: 'internal' } }));
+  });
+}
+
+export async function startDemoWorker(options: DemoWorkerOptions): Promise<RunningDemoWorker> {
+  const protocol = createWorkerProtocol({
+    workerId: options.workerId,
+    readCredentials: async () => JSON.parse(await fs.promises.readFile(options.credentialsFile, 'utf8')) as unknown,
+  });
+  const server = http.createServer((req, res) => serveWorkerProtocolRequest(req, res, protocol));
   // Bounded request handling: a stuck client cannot hold a connection forever.
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;

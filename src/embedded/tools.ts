@@ -11,7 +11,10 @@ const tools = {
   temporal: { group: 'temporal', key: 'temporal', env: 'CORRAL_TOOL_TEMPORAL' },
   temporalTestServer: { group: 'test-server', key: 'temporal_test_server', env: 'CORRAL_TOOL_TEMPORAL_TEST_SERVER' },
   kubeApiserver: { group: 'kube', key: 'kube_apiserver', env: 'CORRAL_TOOL_KUBE_APISERVER' },
+  kubeScheduler: { group: 'kube', key: 'kube_scheduler', env: 'CORRAL_TOOL_KUBE_SCHEDULER' },
   etcd: { group: 'kube', key: 'etcd', env: 'CORRAL_TOOL_ETCD' },
+  /** KWOK (sigs.k8s.io/kwok): fake nodes and the kubelet's pod lifecycle, for the test apiserver. */
+  kwok: { group: 'kube', key: 'kwok', env: 'CORRAL_TOOL_KWOK' },
   /** Debian's chromium, for the Web UI test (driven by playwright-core). */
   chromium: { group: 'chromium', key: 'chromium', env: 'CORRAL_TOOL_CHROMIUM' },
 } as const;

@@ -1,7 +1,9 @@
-// A real control plane for integration tests: etcd + kube-apiserver (built from the Go module
-// proxy by scripts/provision-tools.sh) with RBAC on and a service-account token issuer, so
-// tests can act as a restricted identity. There is no kubelet: tests play it by patching
-// pod status through the `pods/status` subresource.
+// A real control plane for integration tests: etcd + kube-apiserver + kube-scheduler (built from
+// the Go module proxy by scripts/provision-tools.sh) with RBAC on and a service-account token
+// issuer, so tests can act as a restricted identity; and KWOK playing the nodes and the kubelet
+// (test/harness/kwok.ts): the scheduler binds pods to KWOK's fake Nodes, and KWOK's Stages
+// (test/fixtures/kwok/) write pod status as a kubelet would, pod IPs in 127.0.0.0/8.
+// There is no controller-manager: no namespace deletion, no node lifecycle, no garbage collection.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -12,6 +14,7 @@ import { startProcess, failOnExit, type ManagedProcess } from '../../src/embedde
 import { freePort } from '../../src/embedded/ports';
 import { toolPath } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
+import { createKwokNodes, startKwokProcesses, writeKubeconfigFile, type KwokProcesses } from './kwok';
 
 /** What a test needs to talk to a cluster; serialisable so the runner can share one. */
 export interface KubeEndpoint {
@@ -31,7 +34,15 @@ export interface RunningKube extends KubeEndpoint {
   stopApiserver(): Promise<void>;
   /** Starts the apiserver again on the same port, certificates and keys. */
   startApiserver(): Promise<void>;
+  /** The kube-scheduler and KWOK processes (they ride out an apiserver restart on their own). */
+  kwok: KwokProcesses;
   stop(): Promise<void>;
+}
+
+export interface StartKubeOptions {
+  extraApiserverArgs?: string[];
+  /** KWOK nodes to create up front (kwok-node-0…; see createKwokNodes for more later). Default 2. */
+  nodes?: number;
 }
 
 export function kubeConfigFor(endpoint: KubeEndpoint, token = endpoint.adminToken): KubeConfig {
@@ -60,7 +71,7 @@ async function httpsOk(url: string, token: string, ca?: Buffer): Promise<boolean
   });
 }
 
-export async function startKube(options: { extraApiserverArgs?: string[] } = {}): Promise<RunningKube> {
+export async function startKube(options: StartKubeOptions = {}): Promise<RunningKube> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-kube-'));
   const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
@@ -155,6 +166,26 @@ export async function startKube(options: { extraApiserverArgs?: string[] } = {})
     throw err;
   }
 
+  const kubeconfigFile = path.join(dir, 'kubeconfig.json');
+  writeKubeconfigFile(kubeconfigFile, { server, caFile, token: adminToken });
+  let kwok: KwokProcesses;
+  try {
+    kwok = await startKwokProcesses(kubeconfigFile, dir);
+  } catch (err) {
+    await stopApiserver();
+    await etcd.stop();
+    throw err;
+  }
+  try {
+    const nodes = options.nodes ?? 2;
+    if (nodes > 0) await createKwokNodes(kubeConfigFor({ server, adminToken, caFile }), { count: nodes });
+  } catch (err) {
+    await kwok.stop();
+    await stopApiserver();
+    await etcd.stop();
+    throw err;
+  }
+
   return {
     server,
     etcdUrl,
@@ -163,7 +194,9 @@ export async function startKube(options: { extraApiserverArgs?: string[] } = {})
     caFile,
     startApiserver,
     stopApiserver,
+    kwok,
     async stop() {
+      await kwok.stop();
       await stopApiserver();
       await etcd.stop();
       fs.rmSync(dir, { recursive: true, force: true });

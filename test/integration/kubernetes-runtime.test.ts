@@ -1,5 +1,8 @@
-// The Kubernetes runtime against a real kube-apiserver + etcd. The harness plays kubelet by
-// patching pod status; every failure reason must reach the waiting caller through the watch.
+// The Kubernetes runtime against a real kube-apiserver + etcd + kube-scheduler, with KWOK playing
+// the nodes and the kubelet (test/harness/kwok.ts). A pod's fate is chosen by the pod (its image,
+// or an annotation on it), KWOK writes the status a kubelet would, and every failure reason must
+// reach the waiting caller through the watch. A ready pod's endpoint answers as its worker
+// (test/harness/kwok-workers.ts).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -7,11 +10,12 @@ import { RuntimeInputError, WorkerNameConflictError } from '../../src/runtime/er
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import { corralLabels } from '../../src/runtime/kubernetes/pod-manifest';
 import { createPodRuntime } from '../../src/runtime/create-pod-runtime';
-import { FakeKubelet } from '../harness/fake-kubelet';
+import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
+import { kwokFateImage, setPodFate, shortenPodDeadline, type KwokFate } from '../harness/kwok';
+import { startKwokWorkers, type KwokWorkers } from '../harness/kwok-workers';
 import { useKube, type Lease } from '../harness/shared';
-import { kubeletScenarios } from '../fixtures/kubelet-pod-statuses';
 import {
   credentials,
   newWorkerId,
@@ -26,19 +30,20 @@ let kube: Lease<KubeEndpoint>;
 let admin: KubeConfig;
 let core: CoreV1Api;
 let namespace: string;
-let kubelet: FakeKubelet;
+let workers: KwokWorkers;
+let port: number;
 let fixture: RuntimeFixture;
 
-const baseSpec = (workerId: string) => ({
+const baseSpec = (workerId: string, image = 'registry.example/corral/demo-worker:0.1.0') => ({
   workerId,
   pool,
   spawnAttempt: 1,
   epoch: 1,
-  image: 'registry.example/corral/demo-worker:0.1.0',
+  image,
+  port,
   resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 500, memoryMiB: 128 } },
   maxLifetimeSeconds: 86_400,
 });
-const statuses = () => kubeletScenarios(new Date(), { notScheduledGraceMs });
 const makeRuntime = () =>
   new KubernetesPodRuntime({ kubeConfig: admin, namespace, notScheduledGraceMs, unreachableAfterMs: 5_000 });
 
@@ -47,7 +52,8 @@ before(async () => {
   admin = kubeConfigFor(kube.value);
   core = admin.makeApiClient(CoreV1Api);
   namespace = await createTestNamespace(admin, 'runtime');
-  kubelet = new FakeKubelet(admin, namespace);
+  workers = await startKwokWorkers({ kubeConfig: admin, namespace, ports: [0] });
+  [port] = workers.ports() as [number];
   const selector = (workerId: string) => `${corralLabels.workerId}=${workerId}`;
   fixture = {
     name: 'kubernetes',
@@ -56,18 +62,19 @@ before(async () => {
     reopen: makeRuntime,
     invalidImageInput: 'Registry.Example/UPPER/case:tag!',
     scenario(kind, workerId) {
-      const spec = baseSpec(workerId);
-      const patch = (status: Record<string, unknown>) => async (ref: { name: string }) =>
-        kubelet.setStatus(ref.name, status);
       switch (kind) {
         case 'ready':
-          return { spec, afterWaiting: patch(statuses().ready.status) };
+          return { spec: baseSpec(workerId) };
         case 'crash':
-          return { spec, afterWaiting: patch(statuses().exitedBeforeReady.status) };
+          // Started, never ready, then the worker exits with code 3: KWOK reports it as the kubelet would.
+          return {
+            spec: baseSpec(workerId, kwokFateImage('unready')),
+            afterWaiting: async (ref) => setPodFate(core, namespace, ref.name, 'crash', { exitCode: 3 }),
+          };
         case 'invalidImage':
-          return { spec, afterWaiting: patch(statuses().invalidImageName.status) };
+          return { spec: baseSpec(workerId, kwokFateImage('invalid-image')) };
         case 'neverReady':
-          return { spec };
+          return { spec: baseSpec(workerId, kwokFateImage('unready')) };
       }
     },
     async inspect(workerId) {
@@ -86,42 +93,40 @@ before(async () => {
     async describeWorker(ref) {
       return JSON.stringify(await core.readNamespacedPod({ namespace, name: ref.name }));
     },
+    async checkEndpoint(endpoint) {
+      assert.match(endpoint, /^http:\/\/127\.\d+\.\d+\.\d+:\d+$/, 'a KWOK pod IP, in 127.0.0.0/8');
+      const res = await fetch(`${endpoint}/healthz`, { signal: AbortSignal.timeout(5_000) });
+      const health = (await res.json()) as { protocol?: string };
+      assert.equal(health.protocol, workerProtocolVersion, 'the pod IP answers the worker protocol');
+    },
   };
 });
 
 after(async () => {
+  await workers?.stop();
   await kube?.release();
 });
 
 runtimeBehaviourSuite(() => fixture);
 
-// Kubernetes-only reasons, each reaching the caller through the watch.
-const reasonScenarios = {
-  imagePullBackOff: 'image_pull_backoff',
-  errImagePull: 'image_pull_backoff',
-  invalidImageName: 'invalid_image',
-  entrypointMissing: 'invalid_image',
-  entrypointMissingNeverRestart: 'invalid_image',
-  createContainerConfigError: 'config_error',
-  evicted: 'pod_evicted',
-  crashLoopBackOff: 'pod_crashed',
-  exitedBeforeReady: 'pod_crashed',
-  oomKilled: 'pod_oom_killed',
-  activeDeadlineExceeded: 'deadline_exceeded',
-} as const;
+// Kubernetes-only reasons, each written by KWOK from the pod's image and reaching the caller
+// through the watch (test/integration/kwok-failures.test.ts covers the kills of running pods).
+const imageFates: Partial<Record<KwokFate, string>> = {
+  'image-pull-backoff': 'image_pull_backoff',
+  'invalid-image': 'invalid_image',
+  'entrypoint-missing': 'invalid_image',
+  'config-error': 'config_error',
+  evict: 'pod_evicted',
+  'crash-loop': 'pod_crashed',
+  crash: 'pod_crashed',
+  oom: 'pod_oom_killed',
+};
 
-for (const [scenario, reason] of Object.entries(reasonScenarios)) {
-  test(`kubelet status ${scenario} reaches the waiting caller as ${reason}`, async () => {
+for (const [fate, reason] of Object.entries(imageFates)) {
+  test(`a pod whose image fate is ${fate} reaches the waiting caller as ${reason}`, async () => {
     const workerId = newWorkerId();
     const { ref, outcome } = await runToOutcome(
-      {
-        ...fixture,
-        scenario: () => ({
-          spec: baseSpec(workerId),
-          afterWaiting: async (r) =>
-            kubelet.setStatus(r.name, statuses()[scenario as keyof typeof reasonScenarios].status),
-        }),
-      },
+      { ...fixture, scenario: () => ({ spec: baseSpec(workerId, kwokFateImage(fate as KwokFate)) }) },
       'neverReady',
       workerId,
     );
@@ -130,21 +135,35 @@ for (const [scenario, reason] of Object.entries(reasonScenarios)) {
   });
 }
 
-test('an Unschedulable pod turns pod_not_scheduled when its grace period ends, with no further event', async () => {
+test('a pod whose activeDeadlineSeconds passes is failed by the node and reaches the caller as deadline_exceeded', async () => {
   const workerId = newWorkerId();
   const { ref, outcome } = await runToOutcome(
     {
       ...fixture,
       scenario: () => ({
-        spec: baseSpec(workerId),
-        // "Now" Unschedulable: within the grace period, so the runtime must re-arm a timer itself.
-        afterWaiting: async (r) => kubelet.setStatus(r.name, statuses().unschedulableWithinGrace.status),
+        spec: baseSpec(workerId, kwokFateImage('unready')),
+        // The pool's lifetime is at least a minute; a pod's deadline may be lowered while it runs.
+        afterWaiting: async (r) => shortenPodDeadline(core, namespace, r.name, 1),
       }),
     },
     'neverReady',
     workerId,
   );
+  assert.equal(outcome.status === 'failed' && outcome.reason, 'deadline_exceeded', JSON.stringify(outcome));
+  await fixture.runtime.delete(ref);
+});
+
+test('a pod no node can hold is Unschedulable (the real scheduler) and turns pod_not_scheduled when its grace period ends', async () => {
+  const workerId = newWorkerId();
+  // More CPU than any KWOK node has (kwokNodeDefaults.cpu is 256).
+  const tooBig = { requests: { cpuMillis: 512_000, memoryMiB: 64 }, limits: { cpuMillis: 512_000, memoryMiB: 64 } };
+  const { ref, outcome } = await runToOutcome(
+    { ...fixture, scenario: () => ({ spec: { ...baseSpec(workerId), resources: tooBig } }) },
+    'neverReady',
+    workerId,
+  );
   assert.equal(outcome.status === 'failed' && outcome.reason, 'pod_not_scheduled', JSON.stringify(outcome));
+  assert.match(outcome.status === 'failed' ? outcome.detail : '', /Insufficient cpu/);
   await fixture.runtime.delete(ref);
 });
 
