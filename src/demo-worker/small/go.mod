@@ -1,0 +1,3 @@
+module corral.dev/small-worker
+
+go 1.26.0
