@@ -1,5 +1,6 @@
 // `make test`: provisions every server, starts one Temporal dev server, one Postgres and one
-// kube-apiserver for the whole run, and runs every *.test.ts file with node's test runner
+// Kubernetes control plane (etcd, kube-apiserver, kube-scheduler, and KWOK with its fake nodes
+// playing the kubelet) for the whole run, and runs every *.test.ts file with node's test runner
 // against them. Server logs land in test-results/logs and are kept only if something failed.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,7 +33,7 @@ async function main(): Promise<number> {
   say('provisioning tools (a no-op on a warm cache)');
   Object.assign(process.env, provisionTools(['temporal', 'test-server', 'kube', 'chromium']));
 
-  say('starting shared servers: Temporal dev server, Postgres, kube-apiserver + etcd');
+  say('starting shared servers: Temporal dev server, Postgres, kube-apiserver + etcd + kube-scheduler + KWOK');
   const [temporal, postgres, kube] = await Promise.all([
     startTemporalDevServer(),
     startEmbeddedPostgres(),

@@ -1,7 +1,8 @@
 // Servers shared across one test run. `test/run.ts` starts one dev server, one Postgres and one
-// kube-apiserver and hands their addresses to every test file through the environment; a test
-// file run on its own starts private instances instead. Sharing is safe because every test
-// isolates itself: its own database, namespace, task queue and workflow ids.
+// Kubernetes control plane (with kube-scheduler and KWOK) and hands their addresses to every test
+// file through the environment; a test file run on its own starts private instances instead.
+// Sharing is safe because every test isolates itself: its own database, namespace, task queue
+// and workflow ids.
 import crypto from 'node:crypto';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/embedded/postgres';
@@ -61,6 +62,11 @@ export async function usePostgresDatabase(): Promise<Lease<{ connectionString: s
   return { value: { connectionString: url.toString() }, release };
 }
 
+/**
+ * The run's cluster (or a private one): kube-apiserver, kube-scheduler and KWOK with two fake
+ * nodes (test/harness/kube.ts). A test that needs pods to run starts its own answerer for its
+ * namespace (test/harness/kwok-workers.ts); more nodes come from createKwokNodes.
+ */
 export async function useKube(): Promise<Lease<KubeEndpoint>> {
   const server = process.env[sharedEnvNames.kubeServer];
   const adminToken = process.env[sharedEnvNames.kubeToken];

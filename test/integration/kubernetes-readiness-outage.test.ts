@@ -2,30 +2,32 @@
 // a restart is survived by resuming the watch from the last resourceVersion; history compacted
 // away meanwhile (410 Gone) is survived by re-listing; an apiserver that stays down past the
 // bound is answered with `runtime_unreachable` instead of waiting forever.
+// KWOK plays the kubelet (test/harness/kwok.ts): each pod starts but is not ready
+// (image fate `unready`) until the test gives it the fate `ready` at the moment it chooses; KWOK
+// and the scheduler ride out the same outages as the runtime does.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
 import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
-import { FakeKubelet } from '../harness/fake-kubelet';
 import { startFaultProxy } from '../harness/fault-proxy';
 import { kubeConfigFor, startKube, type RunningKube } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
-import { kubeletScenarios } from '../fixtures/kubelet-pod-statuses';
+import { kwokFateImage, setPodFate } from '../harness/kwok';
 import { credentials, newWorkerId } from './runtime-behaviour';
 
 let kube: RunningKube;
 let admin: KubeConfig;
 let namespace: string;
-let kubelet: FakeKubelet;
+let core: CoreV1Api;
 
 before(async () => {
   // Without the watch cache, watches are served from etcd, so compacting etcd yields a real 410.
   kube = await startKube({ extraApiserverArgs: ['--watch-cache=false'] });
   admin = kubeConfigFor(kube);
   namespace = await createTestNamespace(admin, 'outage');
-  kubelet = new FakeKubelet(admin, namespace);
+  core = admin.makeApiClient(CoreV1Api);
 });
 
 after(async () => {
@@ -45,7 +47,7 @@ async function startWaiting(
       pool: 'outage',
       spawnAttempt: 1,
       epoch: 1,
-      image: 'registry.example/corral/demo-worker:0.1.0',
+      image: kwokFateImage('unready'),
       resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 100, memoryMiB: 64 } },
       maxLifetimeSeconds: 3_600,
     },
@@ -58,7 +60,8 @@ async function startWaiting(
   return { ref, outcome };
 }
 
-const ready = () => kubeletScenarios(new Date(), { notScheduledGraceMs: 60_000 }).ready.status;
+/** The worker's readiness probe starts passing: KWOK writes Running/Ready. */
+const becomeReady = (ref: WorkerPodRef) => setPodFate(core, namespace, ref.name, 'ready');
 
 async function etcd(pathname: string, body: unknown): Promise<{ header?: { revision?: string } }> {
   const res = await fetch(`${kube.etcdUrl}${pathname}`, {
@@ -75,7 +78,7 @@ test('an apiserver restart during the wait: the watch resumes from its resourceV
   const { ref, outcome } = await startWaiting(runtime);
   await kube.stopApiserver();
   await kube.startApiserver();
-  await kubelet.setStatus(ref.name, ready());
+  await becomeReady(ref);
   const result = await outcome;
   assert.equal(result.status, 'ready', JSON.stringify(result));
   assert.ok(result.diagnostics.reconnects >= 1, `the watch reconnected: ${JSON.stringify(result.diagnostics)}`);
@@ -94,7 +97,7 @@ test('history compacted during an outage (410 Gone): the wait re-lists and still
   });
   await etcd('/v3/kv/compaction', { revision: put.header?.revision, physical: true });
   await kube.startApiserver();
-  await kubelet.setStatus(ref.name, ready());
+  await becomeReady(ref);
   const result = await outcome;
   assert.equal(result.status, 'ready', JSON.stringify(result));
   assert.ok(result.diagnostics.relists >= 1, `the wait re-listed after 410: ${JSON.stringify(result.diagnostics)}`);
@@ -125,7 +128,7 @@ test('429 and 5xx answers to the watch are retried with backoff, then the wait p
     const runtime = runtimeWith(60_000, kubeConfigFor({ ...kube, server: proxy.server }));
     // onWaiting fires only once a watch is open, i.e. after the three refused attempts.
     const { ref, outcome } = await startWaiting(runtime);
-    await kubelet.setStatus(ref.name, ready());
+    await becomeReady(ref);
     const result = await outcome;
     assert.equal(result.status, 'ready', JSON.stringify(result));
     const watches = proxy.log.filter((r) => /[?&]watch=true/.test(r.url));
