@@ -8,6 +8,7 @@ import { freePort } from '../../src/embedded/ports';
 import { waitFor } from '../../src/embedded/wait';
 import { corralAnnotations, corralLabels, managedBySelector } from '../../src/runtime/kubernetes/pod-manifest';
 import { useKubePoolE2e, type KubePoolE2e } from '../harness/kube-pool-e2e';
+import { setPodFate } from '../harness/kwok';
 import { demoPoolSpec } from '../harness/pool-e2e';
 
 let e2e: KubePoolE2e;
@@ -136,4 +137,34 @@ test('a kubernetes pool fills, serves a claim, keeps the worker hot for its tena
     ['spawning', 2, 'retired'],
     trail.join(' → '),
   );
+});
+
+test('without a health hook, a serving pod that dies is noticed by its status: lost with the typed reason, replaced', async () => {
+  const pool = 'kube-nohook';
+  const port = await freePort();
+  await e2e.corral.applyPool(
+    demoPoolSpec(pool, { runtime: 'kubernetes', image, port, minIdle: 2, maxWorkers: 3, healthPath: null }),
+  );
+  await e2e.waitForCounts(pool, { idle: 2, spawning: 0, activating: 0 });
+  const [oomVictim, evictVictim] = (await rowsOf(pool)).filter((w) => w.state === 'idle');
+  const { pods } = await objectsOf(pool);
+  const probe = pods.find((p) => p.metadata?.name === oomVictim!.podName)?.spec?.containers[0]?.readinessProbe;
+  assert.equal(probe?.tcpSocket?.port, 'http', 'no health hook: the kubelet probes the port only');
+  assert.equal(probe?.httpGet, undefined);
+
+  // KWOK plays the kubelet: one pod is OOM-killed, the other evicted (status only; nobody calls corral).
+  await setPodFate(e2e.core, e2e.namespace, oomVictim!.podName!, 'oom');
+  await setPodFate(e2e.core, e2e.namespace, evictVictim!.podName!, 'evict');
+  for (const [victim, reason] of [
+    [oomVictim!, 'pod_oom_killed'],
+    [evictVictim!, 'pod_evicted'],
+  ] as const) {
+    await waitFor(async () => (await e2e.registry.store.getWorker(victim.id))?.state === 'lost', {
+      what: `${victim.id} to be lost`,
+      timeoutMs: 60_000,
+    });
+    assert.equal((await e2e.registry.store.getWorker(victim.id))?.failureReason, reason);
+  }
+  await e2e.waitForCounts(pool, { idle: 2, spawning: 0, activating: 0 });
+  await e2e.corral.deletePool(pool, { timeoutMs: 120_000, intervalMs: 500 });
 });
