@@ -10,6 +10,7 @@
 // running workflows; a describe only for the few rows visibility says are not running (bounded
 // concurrency). Rules and reasons: docs/decisions/0008-janitor.md and
 // docs/decisions/0015-registry-retention-and-janitor-at-scale.md.
+import { forEachBounded } from './bounded-concurrency';
 import { performance } from 'node:perf_hooks';
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
@@ -192,23 +193,6 @@ async function bounded<T>(what: string, ms: number, call: () => Promise<T>): Pro
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Runs `work` over `items` with at most `concurrency` in flight; `beforeEach` may throw to stop (cancellation). */
-async function forEachBounded<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T) => Promise<void>,
-  beforeEach: () => void = () => undefined,
-): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) {
-      beforeEach();
-      await work(items[next++]!);
-    }
-  });
-  await Promise.all(lanes);
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

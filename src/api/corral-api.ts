@@ -25,6 +25,8 @@ export interface CorralApiOptions {
   /** Bearer tokens; null: no authentication (callers allow that on loopback only). */
   tokens: string[] | null;
   ackWindowMs: number;
+  /** The janitor's retention period, named when a worker's trail has aged out (default 7 days). */
+  retentionMs?: number;
   /** Coalescing of workflow notifications (WorkflowNotifier); defaults 500 ms quiet, 1.5 s at most. */
   notify?: { quietMs?: number; maxDelayMs?: number };
   reclaimIntervalMs?: number;
@@ -59,6 +61,7 @@ export async function startCorralApi(o: CorralApiOptions): Promise<RunningCorral
     pools: new PoolService(o.pools, o.temporal, o.taskQueue),
     workers: o.workers,
     tokens: o.tokens,
+    retentionMs: o.retentionMs,
     log: o.log,
   });
   await app.listen({ port: o.port, host: o.host });

@@ -50,12 +50,13 @@ export async function createCorralPollers(o: CorralPollersOptions): Promise<Work
     }),
   ];
   // The janitor exists only where activities were given a Temporal client.
-  if ('reconcileStrandedResources' in activities) {
+  const { reconcileStrandedResources, deleteExpiredRecords } = activities;
+  if (reconcileStrandedResources && deleteExpiredRecords) {
     workers.push(
       await Worker.create({
         ...common,
         taskQueue: janitorTaskQueueOf(o.taskQueue),
-        activities: { reconcileStrandedResources: activities.reconcileStrandedResources },
+        activities: { reconcileStrandedResources, deleteExpiredRecords },
         maxConcurrentActivityTaskExecutions: capacity.janitorActivitySlots,
       }),
     );

@@ -50,6 +50,8 @@ export interface CorralWorkerOptions {
   shutdownGraceMs?: number;
   /** Serve the corral API (claims, releases, leases, pools, workers) here. */
   api?: CorralApiOptions;
+  /** Retired and lost workers and ended claims are deleted this long after they ended (default 7 days). */
+  retentionMs?: number;
   /** A grant whose answer did not reach its caller is reclaimed this long after it was made. */
   claimAckWindowMs?: number;
   /** Slots per kind of work and registry connections (src/config/worker-capacity.ts); defaults when absent. */
@@ -248,7 +250,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     closers.push(() => healthWatcher.close());
     // Every replica ensures the janitor's schedule (idempotent). A failure is logged, not fatal:
     // serving workers matters more, and the next replica start tries again.
-    await ensureJanitorSchedule(temporal, { taskQueue }).then(
+    await ensureJanitorSchedule(temporal, { taskQueue, retentionMs: opts.retentionMs }).then(
       ({ created }) => log(`janitor schedule ${created ? 'created' : 'up to date'}`),
       (err: unknown) => log(`janitor schedule not ensured: ${err instanceof Error ? err.message : String(err)}`),
     );
@@ -264,6 +266,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
         host: apiHost,
         tokens: apiTokens,
         ackWindowMs: claimAckWindowMs,
+        retentionMs: opts.retentionMs,
         metrics: poolMetrics,
         log,
       });

@@ -159,7 +159,7 @@ test('claims: warm and cold latency by path, a warm-capacity miss, corral_worker
   }
 });
 
-test('a killed worker: failed health probes, then a zombie counted with the reason its row got', async (t) => {
+test('a killed worker: probes counted while it served, its death a health verdict, then a zombie counted with the reason its row got', async (t) => {
   // The pool refilled behind the claim: one idle worker again.
   await scrapeUntil('the pool refilled', (m) => v(m, 'corral_workers', { pool, state: 'idle' }) === 1);
   const before = await scrape();
@@ -169,14 +169,18 @@ test('a killed worker: failed health probes, then a zombie counted with the reas
   assert.equal(groups.length, 1);
   process.kill(-Number(groups[0]), 'SIGKILL');
 
-  const failedProbes = (m: Exposition) =>
-    v(m, 'corral_worker_health_checks_total', { image: demoWorkerImage }) -
-    v(m, 'corral_worker_health_checks_total', { image: demoWorkerImage, result: 'ok' });
   const after = await scrapeUntil(
     'a zombie counted',
     (m) => v(m, 'corral_zombies_detected_total') === v(before, 'corral_zombies_detected_total') + 1,
   );
-  assert.ok(failedProbes(after) - failedProbes(before) >= 1, 'failed probes counted');
+  // The replica's prober probed the worker while it served, and saw its exit at once: one verdict.
+  assert.ok(v(before, 'corral_worker_health_checks_total', { image: demoWorkerImage, result: 'ok' }) >= 1);
+  assert.equal(
+    v(after, 'corral_health_verdicts_total', { outcome: 'signalled' }) -
+      v(before, 'corral_health_verdicts_total', { outcome: 'signalled' }),
+    1,
+    'one health verdict signalled',
+  );
   const row = await corral.getWorker(victim.id);
   assert.equal(row?.state, 'lost');
   const reason = row!.failureReason!;

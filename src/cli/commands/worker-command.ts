@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration';
 import path from 'node:path';
+import { janitorRetention, JanitorScheduleOptionsError, parseRetention } from '../../client/janitor-schedule';
 import { workerCapacityEnv, workerCapacityFromEnv, WorkerCapacityError } from '../../config/worker-capacity';
 import { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
@@ -85,6 +86,16 @@ export function registerWorkerCommand(program: Command): void {
           minClaimAckWindowMs,
         );
         const apiPort = opts.apiPort ?? envPort('CORRAL_API_PORT') ?? 7070;
+        let retentionMs: number;
+        try {
+          retentionMs = parseRetention(
+            process.env[janitorRetention.env] || janitorRetention.default,
+            janitorRetention.env,
+          );
+        } catch (err) {
+          if (err instanceof JanitorScheduleOptionsError) throw new UsageError(err.message);
+          throw err;
+        }
         let capacity;
         try {
           capacity = workerCapacityFromEnv(process.env);
@@ -107,6 +118,7 @@ export function registerWorkerCommand(program: Command): void {
           claimAckWindowMs,
           shutdownGraceMs,
           capacity,
+          retentionMs,
           log: (line) => console.log(line),
           onReady: ({ metricsUrl, apiUrl }) => {
             console.log(
