@@ -9,13 +9,12 @@
 import { performance } from 'node:perf_hooks';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { provisionTools } from '../src/embedded/tools';
-import { waitFor } from '../src/embedded/wait';
 import { KubernetesPodRuntime } from '../src/runtime/kubernetes/kubernetes-runtime';
 import type { ReadinessOutcome } from '../src/runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../src/runtime/worker-pod-spec';
 import { kubeConfigFor, startKube } from '../test/harness/kube';
 import { createTestNamespace } from '../test/harness/kube-namespace';
-import { kwokFateImage, setPodFate, type KwokFate } from '../test/harness/kwok';
+import { kwokFateImage, setPodFate, waitForPodStarted, type KwokFate } from '../test/harness/kwok';
 import { credentials, newWorkerId } from '../test/integration/runtime-behaviour';
 import { summarise } from './stats';
 
@@ -52,12 +51,7 @@ async function main() {
       for (let round = 0; round < rounds; round++) {
         const { ref } = await runtime.create(spec(), credentials(1));
         // Started (not ready) first, so the patch is all that is left between the pod and its verdict.
-        await waitFor(
-          async () =>
-            (await core.readNamespacedPod({ namespace, name: ref.name })).status?.containerStatuses?.[0]?.state
-              ?.running !== undefined,
-          { what: `KWOK to start ${ref.name}`, timeoutMs: 60_000 },
-        );
+        await waitForPodStarted(core, namespace, ref.name);
         let markWaiting!: () => void;
         const waiting = new Promise<void>((resolve) => (markWaiting = resolve));
         const outcome = wait(ref, markWaiting);

@@ -6,6 +6,7 @@
 # Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
 #
 # usage: provision-tools.sh [temporal] [test-server] [kube] [chromium]   (no argument: all of them)
+#   kube: kube-apiserver, kube-scheduler, etcd and KWOK (the test cluster, test/harness/kube.ts)
 set -euo pipefail
 
 selected=" ${*:-temporal test-server kube chromium} "

@@ -8,6 +8,7 @@
 // (`kwokFateImage('oom')`, before it is ever ready) or an annotation patched onto it later
 // (`setPodFate(core, namespace, name, 'crash')` kills a running pod). See test/fixtures/kwok/.
 import fs from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { startProcess, failOnExit, type ManagedProcess } from '../../src/embedded/child-process';
@@ -78,8 +79,7 @@ export const kwokConfigFiles = ['kwok.yaml', 'nodes.yaml', 'pods.yaml', 'fates.y
   path.join(repoRoot, 'test', 'fixtures', 'kwok', file),
 );
 
-async function httpsHealthy(url: string): Promise<boolean> {
-  const { default: https } = await import('node:https');
+function httpsHealthy(url: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
     // The scheduler serves a self-signed certificate; this only asks whether it is up.
     const req = https.get(url, { rejectUnauthorized: false, timeout: 2_000 }, (res) => {
@@ -251,5 +251,15 @@ export async function shortenPodDeadline(
   await core.patchNamespacedPod(
     { namespace, name, body: { spec: { activeDeadlineSeconds: seconds } } },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch, bounded),
+  );
+}
+
+/** Resolves once KWOK has started the pod's first container (Running), ready or not. */
+export async function waitForPodStarted(core: CoreV1Api, namespace: string, name: string): Promise<void> {
+  await waitFor(
+    async () =>
+      (await core.readNamespacedPod({ namespace, name }, bounded)).status?.containerStatuses?.[0]?.state?.running !==
+      undefined,
+    { what: `KWOK to start ${name}'s container`, timeoutMs: 60_000 },
   );
 }

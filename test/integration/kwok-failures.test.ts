@@ -13,7 +13,7 @@ import type { WorkerPodRef, WorkerPodSpecInput } from '../../src/runtime/worker-
 import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
-import { kwokAnnotations, kwokFateImage, kwokNodeAnnotation, type KwokFate } from '../harness/kwok';
+import { kwokAnnotations, kwokFateImage, kwokNodeAnnotation, waitForPodStarted, type KwokFate } from '../harness/kwok';
 import { startKwokWorkers, type KwokWorkers } from '../harness/kwok-workers';
 import { useKube, type Lease } from '../harness/shared';
 import { credentials, newWorkerId } from './runtime-behaviour';
@@ -74,13 +74,6 @@ async function spawn(
 }
 
 const readPod = (name: string): Promise<V1Pod> => core.readNamespacedPod({ namespace, name });
-
-/** Resolves once KWOK has started the pod's container (Running), whether or not it is ready. */
-const started = (name: string) =>
-  waitFor(async () => (await readPod(name)).status?.containerStatuses?.[0]?.state?.running !== undefined, {
-    what: `KWOK to start ${name}'s container`,
-    timeoutMs: 30_000,
-  });
 
 async function call(endpoint: string, method: 'GET' | 'POST', route: string, body?: unknown) {
   const res = await fetch(`${endpoint}${route}`, {
@@ -150,7 +143,7 @@ const kills: { fate: KwokFate; reason: string; detail: RegExp }[] = [
 for (const { fate, reason, detail } of kills) {
   test(`a started worker given the fate ${fate} is ${reason}`, async () => {
     const { ref, outcome } = await spawn({ image: kwokFateImage('unready') }, async (r) => {
-      await started(r.name);
+      await waitForPodStarted(core, namespace, r.name);
       await workers.kill(r.name, fate);
     });
     assert.equal(outcome.status === 'failed' && outcome.reason, reason, JSON.stringify(outcome));
