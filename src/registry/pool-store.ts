@@ -32,13 +32,6 @@ export interface PoolInventory {
   asked: Record<string, WorkerState>;
 }
 
-export type BeginClaimResult =
-  | { outcome: 'granted'; workerId: string; epoch: number; endpoint: string; path: 'warm' | 'cold' }
-  | { outcome: 'in_progress' }
-  | { outcome: 'tenant_mismatch'; tenant: string }
-  | { outcome: 'pool_not_found' | 'pool_draining' | 'no_warm_worker' }
-  | { outcome: 'reserved'; workerId: string; epoch: number; fromState: 'idle' | 'hot_idle' };
-
 export type ReserveSlotResult =
   | { outcome: 'reserved' | 'exists' | 'pool_not_found' | 'pool_draining' | 'breaker_open' }
   | { outcome: 'at_capacity'; live: number; maxWorkers: number };
@@ -191,109 +184,6 @@ export class PoolStore {
     return rows.map((r) => ({ id: String(r.id), state: r.state as WorkerState }));
   }
 
-  async beginClaim(input: {
-    pool: string;
-    requestId: string;
-    tenant: string;
-    pendingMs: number;
-    reserveMs: number;
-  }): Promise<BeginClaimResult> {
-    const rows = await this.query(`SELECT * FROM corral_begin_claim($1, $2, $3, $4, $5)`, [
-      input.pool,
-      input.requestId,
-      input.tenant,
-      Math.ceil(input.pendingMs),
-      Math.ceil(input.reserveMs),
-    ]);
-    const row = rows[0];
-    switch (row.outcome) {
-      case 'granted':
-        return {
-          outcome: 'granted',
-          workerId: String(row.worker_id),
-          epoch: Number(row.epoch),
-          endpoint: String(row.endpoint ?? ''),
-          path: row.path === 'cold' ? 'cold' : 'warm',
-        };
-      case 'reserved':
-        return {
-          outcome: 'reserved',
-          workerId: String(row.worker_id),
-          epoch: Number(row.epoch),
-          fromState: row.from_state === 'hot_idle' ? 'hot_idle' : 'idle',
-        };
-      case 'tenant_mismatch':
-        return { outcome: 'tenant_mismatch', tenant: String(row.from_state) };
-      case 'in_progress':
-      case 'pool_not_found':
-      case 'pool_draining':
-      case 'no_warm_worker':
-        return { outcome: row.outcome };
-      default:
-        throw new RegistryUnavailableError(`corral_begin_claim answered ${String(row.outcome)}`);
-    }
-  }
-
-  /** After the reserved worker refused (it moved on): reserve another warm worker, if any. */
-  async reserveAnotherWarm(input: {
-    pool: string;
-    requestId: string;
-    tenant: string;
-    reserveMs: number;
-    release: string;
-  }): Promise<{ workerId: string; epoch: number; fromState: 'idle' | 'hot_idle' } | null> {
-    await this.clearReservation(input.release, input.requestId);
-    const rows = await this.query(`SELECT * FROM corral_reserve_warm($1, $2, $3, $4)`, [
-      input.pool,
-      input.requestId,
-      input.tenant,
-      Math.ceil(input.reserveMs),
-    ]);
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      workerId: String(row.worker_id),
-      epoch: Number(row.epoch),
-      fromState: row.from_state === 'hot_idle' ? 'hot_idle' : 'idle',
-    };
-  }
-
-  /** Records the lease a claim got, so every repeat of its request id gets the same one. */
-  async grantClaim(input: {
-    pool: string;
-    requestId: string;
-    workerId: string;
-    epoch: number;
-    endpoint: string;
-    path: 'warm' | 'cold';
-  }): Promise<void> {
-    await this.query(
-      `WITH granted AS (
-         UPDATE claims SET status = 'granted', worker_id = $3, epoch = $4, endpoint = $5, path = $6, updated_at = now()
-         WHERE pool = $1 AND request_id = $2
-       )
-       UPDATE workers SET reserved_by = NULL, reserved_until = NULL WHERE id = $3 AND reserved_by = $2`,
-      [input.pool, input.requestId, input.workerId, input.epoch, input.endpoint, input.path],
-    );
-  }
-
-  /** Forgets a claim that was refused or gave up, so its request id may be tried again. */
-  async dropClaim(input: { pool: string; requestId: string; workerId?: string | null }): Promise<void> {
-    await this.query(
-      `WITH dropped AS (DELETE FROM claims WHERE pool = $1 AND request_id = $2 AND status = 'pending')
-       UPDATE workers SET reserved_by = NULL, reserved_until = NULL WHERE id = $3 AND reserved_by = $2`,
-      [input.pool, input.requestId, input.workerId ?? null],
-    );
-  }
-
-  /** Marks a pending claim as taking the cold path, with the worker spawned for it. */
-  async noteColdClaim(input: { pool: string; requestId: string; workerId: string }): Promise<void> {
-    await this.query(
-      `UPDATE claims SET path = 'cold', worker_id = $3, updated_at = now() WHERE pool = $1 AND request_id = $2`,
-      [input.pool, input.requestId, input.workerId],
-    );
-  }
-
   /** Capacity for one new worker, checked and taken atomically (see corral_reserve_worker_slot). */
   async reserveWorkerSlot(input: {
     pool: string;
@@ -314,13 +204,6 @@ export class PoolStore {
       return { outcome: 'at_capacity', live: Number(row.live_workers), maxWorkers: Number(row.max_workers) };
     }
     return { outcome: row.outcome as Exclude<ReserveSlotResult['outcome'], 'at_capacity'> };
-  }
-
-  private async clearReservation(workerId: string, requestId: string): Promise<void> {
-    await this.query(
-      `UPDATE workers SET reserved_by = NULL, reserved_until = NULL WHERE id = $1 AND reserved_by = $2`,
-      [workerId, requestId],
-    );
   }
 
   private async query(sql: string, params: unknown[]): Promise<Row[]> {
