@@ -78,6 +78,8 @@ export class LifecycleWorld {
   readonly calls: ActivityCall[] = [];
   /** Readiness per spawn attempt, by worker id; attempts beyond the script are ready. */
   readonly readiness = new Map<string, ReadinessScript[]>();
+  /** Per worker, per spawn attempt: `hang` makes the create itself never return (until cancelled). */
+  readonly spawns = new Map<string, ('ok' | 'hang')[]>();
   /**
    * How every activation of a spawn attempt answers, by worker id and attempt (index 0 is
    * attempt 1); beyond the script: ok. Per attempt, not per call, so retries see the same answer.
@@ -374,6 +376,7 @@ export class LifecycleWorld {
 
     spawnWorkerPod: async (input) => {
       this.calls.push({ name: 'spawnWorkerPod', input });
+      if (this.spawns.get(input.spec.workerId)?.[input.spec.spawnAttempt - 1] === 'hang') await hangUntilCancelled();
       const name = `${input.spec.pool}-${input.spec.workerId}-${input.spec.spawnAttempt}`;
       const created = !this.pods.has(name);
       this.pods.set(name, { workerId: input.spec.workerId, credentialVersion: input.credentialVersion });

@@ -585,6 +585,18 @@ describe('deadlines raced against their activity', () => {
     await endLife(handle);
   });
 
+  test('spawn deadline covers the create: a create that never returns is deadline_exceeded and respawned', async () => {
+    const workerId = newWorkerId();
+    world.spawns.set(workerId, ['hang']);
+    const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 3_000 } });
+    await waitForState(handle, 'idle');
+    const respawn = world.trail(workerId).find((t) => t.operation === 'respawn');
+    assert.equal(respawn?.failureReason, 'deadline_exceeded');
+    assert.equal((await handle.query(describeQuery)).spawnAttempt, 2);
+    assert.equal(world.callsOf('spawnWorkerPod', workerId).length, 2, 'the hung create was given up, not retried');
+    await endLife(handle);
+  });
+
   test('activation deadline: a worker that never takes its identity is activation_failed and respawned', async () => {
     const workerId = newWorkerId();
     world.activations.set(workerId, ['hang']);
