@@ -165,3 +165,41 @@ test('deleted, not yet ready, or not in this replica share: no verdict', async (
     );
   }
 });
+
+test('a worker spawned before records carried readyAt is watched once it answers its health check', async () => {
+  const ref = await readyWorker();
+  // What a corral worker of the previous version wrote: the same record without the mark.
+  const file = path.join(stateDir, 'workers', ref.name, 'worker.json');
+  const { readyAt, ...legacy } = JSON.parse(fs.readFileSync(file, 'utf8')) as { readyAt?: string };
+  assert.ok(readyAt, 'the readiness wait marked the record');
+  fs.writeFileSync(file, JSON.stringify(legacy), { mode: 0o600 });
+
+  const upgraded = new ProcessPodRuntime({ stateDir, workDir: repoRoot });
+  const upgradedVerdicts: PodHealthVerdict[] = [];
+  const served: (() => void)[] = [];
+  const upgradedWatch = upgraded.watchHealth({
+    onVerdict: (verdict) => {
+      upgradedVerdicts.push(verdict);
+      for (const wake of waiters.splice(0)) wake();
+    },
+    // Its first probe of the worker tells the test the prober has seen it answer.
+    onProbe: () => served.splice(0).forEach((wake) => wake()),
+    watches: (workerId) => workerId === ref.workerId,
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // The prober's timers do not keep a process alive; this bound does, while the test waits.
+      const bound = setTimeout(() => reject(new Error('the upgraded prober never probed the worker')), 30_000);
+      served.push(() => {
+        clearTimeout(bound);
+        resolve();
+      });
+    });
+    killGroup(ref, 'SIGKILL');
+    const verdict = await verdictFor(upgradedVerdicts, ref.workerId);
+    assert.equal(verdict.reason, 'pod_crashed');
+  } finally {
+    await upgradedWatch.close();
+    await upgraded.close();
+  }
+});

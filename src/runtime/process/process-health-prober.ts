@@ -109,7 +109,10 @@ export class ProcessHealthProber implements PodHealthWatch {
       if (now - worker.readAt < notReadyRereadMs) return;
       worker.record = this.source.record(worker.record.name) ?? worker.record;
       worker.readAt = now;
-      if (!worker.record.readyAt) return;
+      if (!worker.record.readyAt) {
+        this.checkServing(worker);
+        return;
+      }
     }
     const { record } = worker;
     if (this.options.watches && !this.options.watches(record.workerId)) return;
@@ -125,6 +128,26 @@ export class ProcessHealthProber implements PodHealthWatch {
         .then((result) => this.onProbe(worker, result))
         .finally(() => (worker.probing = false));
     }
+  }
+
+  /**
+   * A record without `readyAt` whose process answers its health check was ready once: a worker
+   * spawned before records carried the mark (an upgrade). From now on it is watched.
+   */
+  private checkServing(worker: WatchedWorker): void {
+    const { record } = worker;
+    if (worker.probing || !record.process || !this.source.isRunning(record.process)) return;
+    worker.probing = true;
+    void this.source
+      .probe(record, this.abort.signal)
+      .then((result) => {
+        if (this.abort.signal.aborted) return;
+        if (result === 'ok' && !worker.record.readyAt) {
+          worker.record = { ...worker.record, readyAt: new Date().toISOString() };
+        }
+        this.options.onProbe?.(result, record.image);
+      })
+      .finally(() => (worker.probing = false));
   }
 
   private onProbe(worker: WatchedWorker, result: HealthProbeResult): void {
@@ -147,7 +170,8 @@ export class ProcessHealthProber implements PodHealthWatch {
   private checkExit(name: string): void {
     const worker = this.watched.get(name);
     const record = this.source.record(name);
-    if (!record || record.deletionRequestedAt || !record.readyAt || worker?.reported) return;
+    if (!record || record.deletionRequestedAt || worker?.reported) return;
+    if (!record.readyAt && !worker?.record.readyAt) return; // never served: the readiness wait reports it
     if (record.process && this.source.isRunning(record.process)) return;
     if (this.options.watches && !this.options.watches(record.workerId)) return;
     const { reason, detail } = this.source.exitVerdict(record);

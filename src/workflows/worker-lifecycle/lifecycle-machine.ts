@@ -172,8 +172,8 @@ interface Monitor {
 }
 
 /**
- * How long a delete or credential write may wait in the runtime queue before it counts as failed
- * (and is retried). Ample for a queue that moves; short enough that a wedged one is noticed.
+ * How long a delete may wait in the runtime queue before it counts as failed (and is retried).
+ * Ample for a queue that moves; short enough that a wedged one is noticed.
  */
 const runtimeQueueBoundMs = 5 * 60_000;
 
