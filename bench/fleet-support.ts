@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { CoreV1Api, makeInformer, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { temporal as temporalProto } from '@temporalio/proto';
 import type pg from 'pg';
@@ -17,6 +18,8 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../src/embedded/pos
 import { startTemporalDevServer, type TemporalDevServer } from '../src/embedded/temporal-dev-server';
 import { provisionTools, repoRoot } from '../src/embedded/tools';
 import { createRegistryPool } from '../src/registry/database';
+import { timeoutOptions } from '../src/runtime/kubernetes/api-call';
+import { corralLabels } from '../src/runtime/kubernetes/pod-manifest';
 import { migrateRegistry } from '../src/registry/migrate';
 import { summarise } from './stats';
 
@@ -339,11 +342,12 @@ export interface WorkerRow {
   failure_reason: string | null;
   state_since: Date;
   pod_name: string | null;
+  epoch: number;
 }
 
 export async function rowsOf(db: pg.Pool, ids: string[]): Promise<WorkerRow[]> {
   const { rows } = await db.query<WorkerRow>(
-    'SELECT id, state, failure_reason, state_since, pod_name FROM workers WHERE id = ANY($1::text[])',
+    'SELECT id, state, failure_reason, state_since, pod_name, epoch FROM workers WHERE id = ANY($1::text[])',
     [ids],
   );
   return rows;
@@ -396,7 +400,9 @@ export async function watchDeaths(
   const registryMs: number[] = [];
   const observedMs: number[] = [];
   const reasons: Record<string, number> = {};
-  const perWorker: { id: string; state: string; reason: string | null; ms: number }[] = [];
+  const perWorker: { id: string; state: string; reason: string | null; epoch: number; ms: number }[] = [];
+  const firstEpochMs: number[] = [];
+  const laterEpochMs: number[] = [];
   for (const [id, { row, observedAt }] of seen) {
     const killed = killedAt.get(id)!;
     const ms = row.state_since.getTime() - killed;
@@ -404,7 +410,8 @@ export async function watchDeaths(
     observedMs.push(observedAt - killed);
     const key = `${row.state}:${row.failure_reason ?? 'none'}`;
     reasons[key] = (reasons[key] ?? 0) + 1;
-    perWorker.push({ id, state: row.state, reason: row.failure_reason, ms: round2(ms) });
+    perWorker.push({ id, state: row.state, reason: row.failure_reason, epoch: Number(row.epoch), ms: round2(ms) });
+    (Number(row.epoch) === 1 ? firstEpochMs : laterEpochMs).push(ms);
   }
   const missing = [...killedAt.keys()].filter((id) => !seen.has(id));
   const stillLive = missing.length > 0 ? await rowsOf(db, missing) : [];
@@ -412,8 +419,56 @@ export async function watchDeaths(
     registry_state_since_minus_kill_ms: summarise(registryMs),
     observed_by_poll_minus_kill_ms: summarise(observedMs),
     reasons,
+    /** Epoch 1 at death: never claimed (the workflow knows its epoch); above 1: claimed and released before. */
+    by_epoch_at_death: { epoch_1: summarise(firstEpochMs), epoch_above_1: summarise(laterEpochMs) },
     not_terminal_within_timeout: stillLive.map((r) => ({ id: r.id, state: r.state, reason: r.failure_reason })),
     per_worker: perWorker.sort((a, b) => b.ms - a.ms),
+  };
+}
+
+// --- pods -----------------------------------------------------------------------------------
+
+/** How a pod looks dead to a watcher (what corral's informer reads), or undefined while it runs. */
+function deathOf(pod: V1Pod): string | undefined {
+  const status = pod.status;
+  const container = status?.containerStatuses?.[0];
+  if (status?.phase === 'Failed') return `Failed/${status.reason ?? container?.state?.terminated?.reason ?? '?'}`;
+  if (container?.state?.terminated) return `terminated/${container.state.terminated.reason ?? '?'}`;
+  if (container?.state?.waiting?.reason === 'CrashLoopBackOff') return 'CrashLoopBackOff';
+  if (pod.metadata?.deletionTimestamp) return 'deleting';
+  return undefined;
+}
+
+/**
+ * The bench's own watch of the namespace's corral pods: for each pod name asked about, when this
+ * watch first saw it dead (a failure status KWOK wrote, a deletion), to split a kill's latency into
+ * the kubelet's part (KWOK) and corral's part (informer → workflow → registry).
+ */
+export async function podDeathWatch(kubeConfig: KubeConfig, namespace: string) {
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const watching = new Set<string>();
+  const seen = new Map<string, { at: number; how: string }>();
+  const look = (pod: V1Pod, deleted: boolean) => {
+    const name = pod.metadata?.name ?? '';
+    if (!watching.has(name) || seen.has(name)) return;
+    const how = deleted ? 'deleted' : deathOf(pod);
+    if (how) seen.set(name, { at: Date.now(), how });
+  };
+  const labelSelector = corralLabels.workerId;
+  const informer = makeInformer(
+    kubeConfig,
+    `/api/v1/namespaces/${namespace}/pods`,
+    () => core.listNamespacedPod({ namespace, labelSelector }, timeoutOptions(30_000)),
+    labelSelector,
+  );
+  informer.on('update', (pod) => look(pod, false));
+  informer.on('delete', (pod) => look(pod, true));
+  informer.on('error', (err: unknown) => say(`bench pod watch: ${String(err)}`));
+  await bounded(informer.start(), 60_000, 'bench pod watch start');
+  return {
+    watch: (name: string) => watching.add(name),
+    seen,
+    stop: () => informer.stop(),
   };
 }
 
@@ -498,6 +553,97 @@ export async function historyGrowth(client: Client, before: HistorySnapshot, aft
     }
   }
   return { groups, sampled_worker_runs: Math.min(sampleRuns, grown.length), sampled_event_kinds: kinds };
+}
+
+/** A protobuf Timestamp in epoch ms. */
+function tsMs(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number {
+  return t ? Number(String(t.seconds ?? 0)) * 1000 + (t.nanos ?? 0) / 1e6 : NaN;
+}
+
+/**
+ * Where a death's time went inside corral, from each killed worker's workflow history (event
+ * times are the Temporal server's, ms): kill → its `healthVerdict` signal recorded (the runtime's
+ * watcher noticed and signalled) → the next workflow task started (task queue wait) → the
+ * registry's `state_since` (the workflow task, the registry activity, the CAS).
+ */
+export async function verdictTrail(
+  client: Client,
+  workflowIdOf: (workerId: string) => string,
+  killedAt: Map<string, number>,
+  rows: Map<string, WorkerRow>,
+) {
+  const signalMs: number[] = [];
+  const taskWaitMs: number[] = [];
+  const afterTaskMs: number[] = [];
+  const missing: string[] = [];
+  const slowestId = [...killedAt].sort(
+    ([a, ka], [b, kb]) =>
+      (rows.get(b)?.state_since.getTime() ?? 0) - kb - ((rows.get(a)?.state_since.getTime() ?? 0) - ka),
+  )[0]?.[0];
+  let slowest: { worker: string; epoch_at_death: number | undefined; events: (string | number)[][] } | undefined;
+  await inBatches([...killedAt], 10, async ([id, killed]) => {
+    try {
+      const history = await bounded(
+        client.workflow.getHandle(workflowIdOf(id)).fetchHistory(),
+        30_000,
+        `history of ${id}`,
+      );
+      const events = history.events ?? [];
+      if (id === slowestId) {
+        // The slowest death's history from just before its kill: [ms since the kill, event, detail].
+        slowest = {
+          worker: id,
+          epoch_at_death: Number(rows.get(id)?.epoch),
+          events: events
+            .filter((e) => tsMs(e.eventTime) >= killed - 100)
+            .map((e) => [
+              round2(tsMs(e.eventTime) - killed),
+              (EventType[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '').toLowerCase(),
+              e.workflowExecutionSignaledEventAttributes?.signalName ??
+                e.activityTaskScheduledEventAttributes?.activityType?.name ??
+                e.markerRecordedEventAttributes?.markerName ??
+                e.timerStartedEventAttributes?.timerId ??
+                e.workflowTaskFailedEventAttributes?.failure?.message ??
+                '',
+            ]),
+        };
+        const row = rows.get(id);
+        if (row) slowest.events.push([round2(row.state_since.getTime() - killed), 'registry_state_since', row.state]);
+      }
+      const signal = events.find(
+        (e) =>
+          e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED &&
+          e.workflowExecutionSignaledEventAttributes?.signalName === 'healthVerdict' &&
+          tsMs(e.eventTime) >= killed - 1_000,
+      );
+      if (!signal) {
+        missing.push(id);
+        return;
+      }
+      const signalAt = tsMs(signal.eventTime);
+      const task = events.find(
+        (e) => Number(e.eventId) > Number(signal.eventId) && e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+      );
+      signalMs.push(signalAt - killed);
+      if (task) {
+        const taskAt = tsMs(task.eventTime);
+        taskWaitMs.push(taskAt - signalAt);
+        const row = rows.get(id);
+        if (row) afterTaskMs.push(row.state_since.getTime() - taskAt);
+      }
+    } catch (err) {
+      missing.push(`${id}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+  return {
+    means:
+      'from each killed worker’s workflow history: kill → healthVerdict signal recorded → next workflow task started → registry state_since',
+    verdict_signal_minus_kill_ms: summarise(signalMs),
+    workflow_task_started_minus_signal_ms: summarise(taskWaitMs),
+    registry_minus_workflow_task_started_ms: summarise(afterTaskMs),
+    without_verdict_signal: missing,
+    slowest_history: slowest,
+  };
 }
 
 // --- claims ---------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ import { provisionTools, repoRoot } from '../src/embedded/tools';
 import { timeoutOptions } from '../src/runtime/kubernetes/api-call';
 import { ProcessPodRuntime } from '../src/runtime/process/process-runtime';
 import { poolWorkflowId } from '../src/workflows/pool/messages';
+import { workerLifecycleWorkflowId } from '../src/workflows/worker-lifecycle/messages';
 import { kubeConfigFor, startKube } from '../test/harness/kube';
 import { createTestNamespace } from '../test/harness/kube-namespace';
 import { kwokFateImage, setPodFate, writeKubeconfigFile, type KwokFate } from '../test/harness/kwok';
@@ -46,11 +47,14 @@ import {
   countsTimeline,
   deadline,
   treeRssMiB,
+  verdictTrail,
   historyGrowth,
   historySnapshot,
   machine,
   pgrpOf,
+  podDeathWatch,
   round2,
+  rowsOf,
   rssSampler,
   say,
   sleep,
@@ -65,6 +69,7 @@ import {
   type Servers,
 } from './fleet-support';
 import { cpuSince, cpuSnapshot, type CpuUse } from './proc-cpu';
+import { summarise } from './stats';
 
 const envNumber = (name: string, fallback: number) => {
   const value = process.env[name];
@@ -347,10 +352,17 @@ async function processSection(): Promise<Record<string, unknown>> {
         `back at ${target} idle`,
       );
       const backSeconds = round2((performance.now() - firstKill) / 1000);
+      const trail = await verdictTrail(
+        servers.client,
+        (id) => workerLifecycleWorkflowId(pool, id),
+        killedAt,
+        new Map((await rowsOf(servers.db, [...killedAt.keys()])).map((r) => [r.id, r])),
+      );
       result.kill = {
         killed: killedAt.size,
         without_process_group: noGroup,
         ...watched,
+        inside_corral: trail,
         per_worker: watched.per_worker.slice(0, 10),
         back_to_target: { reached: back.ok, seconds_since_first_kill: backSeconds, last_counts: back.last },
         cpu_cores: cpuSince(killCpu, classify),
@@ -550,6 +562,7 @@ async function kwokSection(): Promise<Record<string, unknown>> {
           window_seconds: round2((after.at - before.at) / 1000),
           ...growth,
           worker_events_per_idle_worker_hour: round2(workerEvents / (target * hours)),
+          note: 'an idle worker’s periodic work at default settings is its credential refresh, every ttl − refreshLead = 55 min; a 10-minute window that starts minutes after the fill sees none of it',
         },
         timeline: await steadyTimeline.stop(),
       };
@@ -580,6 +593,8 @@ async function kwokSection(): Promise<Record<string, unknown>> {
       const killedAt = new Map<string, number>();
       const killErrors: string[] = [];
       const fateOf = new Map<string, string>();
+      const podWatch = await podDeathWatch(admin, namespace);
+      cleanups.push('bench pod watch', () => podWatch.stop());
       const killTimeline = countsTimeline(servers.db, pool);
       const killCpu = cpuSnapshot();
       say(`kwok: killing ${victims.length} pods, ${settings.killSpacingMs} ms apart`);
@@ -599,8 +614,9 @@ async function kwokSection(): Promise<Record<string, unknown>> {
           continue;
         }
         fateOf.set(victim.id, fate);
-        killedAt.set(victim.id, Date.now());
         const name = victim.pod_name;
+        podWatch.watch(name);
+        killedAt.set(victim.id, Date.now());
         const call =
           fate === 'delete'
             ? core
@@ -613,6 +629,23 @@ async function kwokSection(): Promise<Record<string, unknown>> {
       await Promise.all(calls);
       killingDone();
       const watched = await watching;
+      // Where the time went: until the bench's own pod watch saw the pod dead (KWOK, apiserver), and after.
+      const podOf = new Map(victims.map((v) => [v.id, v.pod_name ?? '']));
+      const rowsNow = new Map((await rowsOf(servers.db, [...killedAt.keys()])).map((r) => [r.id, r]));
+      const kubeletPartMs: number[] = [];
+      const corralPartMs: number[] = [];
+      const podSeenAs: Record<string, number> = {};
+      for (const [id, killed] of killedAt) {
+        const seenDead = podWatch.seen.get(podOf.get(id) ?? '');
+        const row = rowsNow.get(id);
+        if (!seenDead) continue;
+        podSeenAs[seenDead.how] = (podSeenAs[seenDead.how] ?? 0) + 1;
+        kubeletPartMs.push(seenDead.at - killed);
+        if (row && (row.state === 'lost' || row.state === 'retired')) {
+          corralPartMs.push(row.state_since.getTime() - seenDead.at);
+        }
+      }
+      await podWatch.stop();
       const byFate: Record<string, { reasons: Record<string, number>; ms: number[] }> = {};
       for (const w of watched.per_worker) {
         const fate = fateOf.get(w.id) ?? '?';
@@ -632,6 +665,19 @@ async function kwokSection(): Promise<Record<string, unknown>> {
         killed: killedAt.size,
         kill_errors: killErrors,
         ...watched,
+        split: {
+          means:
+            'kill → the bench’s own pod watch saw the pod dead (KWOK writing status, apiserver, watch), then → the registry’s state_since (corral: informer, signal, workflow task, registry CAS)',
+          pod_dead_seen_minus_kill_ms: summarise(kubeletPartMs),
+          registry_minus_pod_dead_seen_ms: summarise(corralPartMs),
+          pod_seen_as: podSeenAs,
+        },
+        inside_corral: await verdictTrail(
+          servers.client,
+          (id) => workerLifecycleWorkflowId(pool, id),
+          killedAt,
+          rowsNow,
+        ),
         by_fate: Object.fromEntries(
           Object.entries(byFate).map(([fate, f]) => [
             fate,
