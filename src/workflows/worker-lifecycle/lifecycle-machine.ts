@@ -196,6 +196,8 @@ export class WorkerLifecycle {
   updatesThisRun = 0;
   /** Whether the current attempt's pod is known gone (so the end of life need not delete it again). */
   podDeleted = false;
+  /** Its delete failed after the row ended: the janitor deletes pods of ended workers. */
+  podLeftToJanitor = false;
   /** Legacy: the cold-path claim this worker was spawned for has been answered (or can no longer be). */
   boundClaimSettled = false;
   /** Legacy: a claim whose caller gave up; its worker is not handed to anyone for it. */
@@ -702,15 +704,22 @@ export class WorkerLifecycle {
     }
   }
 
-  /** Step: a serving worker failed: its pod goes, and the row ends `lost` with the reason. */
+  /**
+   * Step: a serving worker failed: the row ends `lost` with the reason, and its pod goes.
+   *
+   * Shared-health runs write the registry first: the typed reason reaches it one pod delete (and
+   * one workflow task) sooner, and a lease holder is told `lease_ended` before the pod is gone.
+   * A delete that fails after that is left to the janitor, which deletes pods of ended workers.
+   * Older runs deleted first, as recorded.
+   */
   async lose(reason: WorkerFailureReason): Promise<void> {
     this.stopMonitor();
-    await this.deletePod();
+    if (!this.sharedHealth) await this.deletePod();
     if (!this.registryClaims) {
       if (!this.isTerminal()) await this.transition('lost', 'mark_lost', { failureReason: reason });
       return;
     }
-    // The pod is gone whatever the registry says now: a claim or release the API made meanwhile
+    // The worker is lost whatever the registry says now: a claim or release the API made meanwhile
     // (a fence miss) does not bring it back, so the decision is written again at the adopted epoch.
     for (let attempt = 1; !this.isTerminal(); attempt++) {
       try {
@@ -718,6 +727,17 @@ export class WorkerLifecycle {
       } catch (err) {
         if (!(err instanceof FenceConverged) || attempt >= 3) throw err;
       }
+    }
+    if (!this.sharedHealth) return;
+    try {
+      await this.deletePod();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('pod delete failed after the worker was lost; the janitor deletes pods of ended workers', {
+        workerId: this.workerId,
+        error: messageOf(err),
+      });
+      this.podLeftToJanitor = true;
     }
   }
 

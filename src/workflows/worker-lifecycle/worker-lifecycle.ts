@@ -154,7 +154,7 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
     }
     lc.stopMonitor();
     // An end someone else decided (adopted from the registry) still takes our pod with it.
-    if (!lc.podDeleted && (s.podName || input.carried === undefined)) await lc.deletePod();
+    if (!lc.podDeleted && !lc.podLeftToJanitor && (s.podName || input.carried === undefined)) await lc.deletePod();
     lc.notifyPool({ event: 'ended', reason: s.failureReason });
     await lc.settleNotifications();
     await condition(allHandlersFinished);
