@@ -32,6 +32,11 @@ export interface FenceMissDetails {
   expected: TransitionExpectation;
   to: WorkerState;
   actual: { epoch: number; state: WorkerState };
+  /**
+   * The row as read right after the miss (absent if that read failed, and in failures recorded
+   * before it was added): the workflow adopts it without another registry round trip.
+   */
+  row?: WorkerView;
 }
 
 export interface TransitionWorkerInput {
@@ -214,12 +219,16 @@ export function createRegistryActivities(
           return toWorkerView(result.worker);
         case 'fence_miss_epoch':
         case 'fence_miss_state': {
+          // Read now, in this activity: the workflow's next step is to adopt the row, and one
+          // local activity fewer is what decides how soon a verdict or a refresh lands.
+          const current = await store.getWorker(input.workerId).catch(() => null);
           const details: FenceMissDetails = {
             workerId: input.workerId,
             outcome: result.outcome,
             expected: input.expected,
             to: input.to,
             actual: result.actual,
+            ...(current ? { row: toWorkerView(current) } : {}),
           };
           throw ApplicationFailure.create({
             type: registryFailureTypes.fenceMiss,

@@ -256,6 +256,8 @@ export class LifecycleWorld {
       expected: input.expected,
       to: input.to,
       actual: { epoch: input.row.epoch, state: input.row.state },
+      // As the real activity: the row as read right after the miss.
+      row: { ...input.row },
     };
     return ApplicationFailure.create({
       type: registryFailureTypes.fenceMiss,

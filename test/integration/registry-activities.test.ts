@@ -60,7 +60,7 @@ test('register is idempotent and every answer survives a JSON round trip unchang
   assert.equal(await activities.readWorker('nobody'), null);
 });
 
-test('a stale epoch or state is a non-retryable FenceMiss carrying expected and actual', async () => {
+test('a stale epoch or state is a non-retryable FenceMiss carrying expected, actual and the row', async () => {
   await registry.seedWorker({ id: 'ra2', state: 'idle', epoch: 5 });
   const attempt = (epoch: number, states: ('idle' | 'claimed')[]) =>
     activities.transitionWorker({
@@ -73,7 +73,7 @@ test('a stale epoch or state is a non-retryable FenceMiss carrying expected and 
   let caught: unknown;
   await attempt(4, ['idle']).catch((err: unknown) => (caught = err));
   assert.ok(failureOf('FenceMiss', true)(caught), String(caught));
-  const details = (caught as ApplicationFailure).details?.[0] as FenceMissDetails;
+  const { row, ...details } = (caught as ApplicationFailure).details?.[0] as FenceMissDetails;
   assert.deepEqual(details, {
     workerId: 'ra2',
     outcome: 'fence_miss_epoch',
@@ -81,6 +81,8 @@ test('a stale epoch or state is a non-retryable FenceMiss carrying expected and 
     to: 'draining',
     actual: { epoch: 5, state: 'idle' },
   });
+  // The row as read after the miss: the workflow adopts it without another round trip.
+  assert.deepEqual(row, await activities.readWorker('ra2'));
   await assert.rejects(attempt(5, ['claimed']), (err: unknown) => {
     const d = (err as ApplicationFailure).details?.[0] as FenceMissDetails;
     return failureOf('FenceMiss', true)(err) && d.outcome === 'fence_miss_state' && d.actual.state === 'idle';

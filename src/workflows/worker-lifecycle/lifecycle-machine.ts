@@ -32,7 +32,12 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { HealthActivities, HealthVerdict } from '../../activities/health-activities';
-import type { RegistryActivities, TransitionWorkerInput, WorkerView } from '../../activities/registry-activities';
+import type {
+  FenceMissDetails,
+  RegistryActivities,
+  TransitionWorkerInput,
+  WorkerView,
+} from '../../activities/registry-activities';
 import type { RuntimeActivities } from '../../activities/runtime-activities';
 import { isRetryableFailure, isWorkerFailureReason, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
 import { lifecycleRejections, registryFailureTypes, runtimeFailureTypes } from '../../lifecycle/failure-types';
@@ -125,6 +130,15 @@ function failureTypeOf(err: unknown): string | undefined {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? undefined;
   if (err instanceof ApplicationFailure) return err.type ?? undefined;
   return undefined;
+}
+
+/** The row a FenceMiss failure carries (FenceMissDetails.row), if it carries one. */
+function fenceMissRowOf(err: unknown): WorkerView | undefined {
+  const failure = err instanceof ActivityFailure ? err.cause : err;
+  if (!(failure instanceof ApplicationFailure)) return undefined;
+  const details = failure.details?.[0] as Partial<FenceMissDetails> | undefined;
+  const row = details?.row;
+  return row && typeof row.epoch === 'number' && typeof row.state === 'string' ? row : undefined;
 }
 
 function messageOf(err: unknown): string {
@@ -578,6 +592,10 @@ export class WorkerLifecycle {
   private async reReadAfterFenceMiss(err: unknown): Promise<WorkerView | null> {
     const type = failureTypeOf(err);
     if (type !== registryFailureTypes.fenceMiss && type !== registryFailureTypes.rowMissing) throw err;
+    // The activity read the row right after the miss; failures recorded before it did (and a miss
+    // whose read failed) carry none, and are read again as they were when recorded.
+    const carried = type === registryFailureTypes.fenceMiss ? fenceMissRowOf(err) : undefined;
+    if (carried) return carried;
     return quickly('re-read after a fence miss').readWorker(this.workerId);
   }
 
