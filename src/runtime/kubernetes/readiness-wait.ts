@@ -136,7 +136,10 @@ export function awaitPodReadiness(options: ReadinessWaitOptions): Promise<Readin
       if (verdict?.status === 'failed') return finish(failed(verdict));
       const unreachable = unreachableOutcome();
       if (unreachable) return finish(unreachable);
-      if (pod && verdict?.status === 'ready') {
+      // Ready only from a live view: while the watch is not open (starting, reconnecting, refused)
+      // the cache may be stale, and a runtime that may not watch pods must fail loudly, not answer
+      // from its first list. The connection change that opens the watch evaluates again.
+      if (pod && verdict?.status === 'ready' && connection.watching) {
         return finish({ status: 'ready', endpoint: endpointOf(pod), diagnostics: diagnostics() });
       }
       if (!connection.synced) return;
