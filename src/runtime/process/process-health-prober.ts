@@ -46,6 +46,7 @@ export class ProcessHealthProber implements PodHealthWatch {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private scanning = false;
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly source: ProcessWorkerSource,
@@ -110,7 +111,9 @@ export class ProcessHealthProber implements PodHealthWatch {
       worker.record = this.source.record(worker.record.name) ?? worker.record;
       worker.readAt = now;
       if (!worker.record.readyAt) {
-        this.checkServing(worker);
+        // Only records older than this prober can predate `readyAt`; a fresh spawn's readiness
+        // wait marks it, so a fill costs no extra probes.
+        if (Date.parse(worker.record.createdAt) < this.startedAt) this.checkServing(worker);
         return;
       }
     }

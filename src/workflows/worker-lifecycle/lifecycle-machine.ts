@@ -232,7 +232,7 @@ export class WorkerLifecycle {
     /** From `patched(registryClaimsPatch)`, decided once before the workflow's first await. */
     readonly registryClaims: boolean,
     /** From `patched(sharedHealthPatch)`, decided once before the workflow's first await. */
-    readonly sharedHealth: boolean = false,
+    readonly sharedHealth: boolean,
   ) {
     this.workerId = input.workerId;
     this.pool = input.pool;
