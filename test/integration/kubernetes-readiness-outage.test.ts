@@ -91,10 +91,15 @@ test('history compacted during an outage (410 Gone): the wait re-lists and still
   const { ref, outcome } = await startWaiting(runtime);
   await kube.stopApiserver();
   // Move etcd past the watch's resourceVersion and compact everything before: resuming is impossible.
-  const put = await etcd('/v3/kv/put', {
-    key: Buffer.from('corral-test/bump').toString('base64'),
-    value: Buffer.from('x').toString('base64'),
-  });
+  // Two writes, not one: the watch resumes from its resourceVersion + 1, and compacting at exactly that
+  // revision (when nothing else wrote to etcd since the pod's last event) would keep it watchable.
+  const bump = () =>
+    etcd('/v3/kv/put', {
+      key: Buffer.from('corral-test/bump').toString('base64'),
+      value: Buffer.from('x').toString('base64'),
+    });
+  await bump();
+  const put = await bump();
   await etcd('/v3/kv/compaction', { revision: put.header?.revision, physical: true });
   await kube.startApiserver();
   await becomeReady(ref);
