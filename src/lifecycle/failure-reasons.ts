@@ -15,6 +15,8 @@ export const podFailureReasons = [
   'deadline_exceeded',
   'runtime_unreachable',
   'type_mismatch',
+  'quota_exceeded',
+  'spawn_timeout',
 ] as const;
 export type PodFailureReason = (typeof podFailureReasons)[number];
 
@@ -33,6 +35,17 @@ export const nonRetryableFailureReasons: readonly WorkerFailureReason[] = [
   'config_error',
   'type_mismatch',
 ];
+
+/**
+ * Reasons that say the namespace or cluster is full (a ResourceQuota refused the pod), not that
+ * the spec or the image is bad: retried like any transient failure, and never counted by the
+ * pool's spawn breaker (an open breaker would refuse cold claims for a quota that frees up).
+ */
+export const capacityFailureReasons: readonly WorkerFailureReason[] = ['quota_exceeded'];
+
+export function isCapacityFailure(reason: WorkerFailureReason | string | null | undefined): boolean {
+  return (capacityFailureReasons as readonly (string | null | undefined)[]).includes(reason);
+}
 
 export function isRetryableFailure(reason: WorkerFailureReason): boolean {
   return !nonRetryableFailureReasons.includes(reason);
