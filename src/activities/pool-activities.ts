@@ -27,6 +27,19 @@ export interface PoolView {
   starting: string[];
   /** State of each asked worker (absent: no row). */
   asked: Record<string, WorkerState>;
+  /** Failure reason of each asked worker that has one (a lost spawn's: quota is not the breaker's business). */
+  askedReasons: Record<string, string>;
+}
+
+export interface DrainPoolWorkersResult {
+  /** Workers that accepted the drain request this time. */
+  asked: number;
+  live: number;
+  /**
+   * Workers whose workflow did not accept the request within `drainRequestTimeoutMs` (wedged,
+   * or Temporal slow) or refused it with an error: left for the pool's next turn, which asks again.
+   */
+  unanswered: number;
 }
 
 export type StartPoolWorkersResult = {
@@ -39,6 +52,72 @@ export type StartPoolWorkersResult = {
 const startConcurrency = 8;
 /** Drain requests in flight while a pool drains. */
 const drainConcurrency = 16;
+/**
+ * How long one worker workflow may take to accept a drain request. A wedged worker workflow (its
+ * replica gone, its history stuck) must not hold the whole pool's drain: it is counted, skipped
+ * and asked again on the pool's next turn.
+ */
+export const drainRequestTimeoutMs = 10_000;
+/** How long one worker workflow start may take (a gRPC deadline). */
+const startRequestTimeoutMs = 10_000;
+/** Between items and on this timer: the pool's activities have a short heartbeat timeout. */
+const heartbeatIntervalMs = 1_000;
+
+/** A call to Temporal that did not answer within its bound. */
+export class PoolCallTimeoutError extends Error {
+  constructor(
+    readonly what: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${what}: no answer within ${timeoutMs} ms`);
+    this.name = 'PoolCallTimeoutError';
+  }
+}
+
+/** `call` under a gRPC deadline and a local bound (a call stuck before it reaches the wire still ends). */
+async function boundedCall<T>(temporal: Client, what: string, ms: number, call: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PoolCallTimeoutError(what, ms)), ms);
+  });
+  try {
+    return await Promise.race([temporal.withDeadline(Date.now() + ms, call), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Heartbeats on a timer (a slow item must not look like a dead corral worker) and between items,
+ * and stops between items once the activity is cancelled. Outside an activity (unit tests) a no-op.
+ */
+function startHeartbeats(progress: () => unknown): { check(): void; stop(): void } {
+  let context: Context | undefined;
+  try {
+    context = Context.current();
+  } catch {
+    context = undefined;
+  }
+  const ticker = context ? setInterval(() => context.heartbeat(progress()), heartbeatIntervalMs) : undefined;
+  return {
+    check() {
+      context?.heartbeat(progress());
+      if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+    },
+    stop() {
+      clearInterval(ticker);
+    },
+  };
+}
+
+/** The activity's logger, or the console outside an activity (unit tests). */
+function log(): Pick<Console, 'warn'> {
+  try {
+    return Context.current().log;
+  } catch {
+    return console;
+  }
+}
 
 export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client; metrics?: PoolMetrics }) {
   const { pools } = deps;
@@ -75,6 +154,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         live: inventory.live,
         starting: inventory.starting,
         asked: inventory.asked,
+        askedReasons: inventory.askedReasons,
       };
     },
 
@@ -89,56 +169,102 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       const { taskQueue } = Context.current().info;
       const started: string[] = [];
       let stoppedBy: StartPoolWorkersResult['stoppedBy'] = null;
-      // A few at a time: a refill of hundreds takes seconds, not minutes, and the registry's
-      // pool lock still admits one reservation at a time.
-      await forEachBounded(input.workerIds, startConcurrency, async (workerId) => {
-        if (stoppedBy) return;
-        const slot = await pools.reserveWorkerSlot({
-          pool: input.pool,
-          workerId,
-          image: settings.image,
-          origin: 'pool_workflow',
-          requireClosedBreaker: false, // the pool workflow is the breaker: it spawns probes itself
-        });
-        if (slot.outcome === 'at_capacity' || slot.outcome === 'pool_draining' || slot.outcome === 'pool_not_found') {
-          stoppedBy = slot.outcome;
-          return;
-        }
-        // `exists`: an earlier attempt of this activity reserved it; make sure its workflow runs.
-        await startWorkerLifecycle(temporal(), { pool: input.pool, workerId, settings, taskQueue });
-        started.push(workerId);
-        Context.current().heartbeat(started.length);
-      });
+      const heartbeats = startHeartbeats(() => started.length);
+      try {
+        // A few at a time: a refill of hundreds takes seconds, not minutes, and the registry's
+        // pool lock still admits one reservation at a time.
+        await forEachBounded(
+          input.workerIds,
+          startConcurrency,
+          async (workerId) => {
+            if (stoppedBy) return;
+            const slot = await pools.reserveWorkerSlot({
+              pool: input.pool,
+              workerId,
+              image: settings.image,
+              origin: 'pool_workflow',
+              requireClosedBreaker: false, // the pool workflow is the breaker: it spawns probes itself
+            });
+            if (
+              slot.outcome === 'at_capacity' ||
+              slot.outcome === 'pool_draining' ||
+              slot.outcome === 'pool_not_found'
+            ) {
+              stoppedBy = slot.outcome;
+              return;
+            }
+            // `exists`: an earlier attempt of this activity reserved it; make sure its workflow runs.
+            const client = temporal();
+            await boundedCall(client, `starting worker ${workerId}`, startRequestTimeoutMs, () =>
+              startWorkerLifecycle(client, { pool: input.pool, workerId, settings, taskQueue }),
+            );
+            started.push(workerId);
+          },
+          () => heartbeats.check(),
+        );
+      } finally {
+        heartbeats.stop();
+      }
       return { started, stoppedBy };
     },
 
-    async recordPoolBreaker(input: { pool: string; state: BreakerState }): Promise<void> {
-      await pools.recordBreakerState(input.pool, input.state);
-      deps.metrics?.setBreakerState(input.pool, input.state);
+    /**
+     * Records the breaker. With a `sequence` (pool runs since `corral-resilient-pool`) the write is
+     * fenced: the registry refuses one older than what it holds, so a stale attempt cannot leave
+     * the breaker `open` behind a newer `closed`. Answers whether it was applied.
+     */
+    async recordPoolBreaker(input: { pool: string; state: BreakerState; sequence?: number }): Promise<{
+      applied: boolean;
+    }> {
+      const result = await pools.recordBreakerState(input.pool, input.state, input.sequence);
+      if (result.applied) deps.metrics?.setBreakerState(input.pool, input.state);
+      return result;
     },
 
     /**
      * Asks every live worker of the pool to drain. Returns once each has accepted (a claimed
-     * worker keeps its tenant until release or its drain timeout; the worker workflow sees to it).
+     * worker keeps its tenant until release or its drain timeout; the worker workflow sees to it)
+     * or did not answer within `drainRequestTimeoutMs`: a wedged worker workflow is counted in
+     * `unanswered` and asked again on the pool's next turn, never holding the others' drain.
      */
-    async drainPoolWorkers(pool: string): Promise<{ asked: number; live: number }> {
+    async drainPoolWorkers(pool: string): Promise<DrainPoolWorkersResult> {
       const workers = await pools.liveWorkers(pool);
       let asked = 0;
-      await forEachBounded(workers, drainConcurrency, async (worker) => {
-        if (worker.state === 'draining') return;
-        const handle = temporal().workflow.getHandle(workerLifecycleWorkflowId(pool, worker.id));
-        try {
-          // Waits for acceptance only. A refusal (already draining, already ended) comes back as a
-          // handle with a failed outcome, not a throw: nothing more to ask of that worker.
-          await handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED });
-          asked++;
-        } catch (err) {
-          // A row without a workflow is the janitor's.
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-        }
-        Context.current().heartbeat(asked);
-      });
-      return { asked, live: workers.length };
+      let unanswered = 0;
+      const heartbeats = startHeartbeats(() => ({ asked, unanswered }));
+      try {
+        await forEachBounded(
+          workers,
+          drainConcurrency,
+          async (worker) => {
+            if (worker.state === 'draining') return;
+            const client = temporal();
+            const workflowId = workerLifecycleWorkflowId(pool, worker.id);
+            const handle = client.workflow.getHandle(workflowId);
+            try {
+              // Waits for acceptance only. A refusal (already draining, already ended) comes back as a
+              // handle with a failed outcome, not a throw: nothing more to ask of that worker.
+              await boundedCall(client, `asking ${workflowId} to drain`, drainRequestTimeoutMs, () =>
+                handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+              );
+              asked++;
+            } catch (err) {
+              // A row without a workflow is the janitor's.
+              if (err instanceof WorkflowNotFoundError) return;
+              unanswered++;
+              log().warn('drain request not accepted; asked again on the next turn', {
+                pool,
+                workerId: worker.id,
+                error: err instanceof Error ? err.message : String(err),
+              });
+            }
+          },
+          () => heartbeats.check(),
+        );
+      } finally {
+        heartbeats.stop();
+      }
+      return { asked, live: workers.length, unanswered };
     },
 
     async markPoolDrained(pool: string): Promise<void> {

@@ -30,6 +30,8 @@ export interface PoolInventory {
   starting: string[];
   /** State of each asked-about worker (absent: no row). */
   asked: Record<string, WorkerState>;
+  /** Failure reason of each asked-about worker that has one (e.g. a lost spawn's). */
+  askedReasons: Record<string, string>;
 }
 
 export type ReserveSlotResult =
@@ -139,10 +141,45 @@ export class PoolStore {
     return Number(rows[0]?.present) > 0 ? 'not_drained' : 'not_found';
   }
 
-  async recordBreakerState(name: string, state: BreakerState): Promise<void> {
+  /**
+   * Records the pool workflow's breaker. With a `sequence` the write is fenced: applied only when
+   * it is greater than the stored one (a stale statement — an older attempt, an older run — is
+   * refused, whatever state it carries), and the sequence advances even when the state is the
+   * same, so every re-assertion fences everything older. Without one (pool runs from before the
+   * fence) the state is written as before. Answers whether the write was applied.
+   */
+  async recordBreakerState(name: string, state: BreakerState, sequence?: number): Promise<{ applied: boolean }> {
+    if (sequence === undefined) {
+      await this.query(
+        `UPDATE pools SET breaker_state = $2, updated_at = now() WHERE name = $1 AND breaker_state <> $2`,
+        [name, state],
+      );
+      return { applied: true };
+    }
+    const rows = await this.query(
+      `UPDATE pools SET breaker_state = $2, breaker_sequence = $3,
+              updated_at = CASE WHEN breaker_state <> $2 THEN now() ELSE updated_at END
+        WHERE name = $1 AND breaker_sequence < $3
+        RETURNING name`,
+      [name, state, sequence],
+    );
+    return { applied: rows.length > 0 };
+  }
+
+  /** The breaker as stored, with the sequence of the write that set it (tests, diagnostics). */
+  async breakerRecord(name: string): Promise<{ state: BreakerState; sequence: number } | null> {
+    const rows = await this.query(`SELECT breaker_state, breaker_sequence FROM pools WHERE name = $1`, [name]);
+    return rows[0]
+      ? { state: rows[0].breaker_state as BreakerState, sequence: Number(rows[0].breaker_sequence) }
+      : null;
+  }
+
+  /** The janitor completed a pass now (database time). */
+  async recordJanitorPass(): Promise<void> {
     await this.query(
-      `UPDATE pools SET breaker_state = $2, updated_at = now() WHERE name = $1 AND breaker_state <> $2`,
-      [name, state],
+      `INSERT INTO corral_janitor_passes (singleton, completed_at) VALUES (true, now())
+       ON CONFLICT (singleton) DO UPDATE SET completed_at = EXCLUDED.completed_at`,
+      [],
     );
   }
 
@@ -152,28 +189,33 @@ export class PoolStore {
    */
   async inventory(pool: string, ask: string[] = []): Promise<PoolInventory> {
     // Two arms rather than one OR: the live arm reads the live partial index (not the pool's
-    // retired and lost rows), the asked-about arm the primary key.
+    // retired and lost rows), the asked-about arm the primary key. Both arms select the same
+    // columns, so a live asked-about worker is one row after the UNION.
     const rows = await this.query(
-      `SELECT id, state FROM workers WHERE pool = $1 AND ${liveRowPredicate}
+      `SELECT id, state, failure_reason FROM workers WHERE pool = $1 AND ${liveRowPredicate}
        UNION
-       SELECT id, state FROM workers WHERE id = ANY ($2::text[]) AND pool = $1`,
+       SELECT id, state, failure_reason FROM workers WHERE id = ANY ($2::text[]) AND pool = $1`,
       [pool, ask],
     );
     const counts: PoolInventory['counts'] = {};
     const starting: string[] = [];
     const asked: Record<string, WorkerState> = {};
+    const askedReasons: Record<string, string> = {};
     const wanted = new Set(ask);
     let live = 0;
     for (const row of rows) {
       const id = String(row.id);
       const state = row.state as WorkerState;
-      if (wanted.has(id)) asked[id] = state;
+      if (wanted.has(id)) {
+        asked[id] = state;
+        if (row.failure_reason != null) askedReasons[id] = String(row.failure_reason);
+      }
       if (state === 'retired' || state === 'lost') continue;
       counts[state] = (counts[state] ?? 0) + 1;
       live++;
       if (state === 'spawning' || state === 'activating') starting.push(id);
     }
-    return { counts, live, starting, asked };
+    return { counts, live, starting, asked, askedReasons };
   }
 
   /** Live workers of a pool (for drain): id, state. */

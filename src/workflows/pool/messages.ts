@@ -31,6 +31,13 @@ export interface PoolCarriedState {
   accounted: string[];
   generation: number;
   totals: PoolTotals;
+  /**
+   * The sequence of the last breaker write (absent in runs from before the fence). Each write
+   * takes max(workflow time, last + 1), so it grows across continue-as-new and across a new run.
+   */
+  breakerSequence?: number;
+  /** Consecutive turns that ended in an activity failure (the backoff's exponent). */
+  failureStreak?: number;
 }
 
 export interface PoolTotals {
@@ -39,6 +46,32 @@ export interface PoolTotals {
   spawnsFailed: number;
   probes: number;
   breakerOpened: number;
+  /** Spawn failures for lack of capacity (quota): not counted by the breaker. */
+  spawnsRefusedByCapacity?: number;
+  /** Activities that failed past their retries: the turn backed off and the pool went on. */
+  activityFailures?: number;
+  /** Drain requests a worker workflow did not accept in time (asked again on the next turn). */
+  drainRequestsUnanswered?: number;
+}
+
+/** The pool's activities, by name: the failures the pool counts and backs off from. */
+export const poolActivityNames = [
+  'readPool',
+  'recordPoolBreaker',
+  'startPoolWorkers',
+  'drainPoolWorkers',
+  'markPoolDrained',
+] as const;
+export type PoolActivityName = (typeof poolActivityNames)[number];
+
+/** The latest activity failure the pool backed off from (plain JSON, in describe). */
+export interface PoolActivityFailure {
+  activity: PoolActivityName;
+  message: string;
+  /** Workflow time (ms) it failed. */
+  at: number;
+  /** Workflow time (ms) the next turn is due, unless a signal wakes it sooner. */
+  retryAt: number;
 }
 
 export interface PoolWorkflowInput {
@@ -72,6 +105,9 @@ export interface PoolDescription {
   pendingSpawns: string[];
   inventory: Partial<Record<WorkerState, number>>;
   totals: PoolTotals;
+  /** Consecutive failed turns (0: the last turn went through). Absent in runs from before `corral-resilient-pool`. */
+  failureStreak?: number;
+  lastFailure?: PoolActivityFailure | null;
 }
 
 export const workerChangedSignal = defineSignal<[WorkerChange]>('workerChanged');
@@ -79,6 +115,9 @@ export const workerChangedSignal = defineSignal<[WorkerChange]>('workerChanged')
 export const poolSpecChangedSignal = defineSignal<[{ generation: number }]>('poolSpecChanged');
 export const drainPoolUpdate = defineUpdate<PoolDescription, []>('drainPool');
 export const describePoolQuery = defineQuery<PoolDescription>('describePool');
+
+/** The pool workflow's type name, as registered (starters use it; the workflow is `poolWorkflow`). */
+export const poolWorkflowType = 'poolWorkflow';
 
 export function poolWorkflowId(pool: string): string {
   return `corral/${pool}/pool`;

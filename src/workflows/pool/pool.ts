@@ -10,11 +10,18 @@
 //
 // Claims never pass through here. Worker workflows signal it when something changed (ready,
 // spawn failed, claimed, ended); signals carry no limit on in-flight count and only wake it.
+//
+// It never fails (`corral-resilient-pool`, docs/decisions/0016-controllers-never-fail.md): an
+// activity that fails past its retries is counted, logged, and the turn backs off (1 s doubling
+// to 5 min, cut short by any signal); the run ends only drained or by continue-as-new.
 import {
+  ActivityFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
+  isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -27,6 +34,8 @@ import {
   drainPoolUpdate,
   poolSpecChangedSignal,
   workerChangedSignal,
+  type PoolActivityFailure,
+  type PoolActivityName,
   type PoolCarriedState,
   type PoolDescription,
   type PoolWorkflowInput,
@@ -37,22 +46,85 @@ import {
   advanceBreaker,
   breakerWakeAt,
   closedBreaker,
+  countsTowardBreaker,
+  nextBreakerSequence,
   recordSpawnFailure,
   recordSpawnSuccess,
   spawnAllowance,
 } from './spawn-breaker';
 
-const quickly = proxyLocalActivities<PoolActivities>({
+/** Runs from before `corral-resilient-pool` replay with these. */
+const legacyQuickly = proxyLocalActivities<PoolActivities>({
   startToCloseTimeout: '10s',
   scheduleToCloseTimeout: '10m',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
 });
-
-const slowly = proxyActivities<PoolActivities>({
+const legacySlowly = proxyActivities<PoolActivities>({
   startToCloseTimeout: '2m',
   heartbeatTimeout: '30s',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
 });
+
+/**
+ * Errors no retry can fix (a corral worker built without a Temporal client, a programming error):
+ * they fail the attempt at once; the turn backs off and the next one tries again from scratch.
+ */
+const deterministicErrorTypes = ['ConfigError', 'TypeError', 'ReferenceError', 'SyntaxError', 'RangeError'];
+
+/**
+ * Registry reads and the breaker write: retried for as long as the registry is down (no
+ * schedule-to-close deadline), a backoff above 10 s slept on a workflow timer rather than inside a
+ * workflow task.
+ */
+const resilientQuickly = proxyLocalActivities<PoolActivities>({
+  startToCloseTimeout: '10s',
+  localRetryThreshold: '10s',
+  retry: {
+    initialInterval: '200ms',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    nonRetryableErrorTypes: deterministicErrorTypes,
+  },
+});
+
+/**
+ * Refills and drains. `scheduleToStart` is the bulkhead (no replica polling the queue fails the
+ * attempt instead of eating the turn); the activities heartbeat every second, so a corral worker
+ * killed mid-activity is noticed within 5 s and the attempt runs again elsewhere. After the
+ * attempts the pool backs off and retries on a later turn.
+ */
+const resilientSlowly = proxyActivities<PoolActivities>({
+  startToCloseTimeout: '2m',
+  scheduleToStartTimeout: '1m',
+  heartbeatTimeout: '5s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: deterministicErrorTypes,
+  },
+});
+
+/** A failed turn's backoff: doubling from 1 s to this cap, cut short by any signal. */
+export const poolBackoff = { initialMs: 1_000, maximumMs: 5 * 60_000 } as const;
+
+/** An activity's failure, tagged with the activity so the pool can count and report it. */
+class PoolTurnFailure extends Error {
+  constructor(
+    readonly activity: PoolActivityName,
+    readonly failure: unknown,
+  ) {
+    super(`${activity} failed: ${causeMessage(failure)}`);
+    this.name = 'PoolTurnFailure';
+  }
+}
+
+function causeMessage(err: unknown): string {
+  // An ActivityFailure's own message is generic; the cause says what went wrong.
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
 
 const minute = 60_000;
 /** Spawn verdicts remembered so a late signal is not counted twice (a signal lags seconds at most). */
@@ -74,6 +146,10 @@ function newWorkerId(): string {
 
 export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkflowResult> {
   const { pool } = input;
+  // Decided once, before the first command: a run either is resilient throughout or not at all.
+  const resilient = patched('corral-resilient-pool');
+  const quickly = resilient ? resilientQuickly : legacyQuickly;
+  const slowly = resilient ? resilientSlowly : legacySlowly;
   const reconcileIntervalMs = input.reconcileIntervalMs ?? defaultReconcileIntervalMs;
   const s: PoolCarriedState = input.carried ?? {
     breaker: closedBreaker(),
@@ -88,6 +164,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
   /** Worker events since the last turn, in arrival order. */
   const changes: WorkerChange[] = [];
   let wakeups = 0;
+  let lastFailure: PoolActivityFailure | null = null;
 
   const describe = (): PoolDescription => ({
     pool,
@@ -97,7 +174,18 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     pendingSpawns: s.pendingSpawns,
     inventory: view?.counts ?? {},
     totals: s.totals,
+    ...(resilient ? { failureStreak: s.failureStreak ?? 0, lastFailure } : {}),
   });
+
+  /** Runs one activity; a failure (not a cancellation) comes out tagged with the activity's name. */
+  async function step<T>(activity: PoolActivityName, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (!resilient || isCancellation(err)) throw err;
+      throw new PoolTurnFailure(activity, err);
+    }
+  }
 
   setHandler(describePoolQuery, describe);
   setHandler(workerChangedSignal, (change) => {
@@ -127,6 +215,12 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
       return;
     }
     s.totals.spawnsFailed++;
+    if (resilient && !countsTowardBreaker(reason)) {
+      // The cluster is full, not the spec wrong: refills go on at their rate, cold claims stay open.
+      s.totals.spawnsRefusedByCapacity = (s.totals.spawnsRefusedByCapacity ?? 0) + 1;
+      if (s.breaker.probeWorkerId === workerId) s.breaker = { ...s.breaker, probeWorkerId: null };
+      return;
+    }
     const wasOpen = s.breaker.state === 'open';
     s.breaker = recordSpawnFailure(s.breaker, breakerSettings(), workerId, now, s.generation);
     if (!wasOpen && s.breaker.state === 'open') {
@@ -147,13 +241,23 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
       const state = current.asked[id];
       if (state === 'spawning' || state === 'activating') continue;
       if (state === 'idle' || state === 'claimed' || state === 'hot_idle') recordOutcome(id, true, null, now);
-      else if (state === 'lost') recordOutcome(id, false, 'lost', now);
+      else if (state === 'lost')
+        recordOutcome(id, false, (resilient ? current.askedReasons?.[id] : null) ?? 'lost', now);
       s.pendingSpawns = s.pendingSpawns.filter((pending) => pending !== id);
     }
   }
 
   let recordedBreaker: string | null = input.carried ? s.breaker.state : null;
-  async function recordBreaker(): Promise<void> {
+  async function recordBreaker(now: number): Promise<void> {
+    if (resilient) {
+      // Re-asserted on every turn, fenced by a sequence that only grows: whatever a stale
+      // statement left in the registry, this turn's write replaces it (and the stale one,
+      // should it land later, is refused).
+      const sequence = nextBreakerSequence(s.breakerSequence, now);
+      s.breakerSequence = sequence;
+      await step('recordPoolBreaker', () => quickly.recordPoolBreaker({ pool, state: s.breaker.state, sequence }));
+      return;
+    }
     if (recordedBreaker === s.breaker.state) return;
     await quickly.recordPoolBreaker({ pool, state: s.breaker.state });
     recordedBreaker = s.breaker.state;
@@ -177,7 +281,13 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     const ids = Array.from({ length: count }, newWorkerId);
     const probe = s.breaker.state === 'half_open';
     if (probe) s.breaker = { ...s.breaker, probeWorkerId: ids[0] };
-    const { started, stoppedBy } = await slowly.startPoolWorkers({ pool, workerIds: ids });
+    const { started, stoppedBy } = await step('startPoolWorkers', () =>
+      slowly.startPoolWorkers({ pool, workerIds: ids }),
+    ).catch((err: unknown) => {
+      // The probe was never confirmed started: the next turn may probe again.
+      if (probe) s.breaker = { ...s.breaker, probeWorkerId: null };
+      throw err;
+    });
     if (probe) s.totals.probes += started.length;
     s.pendingSpawns.push(...started);
     s.totals.spawnsStarted += started.length;
@@ -194,10 +304,25 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     return info.continueAsNewSuggested || info.historyLength >= threshold;
   }
 
-  for (;;) {
-    const seen = wakeups;
-    const now = Date.now();
-    view = await quickly.readPool({ pool, ask: s.pendingSpawns });
+  /** Records a failed turn: counted, logged, and when the next turn is due. */
+  function backOff(failure: PoolTurnFailure, now: number): number {
+    const streak = (s.failureStreak ?? 0) + 1;
+    s.failureStreak = streak;
+    s.totals.activityFailures = (s.totals.activityFailures ?? 0) + 1;
+    const delayMs = Math.min(poolBackoff.maximumMs, poolBackoff.initialMs * 2 ** Math.min(streak - 1, 20));
+    lastFailure = {
+      activity: failure.activity,
+      message: causeMessage(failure.failure),
+      at: now,
+      retryAt: now + delayMs,
+    };
+    log.warn('pool turn failed; backing off', { pool, ...lastFailure, streak });
+    return now + delayMs;
+  }
+
+  /** One reconcile turn: read, account, record the breaker, then refill or drain. */
+  async function turn(now: number): Promise<{ wakeAt: number | null; drained: boolean }> {
+    view = await step('readPool', () => quickly.readPool({ pool, ask: s.pendingSpawns }));
     absorbVerdicts(view, now);
     if (s.breaker.probeWorkerId && !s.pendingSpawns.includes(s.breaker.probeWorkerId)) {
       // The probe ended without a verdict we heard: let the next turn probe again.
@@ -205,30 +330,49 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     }
     if (view.generation !== s.generation && view.exists) s.generation = view.generation;
     s.breaker = advanceBreaker(s.breaker, view.breaker, now, s.generation);
-    await recordBreaker();
+    await recordBreaker(now);
 
     const draining = s.drainRequested || view.status !== 'active';
-    let wakeAt: number | null = null;
-    if (draining) {
-      s.drainRequested = true;
-      if (view.live === 0) {
-        await quickly.markPoolDrained(pool);
+    if (!draining) return { wakeAt: await refill(view, now), drained: false };
+    s.drainRequested = true;
+    if (view.live === 0) {
+      await step('markPoolDrained', () => quickly.markPoolDrained(pool));
+      return { wakeAt: null, drained: true };
+    }
+    const drain = await step('drainPoolWorkers', () => slowly.drainPoolWorkers(pool));
+    if (drain.unanswered) {
+      s.totals.drainRequestsUnanswered = (s.totals.drainRequestsUnanswered ?? 0) + drain.unanswered;
+    }
+    return { wakeAt: now + drainPollMs, drained: false };
+  }
+
+  for (;;) {
+    const seen = wakeups;
+    const now = Date.now();
+    let wakeAt: number | null;
+    try {
+      const outcome = await turn(now);
+      if (outcome.drained) {
         await condition(allHandlersFinished);
         return { pool, status: 'drained', totals: s.totals };
       }
-      await slowly.drainPoolWorkers(pool);
-      wakeAt = now + drainPollMs;
-    } else {
-      wakeAt = await refill(view, now);
+      wakeAt = outcome.wakeAt;
+      if (resilient) s.failureStreak = 0;
+    } catch (err) {
+      if (!(err instanceof PoolTurnFailure)) throw err;
+      wakeAt = backOff(err, now);
     }
 
     if (shouldContinueAsNew()) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof poolWorkflow>({ ...input, carried: s });
     }
-    const candidates = [now + reconcileIntervalMs, wakeAt, breakerWakeAt(s.breaker, view.breaker)].filter(
-      (t): t is number => t !== null,
-    );
+    const lastView = view as PoolView | null; // assigned inside turn(); null until a read succeeded
+    const candidates = [
+      now + reconcileIntervalMs,
+      wakeAt,
+      lastView ? breakerWakeAt(s.breaker, lastView.breaker) : null,
+    ].filter((t): t is number => t !== null);
     const sleepMs = Math.max(1, Math.min(...candidates) - Date.now());
     await condition(() => wakeups !== seen, sleepMs);
   }

@@ -5,6 +5,7 @@
 //    ▲                                 ▲                                   │ exactly one probe at a time
 //    └────────── M probe successes ────┼───────────────────────────────────┤
 //                                      └─────────── probe failed ──────────┘
+import { isCapacityFailure } from '../../lifecycle/failure-reasons';
 import type { SpawnBreaker } from './messages';
 
 export interface BreakerSettings {
@@ -90,4 +91,22 @@ export function spawnAllowance(breaker: SpawnBreaker): number {
 /** When an open breaker will go half-open on its own (workflow time), or null. */
 export function breakerWakeAt(breaker: SpawnBreaker, settings: BreakerSettings): number | null {
   return breaker.state === 'open' && breaker.openedAt !== null ? breaker.openedAt + settings.cooldownMs : null;
+}
+
+/**
+ * Whether a spawn failure with this reason says something about the pool's spec or image. A
+ * capacity failure (a ResourceQuota refused the pod) does not: an open breaker would refuse cold
+ * claims for a quota that frees up on its own, so the breaker does not count it.
+ */
+export function countsTowardBreaker(reason: string | null | undefined): boolean {
+  return !isCapacityFailure(reason);
+}
+
+/**
+ * The sequence of the next breaker write: workflow time (ms), or one more than the last write
+ * when time has not moved past it. Grows across continue-as-new (the last one is carried) and
+ * across a new run of the pool workflow (a later run starts at a later time).
+ */
+export function nextBreakerSequence(last: number | undefined, now: number): number {
+  return Math.max(Math.floor(now), (last ?? 0) + 1);
 }
