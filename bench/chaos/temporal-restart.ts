@@ -1,0 +1,97 @@
+// Drill 4: the Temporal dev server is killed (SIGKILL) mid-fill and started again on the same
+// SQLite file and port, 5 s later. Two replicas keep running through it (their connections retry).
+// Measured: the time from the restart until the fill completes (minIdle idle, nothing starting);
+// checked: no workflow lost (every workflow that existed before the kill still exists afterwards,
+// running or properly ended) and the usual invariants.
+import { performance } from 'node:perf_hooks';
+import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
+import { startTemporalDevServer } from '../../src/embedded/temporal-dev-server';
+import {
+  allPass,
+  checkInvariants,
+  errText,
+  hold,
+  processPool,
+  registrySampler,
+  say,
+  since,
+  startReplica,
+  startWorld,
+  until,
+} from './support';
+
+export async function temporalRestartDrill(): Promise<Record<string, unknown>> {
+  const pool = 'tfill';
+  const minIdle = 8;
+  const world = await startWorld({ name: 'temporal', temporalDbFile: true });
+  const result: Record<string, unknown> = {};
+  try {
+    const image = await smallWorkerPath();
+    const spec = processPool(pool, image, {
+      minIdle,
+      maxWorkers: 10,
+      refillPerMinute: 120,
+      env: { DEMO_WORKER_START_DELAY_MS: '2000' },
+    });
+    result.setup = {
+      pool: spec,
+      replicas: 2,
+      fault:
+        'SIGKILL of the Temporal dev server once 2 workers are idle; restarted 5 s later on its SQLite file and port',
+    };
+    const a = await startReplica(world, 'temporal-a');
+    await startReplica(world, 'temporal-b');
+    const sampler = registrySampler(world.db, pool);
+    const applied = performance.now();
+    await a.corral.applyPool(spec);
+    await until(async () => ((await a.corral.getPool(pool))?.counts?.idle ?? 0) >= 2, {
+      timeoutMs: 120_000,
+      intervalMs: 50,
+      what: 'two idle workers',
+    });
+    const before: string[] = [];
+    for await (const wf of world.client.workflow.list({ query: '' })) before.push(wf.workflowId);
+    const countsAtKill = await a.corral.getPool(pool).then((p) => p?.counts);
+    const killAt = performance.now();
+    await world.temporal.process.kill();
+    say(`temporal-restart: dev server killed at ${JSON.stringify(countsAtKill)}; ${before.length} workflows`);
+    await hold(5_000);
+    world.temporal = await startTemporalDevServer({ ...world.temporalPorts, dbFile: world.temporalDbFile });
+    const restartedAt = performance.now();
+    say(`temporal-restart: dev server back after ${since(killAt)} ms`);
+    const filled = await until(
+      async () => {
+        const c = (await a.corral.getPool(pool))?.counts;
+        return c && c.idle === minIdle && !c.spawning && !c.activating;
+      },
+      { timeoutMs: 300_000, what: 'fill after the restart' },
+    );
+    result.counts_at_kill = countsAtKill;
+    result.down_ms = Math.round(restartedAt - killAt);
+    result.fill_completed_after_restart_ms = filled ? since(restartedAt) : null;
+    result.fill_total_ms = filled ? since(applied) : null;
+    const after = new Set<string>();
+    for await (const wf of world.client.workflow.list({ query: '' })) after.add(wf.workflowId);
+    const lostWorkflows = before.filter((id) => !after.has(id));
+    await sampler.stop();
+    const invariants = await checkInvariants(world, { pool, seen: sampler.seen });
+    invariants.no_workflow_lost = {
+      ok: lostWorkflows.length === 0,
+      detail: { before: before.length, lost: lostWorkflows },
+    };
+    result.invariants = invariants;
+    result.invariants_pass = allPass(invariants) && filled !== null;
+    result.timeline = sampler.timeline;
+    await a.corral.drainPool(pool).catch(() => undefined);
+    await until(async () => (await a.corral.getPool(pool))?.status === 'drained', {
+      timeoutMs: 120_000,
+      what: 'drain at the end',
+    });
+  } catch (err) {
+    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    say(`temporal-restart failed: ${errText(err)}`);
+  } finally {
+    await world.cleanups.run();
+  }
+  return result;
+}
