@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { BoundClaim, WorkerLifecycleSettings } from '../workflows/worker-lifecycle/messages';
 import { workerLifecycleWorkflowId } from '../workflows/worker-lifecycle/messages';
+import { failoverBounds } from '../lifecycle/failover-bounds';
 
 /** `w` + 12 hex: short enough for `<pool>-<id>-<attempt>` to stay a DNS label (pool ≤ 20). */
 export function newWorkerId(): string {
@@ -30,6 +31,9 @@ export async function startWorkerLifecycle(
       ],
       // A worker's id is never reused, not even after its workflow ended: its row is its history.
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // A task started on a replica that died is retried elsewhere after this (default 10 s):
+      // part of the failover budget; continue-as-new keeps it.
+      workflowTaskTimeout: failoverBounds.workflowTaskTimeoutMs,
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

@@ -2,7 +2,8 @@
 // protocol"). corral's local demo and tests run it; its image shows what a real worker needs:
 //   GET  /healthz   200 while it serves, with the protocol version so corral can spot impostors
 //   POST /activate  {workerId, epoch, tenant}; refuses an epoch lower than the highest it has seen
-//   POST /drain     stop accepting activations
+//   POST /drain     {workerId, epoch} (both optional): stop accepting activations; answers
+//                   `drained` once its work is done (corral waits for it up to the drain timeout)
 // Credentials are read from the mounted file on every activation (they rotate underneath it)
 // and never echoed: the answer carries only their version.
 import fs from 'node:fs';
@@ -32,6 +33,7 @@ export interface DemoWorkerOptions {
   port: number;
   host: string;
   credentialsFile: string;
+  drainDelayMs?: number;
 }
 
 export interface RunningDemoWorker {
@@ -48,6 +50,8 @@ export interface WorkerProtocol {
 
 export interface WorkerProtocolOptions {
   workerId: string;
+  /** How long the worker's work takes to finish after a drain (tests of prompt and waited drains). */
+  drainDelayMs?: number;
   /** The credentials file's parsed JSON (read again on every activation: they rotate), or undefined. */
   readCredentials(): Promise<unknown>;
 }
@@ -98,6 +102,29 @@ export function createWorkerProtocol(options: WorkerProtocolOptions): WorkerProt
     };
   };
 
+  /**
+   * A body naming another worker, or an epoch below the highest seen, is refused: a neighbour or a
+   * stale actor cannot drain this worker. Lenient otherwise (no body: an older corral). The demo
+   * worker's "work" is `drainDelayMs` long: it answers `drained: false` until then.
+   */
+  let drainStartedAt: number | null = null;
+  const drain = (body: unknown): WorkerProtocolReply => {
+    const request = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as {
+      workerId?: unknown;
+      epoch?: unknown;
+    };
+    if (typeof request.workerId === 'string' && request.workerId !== options.workerId) {
+      return { status: 409, body: { error: 'wrong_worker', workerId: options.workerId } };
+    }
+    if (typeof request.epoch === 'number' && request.epoch < highestEpoch) {
+      return { status: 409, body: { error: 'stale_epoch', highestEpoch } };
+    }
+    draining = true;
+    drainStartedAt ??= Date.now();
+    const drained = Date.now() - drainStartedAt >= (options.drainDelayMs ?? 0);
+    return { status: 200, body: { status: 'draining', workerId: options.workerId, drained } };
+  };
+
   return {
     async handle(method, path, body) {
       if (method === 'GET' && path === '/healthz') {
@@ -113,10 +140,7 @@ export function createWorkerProtocol(options: WorkerProtocolOptions): WorkerProt
         };
       }
       if (method === 'POST' && path === '/activate') return activate(body);
-      if (method === 'POST' && path === '/drain') {
-        draining = true;
-        return { status: 200, body: { status: 'draining', workerId: options.workerId } };
-      }
+      if (method === 'POST' && path === '/drain') return drain(body);
       return { status: 404, body: { error: 'not_found' } };
     },
   };
@@ -161,6 +185,7 @@ export function serveWorkerProtocolRequest(
 export async function startDemoWorker(options: DemoWorkerOptions): Promise<RunningDemoWorker> {
   const protocol = createWorkerProtocol({
     workerId: options.workerId,
+    drainDelayMs: options.drainDelayMs,
     readCredentials: async () => JSON.parse(await fs.promises.readFile(options.credentialsFile, 'utf8')) as unknown,
   });
   const server = http.createServer((req, res) => serveWorkerProtocolRequest(req, res, protocol));

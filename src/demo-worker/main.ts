@@ -25,11 +25,18 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   if (startDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, startDelayMs));
+  // Simulates work that takes a while to finish after a drain (corral waits for `drained`).
+  const drainDelayMs = Number(process.env.DEMO_WORKER_DRAIN_DELAY_MS ?? '0');
+  if (!Number.isInteger(drainDelayMs) || drainDelayMs < 0 || drainDelayMs > 600_000) {
+    console.error(`corral-demo-worker: DEMO_WORKER_DRAIN_DELAY_MS must be 0-600000, got ${drainDelayMs}`);
+    process.exit(2);
+  }
   const worker = await startDemoWorker({
     workerId: required('CORRAL_WORKER_ID'),
     credentialsFile: required('CORRAL_CREDENTIALS_FILE'),
     port,
     host: process.env.HOST ?? '0.0.0.0',
+    drainDelayMs,
   });
   console.log(`corral-demo-worker ${process.env.CORRAL_WORKER_ID} listening on port ${worker.port}`);
   const shutdown = (signal: string) => {

@@ -1,7 +1,9 @@
-// corral's side of the worker protocol's activation call (DESIGN, "Worker protocol"), shared by the
-// lifecycle activities and the corral API's hand-over: POST /activate {workerId, epoch, tenant}.
-// The answer is typed: accepted, refused (the worker has seen a higher epoch, or the body was
-// wrong), or failed (unreachable, timed out, 5xx). Every call is bounded by `signal`.
+// corral's side of the worker protocol's calls (DESIGN, "Worker protocol"):
+// - POST /activate {workerId, epoch, tenant}, shared by the lifecycle activities and the corral
+//   API's hand-over. The answer is typed: accepted, refused (the worker has seen a higher epoch,
+//   or the body was wrong), or failed (unreachable, timed out, 5xx).
+// - POST /drain {workerId, epoch}: drained, still draining, refused, or unreachable.
+// Every call is bounded by `signal`.
 
 export type ActivationAnswer =
   | { outcome: 'accepted'; credentialVersion: number }
@@ -43,4 +45,51 @@ export async function postActivation(
     };
   }
   return { outcome: 'failed', detail: `activation answered HTTP ${res.status}` };
+}
+
+/**
+ * `acknowledged`: the worker took the drain. `drained`: it has finished its work (a worker that
+ * does not say, one speaking the protocol before `drained` existed, has nothing to wait for).
+ */
+export type WorkerDrainAnswer =
+  | { outcome: 'drained' | 'draining'; acknowledged: true; drained: boolean }
+  | { outcome: 'refused'; acknowledged: false; drained: false; error: string | null }
+  | { outcome: 'unreachable'; acknowledged: false; drained: false; detail: string };
+
+export async function postDrain(
+  endpoint: string,
+  body: { workerId?: string; epoch?: number },
+  signal: AbortSignal,
+): Promise<WorkerDrainAnswer> {
+  let res: Response;
+  try {
+    res = await fetch(`${endpoint}/drain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal,
+      redirect: 'manual',
+    });
+  } catch (err) {
+    return {
+      outcome: 'unreachable',
+      acknowledged: false,
+      drained: false,
+      detail: err instanceof Error ? err.message : String(err),
+    };
+  }
+  const answer = (await res.json().catch(() => ({}))) as { drained?: unknown; error?: unknown };
+  if (res.ok) {
+    const drained = answer.drained !== false;
+    return { outcome: drained ? 'drained' : 'draining', acknowledged: true, drained };
+  }
+  if (res.status === 409) {
+    return {
+      outcome: 'refused',
+      acknowledged: false,
+      drained: false,
+      error: typeof answer.error === 'string' ? answer.error.slice(0, 200) : null,
+    };
+  }
+  return { outcome: 'unreachable', acknowledged: false, drained: false, detail: `drain answered HTTP ${res.status}` };
 }

@@ -9,6 +9,8 @@
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { CorralActivities } from '../activities';
 import type { WorkerCapacity } from '../config/worker-capacity';
+import { failoverBounds } from '../lifecycle/failover-bounds';
+import { corralActivityInterceptors, type ActivityRetryMetrics } from './activity-interceptors';
 import { janitorTaskQueueOf, runtimeTaskQueueOf } from '../lifecycle/task-queues';
 
 export interface CorralPollersOptions {
@@ -18,6 +20,8 @@ export interface CorralPollersOptions {
   activities: CorralActivities;
   capacity: WorkerCapacity;
   shutdownGraceMs?: number;
+  /** Where activities count retries that outlast an outage (corral_activity_prolonged_retries_total). */
+  retryMetrics?: ActivityRetryMetrics;
   /** Extra options for every worker (tests: heartbeat throttling). */
   workerOptions?: Partial<Pick<WorkerOptions, 'maxHeartbeatThrottleInterval' | 'defaultHeartbeatThrottleInterval'>>;
 }
@@ -28,6 +32,11 @@ export async function createCorralPollers(o: CorralPollersOptions): Promise<Work
     connection: o.connection,
     namespace: o.namespace,
     ...(o.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: o.shutdownGraceMs }),
+    // A workflow task left on a dead replica's sticky queue moves to the shared queue after this
+    // (the SDK default is 10 s): part of the failover budget (docs/decisions/0019). A graceful
+    // shutdown tells the server to drop the sticky queue at once (the SDK's ShutdownWorker call).
+    stickyQueueScheduleToStartTimeout: failoverBounds.stickyScheduleToStartMs,
+    interceptors: { activity: corralActivityInterceptors(o.retryMetrics) },
     ...o.workerOptions,
   };
   const { spawnWorkerPod, awaitWorkerReady, deleteWorkerPod } = activities;

@@ -21,6 +21,7 @@ import { fetchExposition, startMetricsServer, type MetricsServer } from '../metr
 import { createPoolMetrics } from '../metrics/pool-metrics';
 import { RegistryReadings } from '../metrics/registry-readings';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
+import { createActivityRetryMetrics } from '../metrics/activity-metrics';
 import { createRegistryPool } from '../registry/database';
 import { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import { migrateRegistry } from '../registry/migrate';
@@ -230,6 +231,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       activities,
       capacity,
       shutdownGraceMs: graceMs,
+      retryMetrics: createActivityRetryMetrics(metricsRegistry),
     });
     log(
       `slots: workflow tasks ${capacity.workflowTaskSlots} (cache ${capacity.workflowCacheSize}), local activities ` +

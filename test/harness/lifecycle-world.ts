@@ -85,6 +85,8 @@ export class LifecycleWorld {
    * attempt 1); beyond the script: ok. Per attempt, not per call, so retries see the same answer.
    */
   readonly activations = new Map<string, ActivationScript[]>();
+  /** How many drain requests each worker answers "still draining" before it says drained (default 0). */
+  readonly drainsBeforeDrained = new Map<string, number>();
   /** Pods that exist now (name → epoch written on its credentials). */
   readonly pods = new Map<string, { workerId: string; credentialVersion: number }>();
   /** As a real worker: the highest epoch each pod (by endpoint) was activated at; lower ones are refused. */
@@ -450,7 +452,13 @@ export class LifecycleWorld {
 
     requestWorkerDrain: async (input) => {
       this.calls.push({ name: 'requestWorkerDrain', input });
-      return { acknowledged: true };
+      const workerId = input.workerId ?? '';
+      const left = this.drainsBeforeDrained.get(workerId) ?? 0;
+      if (left > 0) {
+        this.drainsBeforeDrained.set(workerId, left - 1);
+        return { outcome: 'draining', acknowledged: true, drained: false };
+      }
+      return { outcome: 'drained', acknowledged: true, drained: true };
     },
 
     monitorWorkerHealth: async (input) => {

@@ -281,11 +281,27 @@ for (const implementation of implementations) {
       assert.ok(!served.text.includes(rotated.token), 'the token is never echoed');
     });
 
+    test('a drain naming another worker or an epoch below the highest seen is refused, and drains nothing', async () => {
+      const highestEpoch = (await call(endpoint, 'GET', '/healthz')).json.highestEpoch as number;
+      assert.ok(highestEpoch >= 2, 'an earlier test activated the worker');
+      const other = await call(endpoint, 'POST', '/drain', JSON.stringify({ workerId: 'w-someone-else', epoch: 99 }));
+      assert.deepEqual(
+        { status: other.status, json: other.json },
+        { status: 409, json: { error: 'wrong_worker', workerId: ref.workerId } },
+      );
+      const stale = await call(endpoint, 'POST', '/drain', JSON.stringify({ workerId: ref.workerId, epoch: 1 }));
+      assert.deepEqual(
+        { status: stale.status, json: stale.json },
+        { status: 409, json: { error: 'stale_epoch', highestEpoch } },
+      );
+      assert.equal((await call(endpoint, 'GET', '/healthz')).json.status, 'serving');
+    });
+
     test('after drain the worker refuses activations and says it is draining', async () => {
       const drained = await call(endpoint, 'POST', '/drain');
       assert.deepEqual(
         { status: drained.status, json: drained.json },
-        { status: 200, json: { status: 'draining', workerId: ref.workerId } },
+        { status: 200, json: { status: 'draining', workerId: ref.workerId, drained: true } },
       );
       const refused = await activate({ workerId: ref.workerId, epoch: 10, tenant: 'acme' });
       assert.equal(refused.status, 409);
@@ -440,7 +456,9 @@ test('the Node and the small worker answer every request alike, byte for byte', 
           step.method ?? 'POST',
           step.route ?? '/activate',
           step.body,
-        );
+        ).catch((err: unknown) => {
+          throw new Error(`step ${n} (worker ${i}): ${String(err)}`, { cause: err });
+        });
         answers.push({ status, contentType, text });
       }
       const what = `step ${n}: ${step.method ?? 'POST'} ${step.route ?? '/activate'} ${String(step.body ?? '').slice(0, 120)}`;

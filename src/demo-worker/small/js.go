@@ -455,6 +455,8 @@ func stringify(fields []field) []byte {
 			out = append(out, quote(v)...)
 		case int64:
 			out = append(out, fromGo(strconv.FormatInt(v, 10))...)
+		case bool:
+			out = append(out, fromGo(strconv.FormatBool(v))...)
 		default:
 			panic("stringify: unsupported value")
 		}

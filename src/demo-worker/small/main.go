@@ -4,7 +4,8 @@
 //
 //	GET  /healthz   200 while it serves, with the protocol version so corral can spot impostors
 //	POST /activate  {workerId, epoch, tenant}; refuses an epoch lower than the highest it has seen
-//	POST /drain     stop accepting activations
+//	POST /drain     {workerId, epoch} (both optional): stop accepting activations; answers whether
+//	                the worker is drained (it finished its work) or still draining
 //
 // Credentials are read from the mounted file on every activation (they rotate underneath it) and
 // never echoed: the answer carries only their version. test/integration/demo-worker.test.ts runs
@@ -246,6 +247,31 @@ func (wk *worker) activate(body any, present bool) reply {
 	}}
 }
 
+// drain answers POST /drain: a body naming another worker, or an epoch below the highest this
+// worker has seen, is refused (a neighbour or a stale actor cannot drain it); anything else starts
+// the drain. This worker holds no work of its own, so it is drained at once.
+func (wk *worker) drain(body any) reply {
+	if obj, ok := body.(*jsObject); ok {
+		if id, has := obj.get("workerId"); has {
+			if s, isString := id.(jsString); isString && !s.equal(wk.workerID) {
+				return errorReply(409, "wrong_worker", field{"workerId", wk.workerID})
+			}
+		}
+		wk.mu.Lock()
+		defer wk.mu.Unlock()
+		if epoch, has := obj.get("epoch"); has {
+			if f, isNumber := epoch.(float64); isNumber && f < float64(wk.highestEpoch) {
+				return errorReply(409, "stale_epoch", field{"highestEpoch", wk.highestEpoch})
+			}
+		}
+	} else {
+		wk.mu.Lock()
+		defer wk.mu.Unlock()
+	}
+	wk.draining = true
+	return reply{200, []field{{"status", "draining"}, {"workerId", wk.workerID}, {"drained", true}}}
+}
+
 func (wk *worker) handle(method, path string, body any, present bool) reply {
 	switch {
 	case method == "GET" && path == "/healthz":
@@ -262,10 +288,7 @@ func (wk *worker) handle(method, path string, body any, present bool) reply {
 	case method == "POST" && path == "/activate":
 		return wk.activate(body, present)
 	case method == "POST" && path == "/drain":
-		wk.mu.Lock()
-		wk.draining = true
-		wk.mu.Unlock()
-		return reply{200, []field{{"status", "draining"}, {"workerId", wk.workerID}}}
+		return wk.drain(body)
 	}
 	return errorReply(404, "not_found")
 }

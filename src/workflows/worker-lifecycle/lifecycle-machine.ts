@@ -16,10 +16,12 @@
 // Every `await` below is a point where a message handler or the main loop may run in between; the
 // comments at those awaits say what may change there and why that is fine.
 import {
+  ActivityCancellationType,
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
@@ -27,6 +29,7 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -39,6 +42,8 @@ import type {
   WorkerView,
 } from '../../activities/registry-activities';
 import type { RuntimeActivities } from '../../activities/runtime-activities';
+import { failoverBounds } from '../../lifecycle/failover-bounds';
+import { runtimeCallWorstCaseMs } from '../../lifecycle/runtime-bounds';
 import { isRetryableFailure, isWorkerFailureReason, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
 import { lifecycleRejections, registryFailureTypes, runtimeFailureTypes } from '../../lifecycle/failure-types';
 import type { LifecycleOperation } from '../../lifecycle/operations';
@@ -89,20 +94,33 @@ export const registryClaimsPatch = 'corral-registry-claims';
  * as well as the readiness wait.
  */
 export const sharedHealthPatch = 'corral-shared-health';
+/**
+ * Runs that start with this patch drain promptly and survive outages (docs/decisions/0019): a
+ * drain asked while the worker starts cancels the start; a serving worker is asked to drain with
+ * its id and epoch and waited for (up to the drain timeout) before its pod goes; runtime calls
+ * heartbeat, so a dead corral replica's activity is retried within the failover budget; a
+ * credential rotation or a delete is retried through an outage of any length.
+ */
+export const resiliencePatch = 'corral-resilience';
 /** Added after histories existed: worker workflows tell their pool about spawns, claims and ends. */
 const poolNotificationsPatch = 'corral-pool-notifications';
 
 /**
- * Short registry and worker-protocol calls: a marker event each instead of three events. A
- * registry outage is retried for up to 10 minutes (bounded, not for ever): failing a
- * months-long worker workflow over a Postgres restart would be worse than waiting.
+ * Short registry and worker-protocol calls: a marker event each instead of three events.
+ *
+ * An outage of any length is waited out: no schedule-to-close, unlimited attempts, backoff to one
+ * minute. Only a deterministic failure (a fence miss, a missing row, bad input: non-retryable
+ * ApplicationFailures) comes back to the workflow. A worker, claimed or not, is never failed or
+ * lost because Postgres was away (docs/decisions/0019). Past `localRetryThreshold` the retries
+ * wait on workflow timers, so a long outage costs a few events a minute, not a workflow task every
+ * few seconds; `corral_activity_prolonged_retries_total` tells operators it is happening.
  */
 function quickly(summary: string) {
   return proxyLocalActivities<LifecycleActivities>({
     summary,
     startToCloseTimeout: '10s',
-    scheduleToCloseTimeout: '10m',
-    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '30s' },
+    localRetryThreshold: '10s',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '60s' },
   });
 }
 
@@ -165,7 +183,16 @@ async function beforeDeadline<T>(
     (value) => void (outcome = { ok: true, value }),
     (error: unknown) => void (outcome = { ok: false, error }),
   );
-  const inTime = await condition(() => outcome !== undefined, remaining, { summary: timerSummaries[kind] });
+  let inTime: boolean;
+  try {
+    inTime = await condition(() => outcome !== undefined, remaining, { summary: timerSummaries[kind] });
+  } catch (err) {
+    // Cancelled from outside (a drain, an operator): the work is cancelled with us; wait until it
+    // has settled, so an activity that waits for its cancellation (a create) is over before the
+    // caller deletes what it made.
+    if (isCancellation(err)) await running;
+    throw err;
+  }
   if (!inTime) {
     scope.cancel();
     await running;
@@ -226,6 +253,10 @@ export class WorkerLifecycle {
   private monitor: Monitor | null = null;
   /** The worker took its first identity in this run: from here on its spawn has succeeded. */
   private firstActivationDone = false;
+  /** (Resilience) The part of a spawn a drain may cut short (create, readiness, activation), while it runs. */
+  private startScope: CancellationScope | null = null;
+  /** (Resilience) A drain was asked while the worker was starting: the start is abandoned. */
+  private startCancelledByDrain = false;
 
   constructor(
     readonly input: WorkerLifecycleInput,
@@ -233,6 +264,8 @@ export class WorkerLifecycle {
     readonly registryClaims: boolean,
     /** From `patched(sharedHealthPatch)`, decided once before the workflow's first await. */
     readonly sharedHealth: boolean,
+    /** From `patched(resiliencePatch)`, decided once before the workflow's first await (implies the two above). */
+    readonly resilient: boolean = false,
   ) {
     this.workerId = input.workerId;
     this.pool = input.pool;
@@ -374,9 +407,19 @@ export class WorkerLifecycle {
 
   /** Update handler `drain`: the worker takes no new claim and ends once its tenant is done. */
   drain(request: DrainRequest): Promise<WorkerDescription> {
+    if (this.resilient && (this.s.state === 'spawning' || this.s.state === 'activating')) {
+      // A worker still starting has no tenant to wait for: cut the start short now, before waiting
+      // for the lock the start holds (startLife ends it draining, and the loop deletes what exists).
+      this.startCancelledByDrain = true;
+      this.s.drainRequested = true;
+      this.startScope?.cancel();
+      this.changes++;
+    }
     return this.exclusiveUpdate(async () => {
       this.updatesThisRun++;
       const s = this.s;
+      // The start this drain cut short already ended the worker's service.
+      if (this.startCancelledByDrain) return this.describe();
       reject(checkDrain(s, request));
       if (!this.registryClaims) {
         s.drainRequested = true;
@@ -623,14 +666,39 @@ export class WorkerLifecycle {
     return { taskQueue: runtimeTaskQueueOf(workflowInfo().taskQueue), scheduleToStartTimeout: scheduleToStartMs };
   }
 
-  /** Runtime calls other than the spawn (the delete): bounded in the queue, retried a while. */
+  /**
+   * Runtime calls other than the spawn (the delete): bounded in the queue. Resilient runs retry for
+   * as long as the runtime is away (the pod must go) and heartbeat, so a replica that died mid-call
+   * is noticed within the failover budget; older runs retried ten times, as recorded.
+   */
   private runtimeCalls(summary: string) {
     return proxyActivities<RuntimeActivities>({
       summary,
       ...this.runtimeQueue(runtimeQueueBoundMs),
       startToCloseTimeout: '60s',
-      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+      ...(this.resilient
+        ? {
+            heartbeatTimeout: failoverBounds.activityHeartbeatTimeoutMs,
+            retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
+          }
+        : { retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 } }),
     });
+  }
+
+  /**
+   * (Resilience) Runs one part of a start that a drain may cut short. A drain already asked cuts it
+   * before it begins; one asked meanwhile cancels it (drain() cancels `startScope`).
+   */
+  private async cancellableByDrain<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.resilient) return work();
+    if (this.startCancelledByDrain) throw new CancelledFailure('a drain was asked while the worker was starting');
+    const scope = new CancellationScope();
+    this.startScope = scope;
+    try {
+      return await scope.run(work);
+    } finally {
+      this.startScope = null;
+    }
   }
 
   private podRef(): WorkerPodRef {
@@ -783,6 +851,15 @@ export class WorkerLifecycle {
       try {
         failure = await this.spawnAndActivate();
       } catch (err) {
+        if (this.startCancelledByDrain && isCancellation(err) && !this.isTerminal()) {
+          // A drain cut the start short: the row ends its service now (spawning or activating →
+          // draining), and the loop deletes whatever this attempt made (the delete is idempotent).
+          // No spawn verdict for the pool: a drained start is neither a success nor a failure for its
+          // breaker (the worker's end tells the pool to look again).
+          log.info('drained while starting', { workerId: this.workerId, state: s.state });
+          await this.transition('draining', 'drain');
+          return;
+        }
         // A registry change adopted after the first activation: the spawn itself succeeded.
         if (this.registryClaims && err instanceof FenceConverged && this.firstActivationDone && !this.isTerminal()) {
           this.notifyPool({ event: 'ready' });
@@ -831,7 +908,15 @@ export class WorkerLifecycle {
         proxyActivities<RuntimeActivities>({
           summary: `spawn pod (attempt ${s.spawnAttempt})`,
           ...this.runtimeQueue(settings.spawnDeadlineMs),
-          startToCloseTimeout: '60s',
+          startToCloseTimeout: this.resilient ? runtimeCallWorstCaseMs.create + 15_000 : '60s',
+          ...(this.resilient
+            ? {
+                // A replica that dies mid-create is noticed within the failover budget; a cancelled
+                // create (a drain, the deadline) is waited for, so nothing is created after its delete.
+                heartbeatTimeout: failoverBounds.activityHeartbeatTimeoutMs,
+                cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+              }
+            : {}),
           retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
         }).spawnWorkerPod({
           spec: this.podSpec(),
@@ -840,7 +925,9 @@ export class WorkerLifecycle {
         });
       // Shared health: the spawn deadline covers the create too (a queue or an apiserver that is
       // slow to create counts against it); the attempt's pod, if it was made, is deleted below.
-      const created = this.sharedHealth ? await beforeDeadline(spawnBy, 'spawnBy', create) : await create();
+      const created = this.sharedHealth
+        ? await this.cancellableByDrain(() => beforeDeadline(spawnBy, 'spawnBy', create))
+        : await create();
       if (created === missedDeadline) {
         s.deadlines.spawnBy = null;
         return { reason: 'deadline_exceeded', detail: 'the pod was not created by the spawn deadline' };
@@ -849,6 +936,10 @@ export class WorkerLifecycle {
     } catch (err) {
       if (isCancellation(err)) throw err;
       const type = failureTypeOf(err);
+      // A ResourceQuota refusal is capacity, not configuration: retried, and not the breaker's business.
+      if (this.resilient && type === runtimeFailureTypes.quotaExceeded) {
+        return { reason: 'quota_exceeded', detail: messageOf(err) };
+      }
       const misconfigured =
         type === runtimeFailureTypes.invalidInput ||
         type === runtimeFailureTypes.forbidden ||
@@ -861,15 +952,20 @@ export class WorkerLifecycle {
 
     let ready;
     try {
-      ready = await beforeDeadline(s.deadlines.spawnBy, 'spawnBy', () =>
-        proxyActivities<RuntimeActivities>({
-          summary: 'await pod ready',
-          ...this.runtimeQueue(settings.spawnDeadlineMs),
-          startToCloseTimeout: settings.spawnDeadlineMs + 60_000,
-          // A corral worker that dies mid-wait is noticed within this, and the wait resumes elsewhere.
-          heartbeatTimeout: '15s',
-          retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5 },
-        }).awaitWorkerReady({ ref: spawned.ref, timeoutMs: Math.max(1, (s.deadlines.spawnBy ?? 0) - Date.now()) }),
+      ready = await this.cancellableByDrain(() =>
+        beforeDeadline(spawnBy, 'spawnBy', () =>
+          proxyActivities<RuntimeActivities>({
+            summary: 'await pod ready',
+            ...this.runtimeQueue(settings.spawnDeadlineMs),
+            startToCloseTimeout: settings.spawnDeadlineMs + 60_000,
+            // A corral worker that dies mid-wait is noticed within this, and the wait resumes elsewhere.
+            heartbeatTimeout: this.resilient ? failoverBounds.activityHeartbeatTimeoutMs : '15s',
+            retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5 },
+          }).awaitWorkerReady({
+            ref: spawned.ref,
+            timeoutMs: Math.max(1, spawnBy - Date.now()),
+          }),
+        ),
       );
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -889,7 +985,8 @@ export class WorkerLifecycle {
     s.podName = spawned.ref.name;
     s.endpoint = ready.endpoint;
     s.deadlines.activateBy = Date.now() + settings.activationDeadlineMs;
-    const failure = await this.activate(null, s.deadlines.activateBy);
+    const activateBy = s.deadlines.activateBy;
+    const failure = await this.cancellableByDrain(() => this.activate(null, activateBy));
     s.deadlines.activateBy = null;
     if (failure) return failure;
     this.firstActivationDone = true;
@@ -998,7 +1095,18 @@ export class WorkerLifecycle {
     try {
       // A local activity in every generation: a refresh is an idle worker's only history in
       // steady state, and one marker beside the transition's and the activation's keeps it small.
-      await quickly('rotate credentials').rotateCredentials({
+      // Resilient runs give it more than the runtime's worst case (an attempt never outlives its
+      // timeout while still writing) and retry it through an outage of any length: only a
+      // deterministic refusal (forbidden, the pod gone) comes back, and only that loses the worker.
+      const rotate = this.resilient
+        ? proxyLocalActivities<LifecycleActivities>({
+            summary: 'rotate credentials',
+            startToCloseTimeout: runtimeCallWorstCaseMs.writeCredentials + 10_000,
+            localRetryThreshold: '10s',
+            retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
+          })
+        : quickly('rotate credentials');
+      await rotate.rotateCredentials({
         ref: this.podRef(),
         epoch: s.epoch,
         version,
@@ -1006,21 +1114,69 @@ export class WorkerLifecycle {
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
-      log.warn('credential rotation failed', { workerId: this.workerId, error: messageOf(err) });
-      await this.lose('runtime_unreachable');
-      return;
+      const type = failureTypeOf(err);
+      if (this.resilient && type === runtimeFailureTypes.staleWrite) {
+        // The runtime holds newer credentials than these (a later epoch wrote them): nothing to
+        // undo; the activation below finds out whether this workflow's view is behind.
+        log.info('credential rotation found newer credentials in place', { workerId: this.workerId });
+      } else {
+        log.warn('credential rotation failed', { workerId: this.workerId, error: messageOf(err) });
+        await this.lose(
+          !this.resilient
+            ? 'runtime_unreachable'
+            : type === runtimeFailureTypes.podMissing
+              ? 'pod_vanished'
+              : type === runtimeFailureTypes.forbidden || type === runtimeFailureTypes.invalidInput
+                ? 'config_error'
+                : 'runtime_unreachable',
+        );
+        return;
+      }
     }
     // (awaits above: a claim or release the API made meanwhile shows as a refused activation.)
     const failure = await this.activate(s.tenant);
     if (failure) await this.lose(failure.reason);
   }
 
-  /** Step: ask the worker to stop, delete its pod and secret, retire the row. */
+  /** Step: ask the worker to stop (resilient runs: and wait until it has), delete its pod and secret, retire the row. */
   async finishDrain(): Promise<void> {
     this.stopMonitor();
-    if (this.s.endpoint) await quickly('ask the worker to drain').requestWorkerDrain({ endpoint: this.s.endpoint });
+    if (this.s.endpoint) {
+      if (this.resilient) await this.awaitWorkerDrained(this.s.endpoint);
+      else await quickly('ask the worker to drain').requestWorkerDrain({ endpoint: this.s.endpoint });
+    }
     await this.deletePod();
     await this.transition('retired', 'retire');
+  }
+
+  /**
+   * Asks the worker to drain, with its id and the epoch this workflow holds, and asks again (backing
+   * off from 0.5 s to 5 s) while it answers that its work is not finished, up to the pool's drain
+   * timeout. A refusal (another worker behind the address, a higher epoch), an unreachable worker,
+   * or one speaking the protocol from before `drained` existed: nothing to wait for.
+   */
+  private async awaitWorkerDrained(endpoint: string): Promise<void> {
+    const giveUpAt = Date.now() + this.settings.drainTimeoutMs;
+    for (let waitMs = 500; ; waitMs = Math.min(waitMs * 2, 5_000)) {
+      const answer = await quickly('ask the worker to drain').requestWorkerDrain({
+        endpoint,
+        workerId: this.workerId,
+        epoch: this.s.epoch,
+      });
+      if (answer.outcome !== 'draining') {
+        if (answer.outcome === 'refused' || answer.outcome === 'unreachable') {
+          log.info('drain not taken by the worker; deleting it', { workerId: this.workerId, answer: answer.outcome });
+        }
+        return;
+      }
+      const left = giveUpAt - Date.now();
+      if (left <= 0) {
+        log.warn('drain timeout: deleting a worker that has not finished', { workerId: this.workerId });
+        return;
+      }
+      // (await: under the lock; registry changes and verdicts noted meanwhile wait for the loop.)
+      await sleep(Math.min(waitMs, left), { summary: 'wait for the worker to finish' });
+    }
   }
 
   /** Step: the main loop's timer fired for `kind` (re-checked: something else may have moved first). */

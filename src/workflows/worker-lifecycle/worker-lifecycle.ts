@@ -28,6 +28,7 @@ import { nextDeadline } from './lifecycle-rules';
 import {
   FenceConverged,
   registryClaimsPatch,
+  resiliencePatch,
   sharedHealthPatch,
   timerSummaries,
   WorkerLifecycle,
@@ -50,7 +51,9 @@ export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Prom
   const registryClaims = patched(registryClaimsPatch);
   // Likewise: runs recorded before shared health keep their health monitor activity.
   const sharedHealth = patched(sharedHealthPatch);
-  const lc = new WorkerLifecycle(input, registryClaims, sharedHealth);
+  // And runs recorded before prompt drains and outage-proof retries keep what they recorded.
+  const resilient = registryClaims && sharedHealth && patched(resiliencePatch);
+  const lc = new WorkerLifecycle(input, registryClaims, sharedHealth, resilient);
   const s = lc.s;
 
   // --- messages: registered before the first await, so nothing sent across a run boundary is lost
