@@ -296,7 +296,19 @@ export interface JanitorDeps {
   metrics?: JanitorMetrics;
   /** Retention's batch size and per-pass budget (tests make them small). */
   retentionLimits?: Partial<RetentionLimits>;
+  /**
+   * Where a completed pass is recorded (the registry, `PoolStore.recordJanitorPass`), so every
+   * replica's /metrics reports the seconds since the last one. Without it nothing is recorded.
+   */
+  passes?: JanitorPassRecorder;
 }
+
+export interface JanitorPassRecorder {
+  recordJanitorPass(): Promise<void>;
+}
+
+/** Recording a completed pass may take this long; a failure is logged, never the pass's failure. */
+const recordPassTimeoutMs = 5_000;
 
 export function createJanitorActivities(deps: JanitorDeps) {
   const { store, runtime, temporal, metrics } = deps;
@@ -652,6 +664,12 @@ export function createJanitorActivities(deps: JanitorDeps) {
         );
         report.durationMs = Math.round(performance.now() - started);
         metrics?.observePass('reconcile', report.durationMs / 1000);
+        if (deps.passes) {
+          const recorder = deps.passes;
+          await bounded('recording the janitor pass', recordPassTimeoutMs, () => recorder.recordJanitorPass()).catch(
+            (err: unknown) => context?.log.warn(`janitor: pass not recorded: ${message(err)}`),
+          );
+        }
         return report;
       } finally {
         heartbeats.stop();

@@ -4,7 +4,8 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CorralError } from '../client/errors';
 import { parsePoolSpec, PoolSpecError, type PoolSpec } from '../config/pool-spec';
 import type { PoolRecord, PoolStore } from '../registry/pool-store';
-import { describePoolQuery, poolSpecChangedSignal, poolWorkflowId } from '../workflows/pool/messages';
+import { wakePoolWorkflow } from '../client/pool-workflows';
+import { describePoolQuery, poolWorkflowId } from '../workflows/pool/messages';
 import type { ApplyPoolResponse, DeletePoolResponse, DescribePoolResponse, PoolSummary } from './api-schemas';
 
 export class PoolService {
@@ -93,13 +94,7 @@ export class PoolService {
   }
 
   private async wake(name: string, generation: number): Promise<void> {
-    await this.temporal.workflow.signalWithStart('poolWorkflow', {
-      taskQueue: this.taskQueue,
-      workflowId: poolWorkflowId(name),
-      args: [{ pool: name }],
-      signal: poolSpecChangedSignal,
-      signalArgs: [{ generation }],
-    });
+    await wakePoolWorkflow(this.temporal, { pool: name, generation, taskQueue: this.taskQueue });
   }
 
   private async requirePool(name: string): Promise<PoolRecord> {

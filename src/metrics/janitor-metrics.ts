@@ -3,6 +3,7 @@
 // typed constants below (and pool names, an operator-configured bounded set), so the series stay
 // a small closed set.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { throttledLog, withTimeout } from './bounded';
 
 /** What the janitor reconciles: a pod (with its secret), a secret alone, or a registry row. */
 export const strandedResourceKinds = ['pod', 'secret', 'row'] as const;
@@ -56,6 +57,20 @@ export interface JanitorMetricsOptions {
   wedgedStaleAfterMs?: number;
   /** The clock (tests). */
   now?: () => number;
+  /**
+   * Where a scrape reads how long ago the janitor last completed a pass (the registry, written by
+   * whichever replica ran it), for `corral_janitor_seconds_since_last_pass`. Without it the gauge
+   * is not reported.
+   */
+  lastPass?: JanitorPassSource;
+  /** Bound on that read (default 3 s) and where a failed read is logged (throttled). */
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface JanitorPassSource {
+  /** Seconds since the last completed pass, or null if none was ever recorded. */
+  secondsSinceJanitorPass(): Promise<number | null>;
 }
 
 export function createJanitorMetrics(register: Registry, opts: JanitorMetricsOptions = {}): JanitorMetrics {
@@ -94,6 +109,33 @@ export function createJanitorMetrics(register: Registry, opts: JanitorMetricsOpt
     registers: [register],
   });
   for (const kind of retainedRecordKinds) retained.inc({ kind }, 0);
+
+  const { lastPass } = opts;
+  if (lastPass) {
+    const warn = throttledLog(opts.log);
+    new Gauge({
+      name: 'corral_janitor_seconds_since_last_pass',
+      help:
+        'Seconds since the janitor last completed a pass (its reconciliation), from the registry: every replica ' +
+        'reports the same value. Absent until a first pass, or when the registry does not answer.',
+      registers: [register],
+      async collect() {
+        this.reset();
+        try {
+          const seconds = await withTimeout(
+            lastPass.secondsSinceJanitorPass(),
+            opts.timeoutMs ?? 3_000,
+            'janitor pass',
+          );
+          if (seconds !== null) this.set(seconds);
+        } catch (err) {
+          warn(
+            `corral_janitor_seconds_since_last_pass not reported: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+      },
+    });
+  }
 
   const passes = new Histogram({
     name: 'corral_janitor_pass_duration_seconds',

@@ -91,3 +91,49 @@ export function createPoolMetrics(
     observeHandOver: (pool, seconds) => handOvers.observe({ pool }, Math.max(0, seconds)),
   };
 }
+
+/**
+ * The pool keeper's view of the pool workflows: `expected` (pools `active` or `draining` in the
+ * registry) and `running` (of those, the ones whose workflow it found running or started again).
+ */
+export const poolWorkflowCounts = ['expected', 'running'] as const;
+export type PoolWorkflowCount = (typeof poolWorkflowCounts)[number];
+
+export interface PoolKeeperMetrics {
+  /** The latest check's counts (replaces the previous check's). */
+  setPoolWorkflows(counts: Record<PoolWorkflowCount, number>): void;
+  /** A pool workflow the keeper found not running and started again. */
+  countRestart(pool: string): void;
+  /** A check that could not read the pools, or a pool it could not check or start. */
+  countCheckFailure(): void;
+}
+
+export function createPoolKeeperMetrics(register: Registry): PoolKeeperMetrics {
+  const workflows = new Gauge({
+    name: 'corral_pool_workflows',
+    help:
+      "Pool workflows this replica's pool keeper expects (pools active or draining in the registry) and found running " +
+      '(or started again) in its latest check. expected > running for longer than a check period: alert.',
+    labelNames: ['state'] as const,
+    registers: [register],
+  });
+  const restarts = new Counter({
+    name: 'corral_pool_workflow_restarts_total',
+    help: 'Pool workflows the pool keeper found not running (terminated, failed, never started) and started again.',
+    labelNames: ['pool'] as const,
+    registers: [register],
+  });
+  const failures = new Counter({
+    name: 'corral_pool_keeper_check_failures_total',
+    help: "The pool keeper's failed calls (reading the pools, describing or starting a pool workflow); retried next period.",
+    registers: [register],
+  });
+  failures.inc(0);
+  return {
+    setPoolWorkflows(counts) {
+      for (const state of poolWorkflowCounts) workflows.set({ state }, counts[state]);
+    },
+    countRestart: (pool) => restarts.inc({ pool }),
+    countCheckFailure: () => failures.inc(),
+  };
+}

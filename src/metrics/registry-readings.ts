@@ -73,6 +73,15 @@ export class RegistryReadings {
     return rows.map((r) => ({ pool: String(r.name), state: r.breaker_state as BreakerState }));
   }
 
+  /** Seconds since the janitor last completed a pass (database time), or null if it never has. */
+  async secondsSinceJanitorPass(): Promise<number | null> {
+    const rows = await this.rows(
+      `SELECT extract(epoch FROM (now() - completed_at))::float8 AS seconds FROM corral_janitor_passes LIMIT 1`,
+      [],
+    );
+    return rows[0] ? Math.max(0, Number(rows[0].seconds)) : null;
+  }
+
   /**
    * Seconds from the worker's latest entry into `state` (its audit trail) to `until`; null when
    * the trail has no such entry. Both ends are database time.

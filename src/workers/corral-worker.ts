@@ -18,7 +18,7 @@ import { createWorkerInventoryMetrics } from '../metrics/inventory-metrics';
 import { createJanitorMetrics } from '../metrics/janitor-metrics';
 import { createLifecycleMetrics } from '../metrics/lifecycle-metrics';
 import { fetchExposition, startMetricsServer, type MetricsServer } from '../metrics/metrics-server';
-import { createPoolMetrics } from '../metrics/pool-metrics';
+import { createPoolKeeperMetrics, createPoolMetrics } from '../metrics/pool-metrics';
 import { RegistryReadings } from '../metrics/registry-readings';
 import { createWorkerMetrics } from '../metrics/worker-metrics';
 import { createActivityRetryMetrics } from '../metrics/activity-metrics';
@@ -32,6 +32,8 @@ import { parseWorkerCapacity, type WorkerCapacityInput } from '../config/worker-
 import { HealthWatcher } from '../health/health-watcher';
 import { corralTaskQueue } from '../lifecycle/task-queues';
 import { createCorralPollers, runCorralPollers } from './corral-pollers';
+import { PoolKeeper } from './pool-keeper';
+import { checkPoolCheckIntervalMs, poolCheckIntervalFromEnv } from '../config/pool-keeper';
 import { ReplicaMembership } from '../registry/replica-membership';
 
 export interface CorralWorkerOptions {
@@ -57,6 +59,11 @@ export interface CorralWorkerOptions {
   claimAckWindowMs?: number;
   /** Slots per kind of work and registry connections (src/config/worker-capacity.ts); defaults when absent. */
   capacity?: WorkerCapacityInput;
+  /**
+   * How often this replica makes sure every active or draining pool's workflow runs (the pool
+   * keeper). Default: `CORRAL_POOL_CHECK_INTERVAL`, else 30 s; at least 1 s.
+   */
+  poolCheckIntervalMs?: number;
   /** Called once the worker polls, so a supervisor can report readiness. */
   onReady?: (info: { metricsUrl?: string; apiUrl?: string }) => void;
 }
@@ -126,6 +133,10 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     );
   }
   const capacity = parseWorkerCapacity(opts.capacity ?? {});
+  const poolCheckIntervalMs =
+    opts.poolCheckIntervalMs === undefined
+      ? poolCheckIntervalFromEnv(process.env)
+      : checkPoolCheckIntervalMs(opts.poolCheckIntervalMs, 'poolCheckIntervalMs');
   const claimAckWindowMs = opts.claimAckWindowMs ?? defaultClaimAckWindowMs;
   const graceMs = opts.shutdownGraceMs ?? defaultShutdownGraceMs;
   const metricsRegistry = opts.metricsRegistry ?? new Registry();
@@ -218,7 +229,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       temporal,
       pools,
       poolMetrics,
-      janitorMetrics: createJanitorMetrics(metricsRegistry),
+      janitorMetrics: createJanitorMetrics(metricsRegistry, { lastPass: readings, log }),
       workerMetrics,
       durations: readings,
     });
@@ -279,6 +290,17 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
         `corral API on ${apiUrl}${apiTokens ? ` (bearer tokens: ${apiTokens.length})` : ' without authentication: loopback only'}`,
       );
     }
+    // Every replica keeps every active or draining pool's workflow running (at start, then periodically).
+    const poolKeeper = new PoolKeeper({
+      pools,
+      temporal,
+      taskQueue,
+      intervalMs: poolCheckIntervalMs,
+      metrics: createPoolKeeperMetrics(metricsRegistry),
+      log,
+    });
+    poolKeeper.start();
+    closers.push(() => poolKeeper.stop());
     // run() is RUNNING synchronously, so a signal that came during the start stops them at once.
     const running = runCorralPollers(workers);
     if (stopping) for (const w of workers) w.shutdown();

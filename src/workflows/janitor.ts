@@ -3,7 +3,7 @@
 // task queue (a bulkhead: a long pass never takes a slot from spawns or registry work): the
 // reconciliation, then retention. The workflow only bounds them, so a run costs a handful of
 // history events. docs/decisions/0008-janitor.md, docs/decisions/0015-registry-retention-and-janitor-at-scale.md
-import { isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, isCancellation, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type {
   JanitorActivities,
   JanitorReport,
@@ -15,8 +15,22 @@ import { janitorTaskQueueOf } from '../lifecycle/task-queues';
 
 export type JanitorInput = ReconcileInput & RetentionInput;
 
-/** A run's report: the reconciliation's, plus what retention deleted (absent in runs from before retention). */
-export type JanitorRunReport = JanitorReport & { retention?: RetentionReport };
+/** The janitor's activities, by name: what a run's `failures` name. */
+export const janitorActivityNames = ['reconcileStrandedResources', 'deleteExpiredRecords'] as const;
+export type JanitorActivityName = (typeof janitorActivityNames)[number];
+
+/** An activity that failed past its retries; the run went on and returned (the schedule runs again). */
+export interface JanitorFailure {
+  activity: JanitorActivityName;
+  message: string;
+}
+
+/**
+ * A run's report: the reconciliation's, plus what retention deleted (absent in runs from before
+ * retention, or when retention failed), plus the activities that failed (absent in runs from
+ * before `corral-janitor-never-fails`). A failed reconciliation reports no pods, rows or actions.
+ */
+export type JanitorRunReport = JanitorReport & { retention?: RetentionReport; failures?: JanitorFailure[] };
 
 /** Runs started before the janitor had its own queue replay this: the activity on the workflow's queue. */
 const legacyActivities = () =>
@@ -56,6 +70,10 @@ export async function janitorWorkflow(input: JanitorInput = {}): Promise<Janitor
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 2 },
   });
 
+  if (patched('corral-janitor-never-fails')) {
+    return await passThatNeverFails(input, reconcileStrandedResources, deleteExpiredRecords);
+  }
+
   // Retention does not depend on the reconciliation: it runs even when the inventory could not be
   // read (a runtime outage must not let the registry grow without bound). The run still fails
   // afterwards, so the failure shows.
@@ -70,4 +88,56 @@ export async function janitorWorkflow(input: JanitorInput = {}): Promise<Janitor
   const retention = await deleteExpiredRecords({ retentionMs: input.retentionMs });
   if (report === undefined) throw reconcileFailure;
   return { ...report, retention };
+}
+
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** What a run whose reconciliation failed reports: nothing seen, nothing done. */
+function emptyReport(startedAt: number): JanitorReport {
+  return {
+    checkedAt: new Date(startedAt).toISOString(),
+    pods: 0,
+    rows: 0,
+    workflowLookup: 'visibility',
+    actions: [],
+    omittedActions: 0,
+    wedged: [],
+    divergence: [],
+    durationMs: 0,
+  };
+}
+
+/**
+ * A controller never fails (docs/decisions/0016-controllers-never-fail.md): each activity that
+ * fails past its retries is counted in `failures`, logged and reported in `divergence`, and the
+ * run returns; the schedule's next run tries again. Retention runs whether or not the
+ * reconciliation did. Only a cancellation (an operator, the run timeout) ends the run otherwise.
+ */
+async function passThatNeverFails(
+  input: JanitorInput,
+  reconcile: JanitorActivities['reconcileStrandedResources'],
+  retain: JanitorActivities['deleteExpiredRecords'],
+): Promise<JanitorRunReport> {
+  const startedAt = Date.now();
+  const failures: JanitorFailure[] = [];
+  const attempt = async <T>(activity: JanitorActivityName, call: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await call();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const failure = { activity, message: failureMessage(err) };
+      failures.push(failure);
+      log.warn('janitor activity failed; the next scheduled run tries again', { ...failure });
+      return undefined;
+    }
+  };
+  const report = (await attempt('reconcileStrandedResources', () => reconcile({ graceMs: input.graceMs }))) ?? {
+    ...emptyReport(startedAt),
+  };
+  const retention = await attempt('deleteExpiredRecords', () => retain({ retentionMs: input.retentionMs }));
+  const divergence = [...report.divergence, ...failures.map((f) => `${f.activity} failed: ${f.message}`)];
+  return { ...report, divergence, ...(retention ? { retention } : {}), failures };
 }

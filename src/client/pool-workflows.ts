@@ -1,0 +1,23 @@
+// Starting (or waking) a pool's workflow: shared by the corral API (every apply, scale and drain)
+// and the pool keeper of every `corral worker` (a pool workflow that is not running), so both
+// start it the same way.
+import type { Client } from '@temporalio/client';
+import { poolSpecChangedSignal, poolWorkflowId, poolWorkflowType } from '../workflows/pool/messages';
+
+/**
+ * `signalWithStart` of `corral/<pool>/pool`: a running pool workflow is woken (it re-reads the
+ * registry), a missing or closed one is started. Answers the run that got the signal.
+ */
+export async function wakePoolWorkflow(
+  temporal: Client,
+  input: { pool: string; generation: number; taskQueue: string },
+): Promise<{ runId: string }> {
+  const handle = await temporal.workflow.signalWithStart(poolWorkflowType, {
+    taskQueue: input.taskQueue,
+    workflowId: poolWorkflowId(input.pool),
+    args: [{ pool: input.pool }],
+    signal: poolSpecChangedSignal,
+    signalArgs: [{ generation: input.generation }],
+  });
+  return { runId: handle.signaledRunId };
+}
