@@ -89,7 +89,9 @@ export function createHealthActivities(
       }
       const outcome = await runtime.awaitReady(input.ref, { timeoutMs: Math.min(input.intervalMs, 5_000), signal });
       const detail = `${consecutiveFailures} health probes failed; last: ${lastProblem}`;
-      if (outcome.status === 'failed') {
+      // The worker had served: a short wait that ends on its deadline is its health check failing,
+      // not a spawn that timed out (the deadline here is the monitor's own, not a spawn's).
+      if (outcome.status === 'failed' && outcome.reason !== 'spawn_timeout') {
         return {
           status: 'unhealthy',
           reason: outcome.reason,

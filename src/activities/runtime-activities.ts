@@ -10,6 +10,9 @@ import { runtimeFailureTypes } from '../lifecycle/failure-types';
 import {
   RuntimeForbiddenError,
   RuntimeInputError,
+  RuntimeQuotaExceededError,
+  RuntimeUnavailableError,
+  StaleRuntimeWriteError,
   WorkerNameConflictError,
   WorkerPodNotFoundError,
 } from '../runtime/errors';
@@ -47,6 +50,19 @@ function asActivityFailure(err: unknown): unknown {
     return fail(runtimeFailureTypes.nameConflict, true, { name: err.resourceName });
   if (err instanceof WorkerPodNotFoundError)
     return fail(runtimeFailureTypes.podMissing, true, { name: err.resourceName });
+  // A full namespace frees up: retried, and recorded as `quota_exceeded` (capacity), never `config_error`.
+  if (err instanceof RuntimeQuotaExceededError) {
+    return fail(runtimeFailureTypes.quotaExceeded, false, { resource: err.resource, namespace: err.namespace });
+  }
+  // Nothing was written; the sender is behind, and sending the same again cannot change that.
+  if (err instanceof StaleRuntimeWriteError) {
+    return fail(runtimeFailureTypes.staleWrite, true, {
+      name: err.resourceName,
+      stored: err.stored,
+      attempted: err.attempted,
+    });
+  }
+  if (err instanceof RuntimeUnavailableError) return fail(runtimeFailureTypes.unavailable, false);
   return err;
 }
 
@@ -81,12 +97,12 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
     }): Promise<{ ref: WorkerPodRef; created: boolean; credentials: IssuedCredentials }> {
       const expiresAt = parseExpiry(input.credentialExpiresAt, 'credentialExpiresAt');
       try {
-        const { ref, created } = await runtime.create(input.spec, {
-          epoch: input.spec.epoch,
-          version: input.credentialVersion,
-          expiresAt,
-          token: mintToken(),
-        });
+        // The activity's cancellation reaches every request: a cancelled create leaves no pod behind.
+        const { ref, created } = await runtime.create(
+          input.spec,
+          { epoch: input.spec.epoch, version: input.credentialVersion, expiresAt, token: mintToken() },
+          { signal: Context.current().cancellationSignal },
+        );
         return { ref, created, credentials: { version: input.credentialVersion, expiresAt: expiresAt.toISOString() } };
       } catch (err) {
         throw asActivityFailure(err);
@@ -109,7 +125,7 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
 
     async deleteWorkerPod(ref: WorkerPodRef): Promise<void> {
       try {
-        await runtime.delete(ref);
+        await runtime.delete(ref, { signal: Context.current().cancellationSignal });
       } catch (err) {
         throw asActivityFailure(err);
       }
@@ -117,7 +133,9 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
 
     /**
      * A credential refresh: new material at the given epoch, written where the worker reads it.
-     * The expiry comes from the caller (the workflow already recorded it in the registry).
+     * The expiry comes from the caller (the workflow already recorded it in the registry). Never
+     * backwards: if the runtime holds a higher epoch or version, nothing is written and the answer
+     * is a non-retryable `RuntimeStaleWrite` (an attempt that lost the race to a newer one).
      */
     async rotateCredentials(input: {
       ref: WorkerPodRef;
@@ -127,12 +145,11 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
     }): Promise<IssuedCredentials> {
       const expiresAt = parseExpiry(input.expiresAt, 'expiresAt');
       try {
-        await runtime.writeCredentials(input.ref, {
-          epoch: input.epoch,
-          version: input.version,
-          expiresAt,
-          token: mintToken(),
-        });
+        await runtime.writeCredentials(
+          input.ref,
+          { epoch: input.epoch, version: input.version, expiresAt, token: mintToken() },
+          { signal: Context.current().cancellationSignal },
+        );
         return { version: input.version, expiresAt: expiresAt.toISOString() };
       } catch (err) {
         throw asActivityFailure(err);

@@ -27,6 +27,18 @@ export const runtimeFailureTypes = {
   activationRefused: 'ActivationRefused',
   /** The activation did not go through (unreachable, 5xx); another attempt may. */
   activationFailed: 'ActivationFailed',
+  /**
+   * A ResourceQuota refused the pod (namespace full, or quota usage not calculated yet). Retryable:
+   * the workflow records `quota_exceeded` (a capacity reason the spawn breaker does not count).
+   */
+  quotaExceeded: 'RuntimeQuotaExceeded',
+  /**
+   * The runtime already holds newer credentials / a higher epoch than the write carried: nothing
+   * was written. Non-retryable (the sender is behind); details `{stored, attempted}` ({epoch, version}).
+   */
+  staleWrite: 'RuntimeStaleWrite',
+  /** The runtime did not answer within the call's bound (kubernetes API 429/5xx/timeouts). Retryable. */
+  unavailable: 'RuntimeUnavailable',
 } as const;
 export type RuntimeFailureType = (typeof runtimeFailureTypes)[keyof typeof runtimeFailureTypes];
 

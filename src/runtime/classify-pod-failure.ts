@@ -4,7 +4,7 @@
 //
 // Timestamps arrive as Date (objects read through client-node's deserialiser) or as RFC 3339
 // strings (raw watch events); both are accepted.
-import type { PodFailureReason } from '../lifecycle/failure-reasons';
+import type { PodFailureReason, WorkerFailureReason } from '../lifecycle/failure-reasons';
 
 type Timestamp = Date | string;
 
@@ -79,6 +79,8 @@ const disruptionReasons = new Set([
   'TerminationByKubelet',
 ]);
 const missingExecutable = /executable file not found|no such file or directory/i;
+/** coreutils `timeout`'s exit code when the deadline fired: the process runtime's max lifetime too. */
+export const timeoutExitCode = 124;
 
 function toMillis(ts: Timestamp | undefined): number | undefined {
   if (ts === undefined) return undefined;
@@ -108,6 +110,10 @@ function terminationVerdict(
   }
   if (t.reason === 'OOMKilled') return failed('pod_oom_killed', `container ${container} was OOM-killed`);
   if (t.reason === 'DeadlineExceeded') return failed('deadline_exceeded', `container ${container} hit its deadline`);
+  // 124: coreutils `timeout` (or an image's own wrapper) ended the worker at its deadline.
+  if (t.exitCode === timeoutExitCode) {
+    return failed('deadline_exceeded', `container ${container} exited 124 (a timeout ended it) ${when}`);
+  }
   return failed('pod_crashed', `container ${container} exited ${when} (${describeTermination(t)})`);
 }
 
@@ -196,4 +202,41 @@ export function classifyPodFailure(pod: PodView | undefined, options: ClassifyOp
   if (phase === 'Running') return { status: 'pending', detail: 'running, not ready yet' };
   const waitingOn = containers.find((c) => c.state?.waiting)?.state?.waiting?.reason;
   return { status: 'pending', detail: waitingOn ? `pending (${waitingOn})` : 'pending' };
+}
+
+/**
+ * Why a spawn's readiness wait ended at its deadline without a verdict, read from the last status
+ * seen (undefined: the pod was never seen). A pod that runs but whose readiness probe does not pass
+ * is `health_check_failed` (the worker started and its own health hook says no); one no node takes
+ * is `pod_not_scheduled` even within the grace period (the spawn's time is up); anything else —
+ * still creating, pulling, starting — is `spawn_timeout`. Never `deadline_exceeded`: that is the
+ * pod's own activeDeadlineSeconds (or a timeout exit), which the classifier reports as it happens.
+ */
+export function classifyAtDeadline(
+  pod: PodView | undefined,
+  waitedMs: number,
+): { reason: WorkerFailureReason; detail: string } {
+  const within = `not ready within ${Math.round(waitedMs / 1000)}s`;
+  if (!pod) return { reason: 'spawn_timeout', detail: `${within}: the pod was never seen` };
+  const status = pod.status ?? {};
+  const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    return { reason: 'pod_not_scheduled', detail: `${within}: unschedulable: ${scheduled.message ?? 'no node fits'}` };
+  }
+  const ready = status.conditions?.find((c) => c.type === 'Ready');
+  const running = (status.containerStatuses ?? []).filter((c) => c.state?.running);
+  if (status.phase === 'Running' && running.length > 0 && ready?.status !== 'True') {
+    const names = running.filter((c) => c.ready !== true).map((c) => c.name);
+    return {
+      reason: 'health_check_failed',
+      detail: `${within}: running, but the readiness probe of ${names.join(', ') || 'the worker'} did not pass${ready?.message ? ` (${ready.message})` : ''}`,
+    };
+  }
+  const waitingOn = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].find(
+    (c) => c.state?.waiting,
+  )?.state?.waiting?.reason;
+  return {
+    reason: 'spawn_timeout',
+    detail: `${within} (last seen: ${status.phase ?? 'Pending'}${waitingOn ? `, ${waitingOn}` : ''})`,
+  };
 }

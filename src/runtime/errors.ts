@@ -53,3 +53,43 @@ export class WorkerPodNotFoundError extends Error {
     super(`worker ${resourceName} does not exist in the runtime`);
   }
 }
+
+/**
+ * A ResourceQuota of the namespace refused the write (the namespace is full, or the quota's usage
+ * is not calculated yet). Not a permission problem and not a bad spec: the same create may pass
+ * once capacity frees up, so callers retry it and record `quota_exceeded`, never `config_error`.
+ */
+export class RuntimeQuotaExceededError extends Error {
+  override readonly name = 'RuntimeQuotaExceededError';
+  constructor(
+    readonly resource: string,
+    readonly namespace: string,
+    detail: string,
+  ) {
+    super(`a ResourceQuota in namespace "${namespace}" refused to admit ${resource}: ${detail}`);
+  }
+}
+
+/** The epoch and credential version a write carries, or that the runtime already holds. */
+export interface CredentialStamp {
+  epoch: number;
+  version: number;
+}
+
+/**
+ * A write that would go backwards: the runtime already holds credentials (or an epoch) newer than
+ * the ones offered, so the write is refused and nothing changed. Whoever sent it is behind (a late
+ * attempt of an activity that was already retried, a stale replica); a retry cannot help.
+ */
+export class StaleRuntimeWriteError extends Error {
+  override readonly name = 'StaleRuntimeWriteError';
+  constructor(
+    readonly resourceName: string,
+    readonly stored: CredentialStamp,
+    readonly attempted: CredentialStamp,
+  ) {
+    super(
+      `refusing to write ${resourceName} backwards: it holds epoch ${stored.epoch} / credential version ${stored.version}, the write carries epoch ${attempted.epoch} / version ${attempted.version}`,
+    );
+  }
+}

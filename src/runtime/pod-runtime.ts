@@ -12,9 +12,22 @@ export interface CreateWorkerResult {
   created: boolean;
 }
 
+/**
+ * A worker reason, not only a pod reason: a wait that ends at its deadline with the worker running
+ * but failing its readiness probe (health hook) is `health_check_failed`.
+ */
 export type ReadinessOutcome =
   | { status: 'ready'; endpoint: string; diagnostics: ReadinessDiagnostics }
-  | { status: 'failed'; reason: PodFailureReason; detail: string; diagnostics: ReadinessDiagnostics };
+  | { status: 'failed'; reason: WorkerFailureReason; detail: string; diagnostics: ReadinessDiagnostics };
+
+/**
+ * Every runtime call that reaches out (API requests, signals, files) takes the caller's signal
+ * (an activity's cancellation): each request gets it, combined with its own timeout. An aborted
+ * call rejects with the signal's reason; an aborted create removes what it may already have made.
+ */
+export interface RuntimeCallOptions {
+  signal?: AbortSignal;
+}
 
 /** How bumpy the wait was; for logs and tests, never for decisions. */
 export interface ReadinessDiagnostics {
@@ -25,7 +38,11 @@ export interface ReadinessDiagnostics {
 }
 
 export interface AwaitReadyOptions {
-  /** Give up with `deadline_exceeded` after this long (the spawn deadline). */
+  /**
+   * Give up after this long (the spawn deadline), with the reason the last status gives: running
+   * but not passing its readiness probe → `health_check_failed`; unschedulable →
+   * `pod_not_scheduled`; anything else → `spawn_timeout`.
+   */
   timeoutMs: number;
   /** Aborting stops the wait promptly (activity cancellation); the promise then rejects. */
   signal?: AbortSignal;
@@ -90,18 +107,26 @@ export interface PodRuntime {
    * Starts one spawn attempt of a worker, with its credentials in place before it starts.
    * Idempotent: if this worker's pod already exists, it is adopted (`created: false`).
    */
-  create(spec: WorkerPodSpecInput, credentials: WorkerCredentials): Promise<CreateWorkerResult>;
+  create(
+    spec: WorkerPodSpecInput,
+    credentials: WorkerCredentials,
+    options?: RuntimeCallOptions,
+  ): Promise<CreateWorkerResult>;
   /**
    * Resolves when the worker is ready, or with the typed reason it never will be. Rejects only
    * on a call failure (forbidden, aborted); worker failures are outcomes, not exceptions.
    */
   awaitReady(ref: WorkerPodRef, options: AwaitReadyOptions): Promise<ReadinessOutcome>;
-  /** Replaces the worker's credentials (a refresh); the worker re-reads them when re-activated. */
-  writeCredentials(ref: WorkerPodRef, credentials: WorkerCredentials): Promise<void>;
+  /**
+   * Replaces the worker's credentials (a refresh); the worker re-reads them when re-activated.
+   * Never backwards: credentials older than the stored ones (a lower epoch or version) are refused
+   * with StaleRuntimeWriteError and nothing changes; the same epoch and version again is rewritten.
+   */
+  writeCredentials(ref: WorkerPodRef, credentials: WorkerCredentials, options?: RuntimeCallOptions): Promise<void>;
   /** Removes the pod and its credentials. Idempotent: deleting what is gone succeeds. */
-  delete(ref: WorkerPodRef): Promise<void>;
+  delete(ref: WorkerPodRef, options?: RuntimeCallOptions): Promise<void>;
   /** Every worker this runtime manages (in its namespace / state directory), optionally for one pool. */
-  listManaged(filter?: { pool?: string }): Promise<ManagedWorker[]>;
+  listManaged(filter?: { pool?: string }, options?: RuntimeCallOptions): Promise<ManagedWorker[]>;
   /**
    * Starts this runtime's one health watcher (kubernetes: the namespace's pod informer; process:
    * one prober loop). Pods that have been ready and then die, are deleted by someone else, or fail

@@ -200,6 +200,17 @@ export function parseWorkerCredentials(input: unknown): WorkerCredentials {
   return result.data;
 }
 
+/**
+ * A credential write goes backwards when its epoch or its credential version is below what the
+ * runtime holds: both only ever grow for one worker, so a lower one comes from a stale sender.
+ */
+export function goesBackwards(
+  stored: { epoch: number; version: number },
+  attempted: { epoch: number; version: number },
+): boolean {
+  return attempted.epoch < stored.epoch || attempted.version < stored.version;
+}
+
 /** The credentials file as the worker reads it (JSON); shared by both runtimes and the demo worker. */
 export function credentialsFileContent(credentials: WorkerCredentials, workerId: string): string {
   return `${JSON.stringify({

@@ -13,7 +13,7 @@ import { createPodRuntime } from '../../src/runtime/create-pod-runtime';
 import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
-import { kwokFateImage, setPodFate, shortenPodDeadline, type KwokFate } from '../harness/kwok';
+import { kwokFateImage, setPodFate, shortenPodDeadline, waitForPodStarted, type KwokFate } from '../harness/kwok';
 import { startKwokWorkers, type KwokWorkers } from '../harness/kwok-workers';
 import { useKube, type Lease } from '../harness/shared';
 import {
@@ -60,6 +60,7 @@ before(async () => {
     runtime: makeRuntime(),
     pool,
     reopen: makeRuntime,
+    neverReadyReason: 'health_check_failed',
     invalidImageInput: 'Registry.Example/UPPER/case:tag!',
     scenario(kind, workerId) {
       switch (kind) {
@@ -74,7 +75,11 @@ before(async () => {
         case 'invalidImage':
           return { spec: baseSpec(workerId, kwokFateImage('invalid-image')) };
         case 'neverReady':
-          return { spec: baseSpec(workerId, kwokFateImage('unready')) };
+          // Started, its readiness probe failing: wait until KWOK says the container runs.
+          return {
+            spec: baseSpec(workerId, kwokFateImage('unready')),
+            afterWaiting: async (ref) => waitForPodStarted(core, namespace, ref.name),
+          };
       }
     },
     async inspect(workerId) {

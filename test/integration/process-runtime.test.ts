@@ -40,6 +40,7 @@ before(() => {
     runtime: makeRuntime(),
     pool,
     reopen: makeRuntime,
+    neverReadyReason: 'spawn_timeout',
     invalidImageInput: 'bin/worker\nrm -rf /',
     scenario(kind, workerId) {
       switch (kind) {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { test } from 'node:test';
-import { RuntimeInputError, WorkerPodNotFoundError } from '../../src/runtime/errors';
+import { RuntimeInputError, StaleRuntimeWriteError, WorkerPodNotFoundError } from '../../src/runtime/errors';
 import type { PodRuntime, ReadinessOutcome } from '../../src/runtime/pod-runtime';
 import type { WorkerCredentials, WorkerPodRef, WorkerPodSpecInput } from '../../src/runtime/worker-pod-spec';
 
@@ -33,6 +33,11 @@ export interface RuntimeFixture {
   describeWorker(ref: WorkerPodRef): Promise<string>;
   /** An image reference this runtime refuses as input. */
   invalidImageInput: string;
+  /**
+   * Why the `neverReady` worker is not ready when the wait's deadline ends: it runs but its
+   * readiness probe fails (kubernetes: KWOK's `unready`) or it never accepts connections (process).
+   */
+  neverReadyReason: 'health_check_failed' | 'spawn_timeout';
   /** An extra check that a ready endpoint is real (process: it answers /healthz). */
   checkEndpoint?(endpoint: string): Promise<void>;
 }
@@ -64,6 +69,14 @@ export async function runToOutcome(
     await afterWaiting(ref);
   }
   return { ref, outcome: await outcome };
+}
+
+const stampOf = (c: WorkerCredentials) => ({ token: c.token, epoch: c.epoch, version: c.version });
+
+interface CredentialsFile {
+  token: string;
+  epoch: number;
+  version: number;
 }
 
 function expectFailure(outcome: ReadinessOutcome, reason: string): void {
@@ -112,10 +125,55 @@ export function runtimeBehaviourSuite(getFixture: () => RuntimeFixture): void {
     expectFailure(await outcome, 'pod_vanished');
   });
 
-  test('a worker not ready within the timeout is deadline_exceeded', async () => {
+  test('a worker not ready within the timeout gets the reason its last status gives, never deadline_exceeded', async () => {
     const fixture = getFixture();
-    const { ref, outcome } = await runToOutcome(fixture, 'neverReady', newWorkerId(), 1_500);
-    expectFailure(outcome, 'deadline_exceeded');
+    const { spec, afterWaiting } = fixture.scenario('neverReady', newWorkerId());
+    const { ref } = await fixture.runtime.create(spec, credentials(1));
+    await afterWaiting?.(ref);
+    const outcome = await fixture.runtime.awaitReady(ref, { timeoutMs: 1_500 });
+    expectFailure(outcome, fixture.neverReadyReason);
+    assert.match(outcome.status === 'failed' ? outcome.detail : '', /not ready within 2s/);
+    await fixture.runtime.delete(ref);
+  });
+
+  test('a create whose signal has already aborted makes nothing', async () => {
+    const fixture = getFixture();
+    const workerId = newWorkerId();
+    const controller = new AbortController();
+    controller.abort(new Error('activity cancelled'));
+    await assert.rejects(
+      fixture.runtime.create(fixture.scenario('ready', workerId).spec, credentials(1), { signal: controller.signal }),
+      /activity cancelled/,
+    );
+    assert.deepEqual(await fixture.inspect(workerId), { pods: 0, secrets: 0 });
+  });
+
+  test('credentials never go backwards: an older epoch or version is refused and the newer ones stay', async () => {
+    const fixture = getFixture();
+    const { ref } = await fixture.runtime.create(fixture.scenario('neverReady', newWorkerId()).spec, credentials(1));
+    const newer = credentials(3, 4);
+    await fixture.runtime.writeCredentials(ref, newer);
+    const read = async () => JSON.parse((await fixture.readCredentials(ref)).content) as CredentialsFile;
+    for (const older of [credentials(3, 3), credentials(2, 4), credentials(1, 1)]) {
+      await assert.rejects(
+        fixture.runtime.writeCredentials(ref, older),
+        (err: unknown) =>
+          err instanceof StaleRuntimeWriteError &&
+          err.stored.epoch === 3 &&
+          err.stored.version === 4 &&
+          err.attempted.epoch === older.epoch &&
+          err.attempted.version === older.version,
+        `epoch ${older.epoch} / version ${older.version} is refused`,
+      );
+      const now = await read();
+      assert.deepEqual({ token: now.token, epoch: now.epoch, version: now.version }, { ...stampOf(newer) });
+    }
+    // The same epoch and version again (a retried rotation) is written: its token is as good.
+    const retried = credentials(3, 4);
+    await fixture.runtime.writeCredentials(ref, retried);
+    assert.equal((await read()).token, retried.token);
+    const listed = (await fixture.runtime.listManaged({ pool: fixture.pool })).find((w) => w.name === ref.name);
+    assert.equal(listed?.epoch, 3, 'the epoch the worker was last given never went down');
     await fixture.runtime.delete(ref);
   });
 

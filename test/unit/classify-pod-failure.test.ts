@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyPodFailure, type PodView } from '../../src/runtime/classify-pod-failure';
+import { classifyAtDeadline, classifyPodFailure, type PodView } from '../../src/runtime/classify-pod-failure';
 import { podFailureReasons } from '../../src/lifecycle/failure-reasons';
 import { kubeletScenarios } from '../fixtures/kubelet-pod-statuses';
 
@@ -21,8 +21,11 @@ for (const [name, scenario] of Object.entries(scenarios)) {
 
 test('every pod-level failure reason has a kubelet-shaped scenario (or a dedicated test below)', () => {
   const covered = new Set<string>(Object.values(scenarios).map((s) => s.expected));
-  // pod_vanished: no pod at all; runtime_unreachable and type_mismatch are decided outside the pod status.
-  for (const reason of ['pod_vanished', 'runtime_unreachable', 'type_mismatch']) covered.add(reason);
+  // pod_vanished: no pod at all; runtime_unreachable, type_mismatch and quota_exceeded (a create the
+  // ResourceQuota refused) are decided outside the pod status; spawn_timeout by classifyAtDeadline.
+  for (const reason of ['pod_vanished', 'runtime_unreachable', 'type_mismatch', 'quota_exceeded', 'spawn_timeout']) {
+    covered.add(reason);
+  }
   assert.deepEqual(
     podFailureReasons.filter((r) => !covered.has(r)),
     [],
@@ -92,4 +95,32 @@ test('partial or empty statuses never throw and are pending', () => {
       JSON.stringify(pod),
     );
   }
+});
+
+test('a wait that ends at its deadline takes its reason from the last status, never deadline_exceeded', () => {
+  const cases: [string, PodView | undefined, string][] = [
+    ['never seen', undefined, 'spawn_timeout'],
+    ['no status yet', { metadata: {} }, 'spawn_timeout'],
+    ['creating its container', podWith(scenarios.containerCreating.status), 'spawn_timeout'],
+    [
+      'CreateContainerError, which the kubelet retries',
+      podWith(scenarios.createContainerError.status),
+      'spawn_timeout',
+    ],
+    ['running, readiness probe failing', podWith(scenarios.runningNotReady.status), 'health_check_failed'],
+    ['unschedulable within its grace', podWith(scenarios.unschedulableWithinGrace.status), 'pod_not_scheduled'],
+  ];
+  for (const [name, pod, expected] of cases) {
+    const { reason, detail } = classifyAtDeadline(pod, 90_000);
+    assert.equal(reason, expected, name);
+    assert.match(detail, /not ready within 90s/, name);
+  }
+  const probe = classifyAtDeadline(podWith(scenarios.runningNotReady.status), 5_000);
+  assert.match(probe.detail, /readiness probe of worker did not pass/);
+});
+
+test('exit 124 (a timeout wrapper) is deadline_exceeded; any other exit before ready is pod_crashed', () => {
+  const verdict = classifyPodFailure(podWith(scenarios.timeoutExit.status), { now, notScheduledGraceMs });
+  assert.equal(verdict.status === 'failed' && verdict.reason, 'deadline_exceeded');
+  assert.match(verdict.status === 'failed' ? verdict.detail : '', /exited 124/);
 });

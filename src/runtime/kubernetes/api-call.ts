@@ -1,8 +1,9 @@
 // Every Kubernetes API call corral makes goes through here: a per-request timeout (client-node
-// has none by default), a small bounded retry for transient failures (429, 5xx, connection
-// errors), and a translation of 403 into an error naming the verb and resource.
+// has none by default), the caller's abort signal, a small bounded retry for transient failures
+// (429, 5xx, connection errors), and a translation of 403 into an error naming the verb and
+// resource — or, when a ResourceQuota refused it, into a quota error (a capacity problem).
 import { ApiException, Observable, type ConfigurationOptions } from '@kubernetes/client-node';
-import { RuntimeForbiddenError, RuntimeUnavailableError } from '../errors';
+import { RuntimeForbiddenError, RuntimeQuotaExceededError, RuntimeUnavailableError } from '../errors';
 
 /** Per-call options that abort the HTTP request after `timeoutMs` (or when `signal` aborts). */
 export function timeoutOptions(bound: number | AbortSignal): ConfigurationOptions {
@@ -71,6 +72,19 @@ export function apiMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/**
+ * The ResourceQuota admission plugin's refusals (k8s.io/apiserver …/resourcequota/controller.go):
+ * "exceeded quota: <name>, requested: …" (namespace full) and "status unknown for quota: <name>"
+ * (no usage calculated yet: the quota controller has not caught up). Both are 403 Forbidden. Not
+ * "failed quota: <name>: must specify …": that one says the pod spec lacks requests/limits the
+ * quota needs, a spec problem that a retry cannot fix.
+ */
+const quotaRefusal = /exceeded quota|status unknown for quota/i;
+
+export function isQuotaRefusal(err: unknown): boolean {
+  return statusCodeOf(err) === 403 && quotaRefusal.test(apiMessage(err));
+}
+
 export interface ApiCallContext {
   verb: string;
   resource: string;
@@ -79,6 +93,12 @@ export interface ApiCallContext {
   attempts: number;
   /** First backoff; doubles each attempt. */
   backoffMs: number;
+  /**
+   * The caller's cancellation: checked before every attempt and during the backoff. Once it has
+   * aborted, its reason is thrown (never dressed up as "unavailable"). The request itself must be
+   * given the same signal (see `timeoutOptions`).
+   */
+  signal?: AbortSignal;
 }
 
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -101,18 +121,24 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
  * 409, 422) are rethrown untouched for the caller to interpret.
  */
 export async function callKubernetes<T>(context: ApiCallContext, call: () => Promise<T>): Promise<T> {
+  const { signal } = context;
   let lastError: unknown;
   for (let attempt = 1; attempt <= context.attempts; attempt++) {
+    signal?.throwIfAborted();
     try {
       return await call();
     } catch (err) {
+      // An aborted request fails with an AbortError: the caller's reason is the truth.
+      signal?.throwIfAborted();
       const code = statusCodeOf(err);
       if (code === 403) {
+        if (isQuotaRefusal(err))
+          throw new RuntimeQuotaExceededError(context.resource, context.namespace, apiMessage(err));
         throw new RuntimeForbiddenError(context.verb, context.resource, context.namespace, apiMessage(err));
       }
       if (!isTransient(err)) throw err;
       lastError = err;
-      if (attempt < context.attempts) await sleep(context.backoffMs * 2 ** (attempt - 1));
+      if (attempt < context.attempts) await sleep(context.backoffMs * 2 ** (attempt - 1), signal);
     }
   }
   throw new RuntimeUnavailableError(

@@ -5,7 +5,7 @@
 // read made when the informer has not seen the pod yet (it was created a moment ago).
 import type { CoreV1Api } from '@kubernetes/client-node';
 import { isIPv6 } from 'node:net';
-import { classifyPodFailure, type PodVerdict } from '../classify-pod-failure';
+import { classifyAtDeadline, classifyPodFailure, type PodVerdict } from '../classify-pod-failure';
 import { RuntimeForbiddenError, WorkerNameConflictError } from '../errors';
 import type { ReadinessDiagnostics, ReadinessOutcome } from '../pod-runtime';
 import type { WorkerPodRef } from '../worker-pod-spec';
@@ -40,7 +40,6 @@ export function awaitPodReadiness(options: ReadinessWaitOptions): Promise<Readin
 
   return new Promise<ReadinessOutcome>((resolve, reject) => {
     let settled = false;
-    let lastPending = 'no status yet';
     let announcedWaiting = false;
     /** The pod as read directly, while the informer has not seen it yet. */
     let lookedUp: CachedPod | undefined;
@@ -145,7 +144,6 @@ export function awaitPodReadiness(options: ReadinessWaitOptions): Promise<Readin
       if (!connection.synced) return;
       if (!pod || verdict === undefined) return lookUp();
       if (verdict.status !== 'pending') return;
-      lastPending = verdict.detail;
       clearTimeout(recheckTimer);
       // A grace period (Unschedulable) ends without any new event: look again then.
       if (verdict.recheckAt) recheckTimer = setTimeout(evaluate, Math.max(0, verdict.recheckAt.getTime() - Date.now()));
@@ -188,16 +186,12 @@ export function awaitPodReadiness(options: ReadinessWaitOptions): Promise<Readin
     }
 
     const onAbort = () => fail(signal?.reason);
-    const deadlineTimer = setTimeout(
-      () =>
-        finish({
-          status: 'failed',
-          reason: 'deadline_exceeded',
-          detail: `not ready within ${Math.round(options.timeoutMs / 1000)}s (last seen: ${lastPending})`,
-          diagnostics: diagnostics(),
-        }),
-      options.timeoutMs,
-    );
+    // The spawn's time is up: the reason is what the last status says (classifyAtDeadline).
+    const deadlineTimer = setTimeout(() => {
+      const last = informer.get(ref.name) ?? lookedUp;
+      const { reason, detail } = classifyAtDeadline(last?.view, options.timeoutMs);
+      finish({ status: 'failed', reason, detail, diagnostics: diagnostics() });
+    }, options.timeoutMs);
     const unsubscribePod = informer.subscribe(ref.name, (change) => {
       if (change.kind === 'deleted') return vanished('the pod was deleted');
       evaluate();

@@ -8,11 +8,19 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { PodFailureReason } from '../../lifecycle/failure-reasons';
+import type { PodFailureReason, WorkerFailureReason } from '../../lifecycle/failure-reasons';
+import { processRuntimeBoundsMs } from '../../lifecycle/runtime-bounds';
 import { freePort } from '../../embedded/ports';
-import { RuntimeInputError, WorkerNameConflictError, WorkerPodNotFoundError } from '../errors';
+import {
+  RuntimeInputError,
+  RuntimeUnavailableError,
+  StaleRuntimeWriteError,
+  WorkerNameConflictError,
+  WorkerPodNotFoundError,
+} from '../errors';
 import type {
   AwaitReadyOptions,
+  RuntimeCallOptions,
   CreateWorkerResult,
   ManagedWorker,
   HealthProbeResult,
@@ -25,6 +33,7 @@ import type {
 import {
   checkWaitTimeout,
   credentialsFileContent,
+  goesBackwards,
   parsePoolFilter,
   parseWorkerCredentials,
   parseWorkerPodRef,
@@ -32,6 +41,7 @@ import {
   refFor,
   type WorkerCredentials,
   type WorkerPodRef,
+  type WorkerPodSpec,
   type WorkerPodSpecInput,
 } from '../worker-pod-spec';
 import { carriesWorkerId, identify, isRunning, type ProcessIdentity } from './process-identity';
@@ -70,6 +80,13 @@ interface ExitRecord {
 
 const recordFile = 'worker.json';
 const credentialsFile = 'credentials.json';
+/** Held (O_EXCL) for the synchronous read-compare-rename of a credential write. */
+const credentialsLockFile = 'credentials.lock';
+/**
+ * A holder does its read-compare-rename synchronously, in microseconds: a lock this old belongs to
+ * a writer that died (or was frozen) holding it, and is broken.
+ */
+const staleLockMs = 1_000;
 const exitFile = 'exit.json';
 const logFile = 'output.log';
 /** The worker's cwd and HOME: apart from corral's own files in the worker directory. */
@@ -79,6 +96,9 @@ const spawnGraceMs = 10_000;
 const timeoutBinary = ['/usr/bin/timeout', '/bin/timeout'].find((p) => fs.existsSync(p));
 /** coreutils `timeout` exit codes: 124 the deadline fired, 126 not executable, 127 not found. */
 const timeoutExit = { deadline: 124, notExecutable: 126, notFound: 127 } as const;
+
+/** What one readiness probe found: ready, the hook answering "no" (or hanging), or nothing there yet. */
+type ReadinessProbe = { result: 'ok' } | { result: 'unhealthy' | 'not_accepting'; detail: string };
 
 function writeFileAtomic(file: string, content: string, mode: number): void {
   const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
@@ -127,18 +147,40 @@ export class ProcessPodRuntime implements PodRuntime {
     this.workDir = path.resolve(options.workDir ?? process.cwd());
     this.healthTimeoutMs = options.healthTimeoutMs ?? 1_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
-    this.stopGraceMs = options.stopGraceMs ?? 5_000;
+    this.stopGraceMs = options.stopGraceMs ?? processRuntimeBoundsMs.stopGrace;
   }
 
   private dirOf(ref: WorkerPodRef): string {
     return path.join(this.workersDir, ref.name);
   }
 
-  async create(specInput: WorkerPodSpecInput, credentialsInput: WorkerCredentials): Promise<CreateWorkerResult> {
+  async create(
+    specInput: WorkerPodSpecInput,
+    credentialsInput: WorkerCredentials,
+    options: RuntimeCallOptions = {},
+  ): Promise<CreateWorkerResult> {
     const spec = parseWorkerPodSpec(specInput);
     if (/[\0\r\n]/.test(spec.image)) throw new RuntimeInputError('image', 'must be a path without control characters');
     const credentials = parseWorkerCredentials(credentialsInput);
     const ref = refFor(spec);
+    const { signal } = options;
+    // Before the first write: a cancelled create makes nothing.
+    signal?.throwIfAborted();
+    const created = await this.createWorker(spec, credentials, ref, signal);
+    // The caller gave up while the worker was being made: it must not outlive the give-up.
+    if (created.created && signal?.aborted) {
+      await this.delete(ref).catch(() => undefined);
+      throw signal.reason;
+    }
+    return created;
+  }
+
+  private async createWorker(
+    spec: WorkerPodSpec,
+    credentials: WorkerCredentials,
+    ref: WorkerPodRef,
+    signal: AbortSignal | undefined,
+  ): Promise<CreateWorkerResult> {
     const dir = this.dirOf(ref);
     fs.mkdirSync(this.workersDir, { recursive: true, mode: 0o700 });
     const executable = path.resolve(this.workDir, spec.image);
@@ -168,13 +210,15 @@ export class ProcessPodRuntime implements PodRuntime {
       if (existing && (existing.workerId !== ref.workerId || existing.pool !== ref.pool)) {
         throw new WorkerNameConflictError('process', ref.name);
       }
-      // Adopted: the caller's credentials are the ones it will record, so they win.
-      this.writeCredentialsFile(dir, ref, credentials);
+      // Adopted: the caller's credentials are the ones it will record, so they win (never backwards).
+      await this.writeCredentialsForward(ref, credentials, signal);
       return { ref, created: false };
     }
 
     this.writeCredentialsFile(dir, ref, credentials);
     const port = await freePort();
+    // Nothing runs yet: an abort now leaves only the directory, which create() removes.
+    if (signal?.aborted) return { ref, created: true };
     record.port = port;
     const problem = executableProblem(executable);
     if (problem) {
@@ -254,6 +298,60 @@ export class ProcessPodRuntime implements PodRuntime {
     writeFileAtomic(path.join(dir, credentialsFile), credentialsFileContent(credentials, ref.workerId), 0o600);
   }
 
+  /**
+   * Writes the credentials file, never backwards: under the worker's credentials lock (so another
+   * corral process on the same state directory cannot interleave), read the epoch and version the
+   * file holds, refuse an older write (StaleRuntimeWriteError), then replace the file atomically.
+   * The record's epoch only ever rises too.
+   */
+  private async writeCredentialsForward(
+    ref: WorkerPodRef,
+    credentials: WorkerCredentials,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const dir = this.dirOf(ref);
+    const lock = path.join(dir, credentialsLockFile);
+    const attempted = { epoch: credentials.epoch, version: credentials.version };
+    const waitEnds = Date.now() + processRuntimeBoundsMs.credentialLockWait;
+    for (;;) {
+      signal?.throwIfAborted();
+      try {
+        fs.writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') throw new WorkerPodNotFoundError(ref.name);
+        if (code !== 'EEXIST') throw err;
+        const heldFor = Date.now() - (fs.statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+        if (heldFor > staleLockMs) {
+          fs.rmSync(lock, { force: true });
+          continue;
+        }
+        if (Date.now() >= waitEnds) {
+          throw new RuntimeUnavailableError(`the credentials of ${ref.name} stayed locked by another writer`);
+        }
+        await this.pause(ref, 5, signal);
+      }
+    }
+    try {
+      // Synchronous from here to the unlock: nothing else in this process interleaves either.
+      const record = this.readRecord(ref);
+      if (!record || record.deletionRequestedAt) throw new WorkerPodNotFoundError(ref.name);
+      const stored = readJson<{ epoch?: unknown; version?: unknown }>(path.join(dir, credentialsFile));
+      if (typeof stored?.epoch === 'number' && typeof stored.version === 'number') {
+        const held = { epoch: stored.epoch, version: stored.version };
+        if (goesBackwards(held, attempted))
+          throw new StaleRuntimeWriteError(`${ref.name}/${credentialsFile}`, held, attempted);
+      }
+      this.writeCredentialsFile(dir, ref, credentials);
+      if (record.epoch < credentials.epoch) {
+        writeFileAtomic(path.join(dir, recordFile), JSON.stringify({ ...record, epoch: credentials.epoch }), 0o600);
+      }
+    } finally {
+      fs.rmSync(lock, { force: true });
+    }
+  }
+
   /** Notes in the record that the worker was ready once, so a later death is a health verdict. */
   private markReady(ref: WorkerPodRef): void {
     const record = this.readRecord(ref);
@@ -291,14 +389,10 @@ export class ProcessPodRuntime implements PodRuntime {
   }
 
   /**
-   * Ready = the health URL answers 2xx. The port was free when picked but is not reserved, so a
-   * health answer naming another worker id means someone else's process holds it: not ready.
+   * One probe of the worker's health hook (or, without one, of its port). Ready = the health URL
+   * answers 2xx. The port was free when picked but is not reserved, so a health answer naming
+   * another worker id means someone else's process holds it: not ready.
    */
-  private async probe(record: WorkerRecord): Promise<boolean> {
-    return (await this.probeHealth(record)) === 'ok';
-  }
-
-  /** One probe of the worker's health hook (or, without one, of its port). */
   private async probeHealth(record: WorkerRecord, signal?: AbortSignal): Promise<HealthProbeResult> {
     const timeout = AbortSignal.timeout(this.healthTimeoutMs);
     if (record.healthPath === null) {
@@ -325,6 +419,33 @@ export class ProcessPodRuntime implements PodRuntime {
     } catch {
       return 'unreachable';
     }
+  }
+
+  /**
+   * One readiness probe, saying why it failed: a health hook that answers an error status or
+   * accepts the connection but does not answer is `unhealthy` (its readiness probe fails); nothing
+   * accepting connections yet (or someone else's process answering) is `not_accepting`.
+   */
+  private async readinessProbe(record: WorkerRecord, signal?: AbortSignal): Promise<ReadinessProbe> {
+    const result = await this.probeHealth(record, signal);
+    if (result === 'ok') return { result };
+    if (result === 'http_error') {
+      return { result: 'unhealthy', detail: `its health hook ${record.healthPath ?? ''} answers an error status` };
+    }
+    if (result === 'wrong_identity') {
+      return { result: 'not_accepting', detail: `port ${record.port} answers as another worker` };
+    }
+    const timeout = AbortSignal.timeout(this.healthTimeoutMs);
+    if (
+      record.healthPath !== null &&
+      (await portAccepts(record.port, signal ? AbortSignal.any([signal, timeout]) : timeout))
+    ) {
+      return {
+        result: 'unhealthy',
+        detail: `its health hook ${record.healthPath} accepts connections but does not answer within ${this.healthTimeoutMs}ms`,
+      };
+    }
+    return { result: 'not_accepting', detail: `nothing accepts connections on port ${record.port}` };
   }
 
   /** Resolves after `ms`, or earlier when one of our children exits; rejects on abort. */
@@ -354,7 +475,8 @@ export class ProcessPodRuntime implements PodRuntime {
     const diagnostics: ReadinessDiagnostics = { reconnects: 0, relists: 0 };
     const deadline = Date.now() + options.timeoutMs;
     let announcedWaiting = false;
-    const failed = (reason: PodFailureReason, detail: string): ReadinessOutcome => ({
+    let lastProbe: ReadinessProbe | undefined;
+    const failed = (reason: WorkerFailureReason, detail: string): ReadinessOutcome => ({
       status: 'failed',
       reason,
       detail,
@@ -380,12 +502,22 @@ export class ProcessPodRuntime implements PodRuntime {
           const { reason, detail } = this.exitVerdict(ref);
           return failed(reason, detail);
         }
-        if (record.process && (await this.probe(record))) {
-          this.markReady(ref);
-          return { status: 'ready', endpoint: `http://127.0.0.1:${record.port}`, diagnostics };
+        if (record.process) {
+          lastProbe = await this.readinessProbe(record, options.signal);
+          if (lastProbe.result === 'ok') {
+            this.markReady(ref);
+            return { status: 'ready', endpoint: `http://127.0.0.1:${record.port}`, diagnostics };
+          }
         }
         if (Date.now() >= deadline) {
-          return failed('deadline_exceeded', `not ready within ${Math.round(options.timeoutMs / 1000)}s`);
+          // Alive at the deadline: its own health hook saying no is health_check_failed; a worker
+          // that never got as far as accepting connections (or never started) is spawn_timeout.
+          const within = `not ready within ${Math.round(options.timeoutMs / 1000)}s`;
+          if (lastProbe?.result === 'unhealthy') return failed('health_check_failed', `${within}: ${lastProbe.detail}`);
+          return failed(
+            'spawn_timeout',
+            `${within}: ${lastProbe && lastProbe.result !== 'ok' ? lastProbe.detail : 'the process did not start'}`,
+          );
         }
         if (!announcedWaiting) {
           announcedWaiting = true;
@@ -398,32 +530,34 @@ export class ProcessPodRuntime implements PodRuntime {
     }
   }
 
-  async writeCredentials(refInput: WorkerPodRef, credentialsInput: WorkerCredentials): Promise<void> {
+  async writeCredentials(
+    refInput: WorkerPodRef,
+    credentialsInput: WorkerCredentials,
+    options: RuntimeCallOptions = {},
+  ): Promise<void> {
     const ref = parseWorkerPodRef(refInput);
     const credentials = parseWorkerCredentials(credentialsInput);
-    const record = this.readRecord(ref);
-    if (!record) throw new WorkerPodNotFoundError(ref.name);
-    this.writeCredentialsFile(this.dirOf(ref), ref, credentials);
-    writeFileAtomic(
-      path.join(this.dirOf(ref), recordFile),
-      JSON.stringify({ ...record, epoch: credentials.epoch }),
-      0o600,
-    );
+    if (!this.readRecord(ref)) throw new WorkerPodNotFoundError(ref.name);
+    await this.writeCredentialsForward(ref, credentials, options.signal);
   }
 
-  async delete(refInput: WorkerPodRef): Promise<void> {
+  async delete(refInput: WorkerPodRef, options: RuntimeCallOptions = {}): Promise<void> {
     const ref = parseWorkerPodRef(refInput);
+    options.signal?.throwIfAborted();
     const record = this.readRecord(ref);
     if (record && !record.deletionRequestedAt) {
       const marked: WorkerRecord = { ...record, deletionRequestedAt: new Date().toISOString() };
       writeFileAtomic(path.join(this.dirOf(ref), recordFile), JSON.stringify(marked), 0o600);
     }
-    if (record?.process && isRunning(record.process)) await this.stop(ref, record.process);
+    if (record?.process && isRunning(record.process)) await this.stop(ref, record.process, options.signal);
     fs.rmSync(this.dirOf(ref), { recursive: true, force: true });
   }
 
-  /** SIGTERM to the worker's process group, then SIGKILL after the grace period. */
-  private async stop(ref: WorkerPodRef, identity: ProcessIdentity): Promise<void> {
+  /**
+   * SIGTERM to the worker's process group, then SIGKILL after the grace period. An abort stops the
+   * waiting, not the signals already sent; the record stays marked, so a retried delete goes on.
+   */
+  private async stop(ref: WorkerPodRef, identity: ProcessIdentity, signal?: AbortSignal): Promise<void> {
     const signalGroup = (signal: NodeJS.Signals) => {
       try {
         process.kill(-identity.pid, signal);
@@ -436,16 +570,18 @@ export class ProcessPodRuntime implements PodRuntime {
     if (!carriesWorkerId(identity, ref.workerId)) return;
     signalGroup('SIGTERM');
     const graceEnds = Date.now() + this.stopGraceMs;
-    while (isRunning(identity) && Date.now() < graceEnds) await this.pause(ref, 25);
+    while (isRunning(identity) && Date.now() < graceEnds) await this.pause(ref, 25, signal);
     if (isRunning(identity)) {
       signalGroup('SIGKILL');
-      const killEnds = Date.now() + 2_000;
-      while (isRunning(identity) && Date.now() < killEnds) await this.pause(ref, 25);
+      const killEnds = Date.now() + processRuntimeBoundsMs.killWait;
+      while (isRunning(identity) && Date.now() < killEnds) await this.pause(ref, 25, signal);
     }
   }
 
-  async listManaged(filter: { pool?: string } = {}): Promise<ManagedWorker[]> {
+  async listManaged(filter: { pool?: string } = {}, options: RuntimeCallOptions = {}): Promise<ManagedWorker[]> {
     const pool = parsePoolFilter(filter.pool);
+    const { signal } = options;
+    signal?.throwIfAborted();
     let names: string[];
     try {
       names = fs.readdirSync(this.workersDir);
@@ -482,7 +618,7 @@ export class ProcessPodRuntime implements PodRuntime {
         if (record.failure) verdict = { status: 'failed', reason: record.failure.reason };
         else if (!record.process || !isRunning(record.process))
           verdict = { status: 'failed', reason: this.exitVerdict(ref).reason };
-        else verdict = { status: (await this.probe(record)) ? 'ready' : 'pending' };
+        else verdict = { status: (await this.probeHealth(record, signal)) === 'ok' ? 'ready' : 'pending' };
         return {
           name,
           workerId: record.workerId,
@@ -495,6 +631,7 @@ export class ProcessPodRuntime implements PodRuntime {
         };
       }),
     );
+    signal?.throwIfAborted();
     return workers.filter((w): w is ManagedWorker => w !== undefined);
   }
 
