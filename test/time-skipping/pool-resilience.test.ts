@@ -1,0 +1,242 @@
+// The pool workflow never fails (`corral-resilient-pool`, docs/decisions/0016-controllers-never-fail.md):
+// its activities (mocked here: this is the workflow's own logic, on the time-skipping server) fail
+// past their retries, and the pool counts, backs off and goes on — it refills once the fault
+// clears, and a drain whose drain requests fail still ends drained. Quota failures are not the
+// breaker's business. The registry side of the breaker's fence is in test/e2e/pool-keeper.test.ts.
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { PoolActivities, PoolView } from '../../src/activities/pool-activities';
+import type { WorkerState } from '../../src/lifecycle/states';
+import {
+  describePoolQuery,
+  drainPoolUpdate,
+  poolActivityNames,
+  poolWorkflowId,
+  type PoolDescription,
+  type PoolWorkflowInput,
+} from '../../src/workflows/pool/messages';
+import { countsTowardBreaker, nextBreakerSequence } from '../../src/workflows/pool/spawn-breaker';
+import { createTimeSkippingEnv } from '../harness/time-skipping';
+
+const taskQueue = 'pool-resilience';
+
+/** A registry stand-in: one pool, its workers, and faults the test switches on. */
+class FakePool {
+  minIdle = 2;
+  maxWorkers = 6;
+  status: 'active' | 'draining' | 'drained' = 'active';
+  failureThreshold = 2;
+  workers = new Map<string, { state: WorkerState; reason?: string }>();
+  /** How a started worker ends up: ready at once, or lost with this reason. */
+  spawnOutcome: { state: 'idle' } | { state: 'lost'; reason: string } = { state: 'idle' };
+  /** Calls of each activity that fail (non-retryable: past their retries at once), counted down. */
+  faults = { readPool: 0, startPoolWorkers: 0, drainPoolWorkers: 0 };
+  breakerWrites: { state: string; sequence?: number }[] = [];
+
+  private fail(activity: keyof FakePool['faults']): void {
+    if (this.faults[activity] <= 0) return;
+    this.faults[activity]--;
+    throw ApplicationFailure.nonRetryable(`${activity}: injected fault`, 'InjectedFault');
+  }
+
+  readonly activities: PoolActivities = {
+    readPool: async ({ ask }): Promise<PoolView> => {
+      this.fail('readPool');
+      const counts: Partial<Record<WorkerState, number>> = {};
+      const asked: Record<string, WorkerState> = {};
+      const askedReasons: Record<string, string> = {};
+      let live = 0;
+      for (const [id, { state, reason }] of this.workers) {
+        if (ask.includes(id)) {
+          asked[id] = state;
+          if (reason) askedReasons[id] = reason;
+        }
+        if (state === 'retired' || state === 'lost') continue;
+        counts[state] = (counts[state] ?? 0) + 1;
+        live++;
+      }
+      return {
+        exists: true,
+        status: this.status,
+        generation: 1,
+        minIdle: this.minIdle,
+        maxWorkers: this.maxWorkers,
+        refillPerMinute: 600,
+        breaker: { failureThreshold: this.failureThreshold, cooldownMs: 3_600_000, successThreshold: 1 },
+        counts,
+        live,
+        starting: [],
+        asked,
+        askedReasons,
+      };
+    },
+    recordPoolBreaker: async ({ state, sequence }) => {
+      this.breakerWrites.push({ state, sequence });
+      return { applied: true };
+    },
+    startPoolWorkers: async ({ workerIds }) => {
+      this.fail('startPoolWorkers');
+      for (const id of workerIds) this.workers.set(id, { ...this.spawnOutcome });
+      return { started: workerIds, stoppedBy: null };
+    },
+    drainPoolWorkers: async () => {
+      this.fail('drainPoolWorkers');
+      let live = 0;
+      for (const [id, worker] of this.workers) {
+        if (worker.state === 'retired' || worker.state === 'lost') continue;
+        live++;
+        this.workers.set(id, { state: 'retired' });
+      }
+      return { asked: live, live, unanswered: 0 };
+    },
+    markPoolDrained: async () => {
+      if (this.status === 'draining') this.status = 'drained';
+    },
+  };
+
+  idle(): number {
+    return [...this.workers.values()].filter((w) => w.state === 'idle').length;
+  }
+}
+
+let env: TestWorkflowEnvironment;
+let fake: FakePool;
+let stopWorker: () => Promise<void>;
+
+before(async () => {
+  env = await createTimeSkippingEnv();
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../../src/workflows'),
+    // Every test's pool calls the current fake.
+    activities: Object.fromEntries(
+      poolActivityNames.map((name) => [
+        name,
+        (...args: unknown[]) => (fake.activities[name] as (...a: unknown[]) => Promise<unknown>)(...args),
+      ]),
+    ),
+  });
+  const running = worker.run();
+  stopWorker = async () => {
+    worker.shutdown();
+    await running;
+  };
+});
+after(async () => {
+  await stopWorker?.();
+  await env?.teardown();
+});
+beforeEach(() => {
+  fake = new FakePool();
+});
+
+let poolCount = 0;
+async function startPool(input: Partial<PoolWorkflowInput> = {}) {
+  const pool = `p${++poolCount}`;
+  return env.client.workflow.start('poolWorkflow', {
+    taskQueue,
+    workflowId: poolWorkflowId(pool),
+    args: [{ pool, reconcileIntervalMs: 60_000, ...input } satisfies PoolWorkflowInput],
+  });
+}
+
+/**
+ * Moves the test server's clock a second at a time until the pool's description satisfies `done`
+ * (the workflow's timers fire as the clock passes them): waits on the event, never on a duration.
+ */
+async function advanceUntil(
+  handle: Awaited<ReturnType<typeof startPool>>,
+  what: string,
+  done: (d: PoolDescription) => boolean,
+  maxSimulatedMs = 30 * 60_000,
+): Promise<PoolDescription> {
+  let last: PoolDescription | undefined;
+  for (let waited = 0; waited <= maxSimulatedMs; waited += 1_000) {
+    last = await handle.query(describePoolQuery);
+    if (done(last)) return last;
+    await env.sleep(1_000);
+  }
+  throw new Error(`${what}: not within ${maxSimulatedMs} simulated ms; last ${JSON.stringify(last)}`);
+}
+
+test('activities failing past their retries: the pool counts, backs off, keeps running and refills once the fault clears', async () => {
+  fake.faults.readPool = 3;
+  fake.faults.startPoolWorkers = 4;
+  const handle = await startPool();
+
+  const failing = await advanceUntil(handle, 'a failed turn reported', (d) => (d.failureStreak ?? 0) >= 2);
+  assert.ok(failing.lastFailure, 'the last failure is described');
+  assert.match(failing.lastFailure.message, /injected fault/);
+  assert.ok(failing.lastFailure.retryAt > failing.lastFailure.at, 'a backoff is scheduled');
+
+  const refilled = await advanceUntil(
+    handle,
+    'the pool refilled after the faults cleared',
+    (d) => (d.inventory.idle ?? 0) === fake.minIdle,
+  );
+  assert.equal(fake.idle(), fake.minIdle);
+  assert.equal(refilled.totals.activityFailures, 7, 'every failure counted: 3 reads, 4 refills');
+  assert.equal(refilled.failureStreak, 0, 'the streak ends with the first good turn');
+  assert.deepEqual(fake.faults, { readPool: 0, startPoolWorkers: 0, drainPoolWorkers: 0 });
+  assert.equal((await handle.describe()).status.name, 'RUNNING', 'the run did not fail');
+
+  // The breaker is re-asserted on every turn, each write's sequence greater than the last.
+  assert.ok(fake.breakerWrites.length >= 2);
+  const sequences = fake.breakerWrites.map((w) => w.sequence!);
+  assert.ok(
+    sequences.every((seq, i) => i === 0 || seq > sequences[i - 1]!),
+    `increasing: ${sequences.join(', ')}`,
+  );
+  await handle.terminate('test done');
+});
+
+test('a drain whose drain requests fail keeps trying and still ends drained', async () => {
+  const handle = await startPool();
+  await advanceUntil(handle, 'the pool filled', (d) => (d.inventory.idle ?? 0) === fake.minIdle);
+
+  fake.faults.drainPoolWorkers = 3;
+  fake.status = 'draining';
+  await handle.executeUpdate(drainPoolUpdate);
+  const result = await handle.result(); // the server skips time while the client waits on the result
+  assert.equal(result.status, 'drained');
+  assert.equal(fake.status, 'drained');
+  assert.equal(result.totals.activityFailures, 3);
+  assert.equal(fake.faults.drainPoolWorkers, 0);
+  assert.equal([...fake.workers.values()].filter((w) => w.state !== 'retired').length, 0, 'every worker drained');
+});
+
+test('spawns refused by quota are not counted by the breaker; other spawn failures open it', async () => {
+  fake.minIdle = 1;
+  fake.spawnOutcome = { state: 'lost', reason: 'quota_exceeded' };
+  const quota = await startPool({ reconcileIntervalMs: 1_000 });
+  const refused = await advanceUntil(
+    quota,
+    'more quota refusals than the breaker threshold',
+    (d) => (d.totals.spawnsRefusedByCapacity ?? 0) > fake.failureThreshold + 1,
+  );
+  assert.equal(refused.breaker.state, 'closed');
+  assert.equal(refused.breaker.consecutiveFailures, 0);
+  await quota.terminate('test done');
+
+  fake.spawnOutcome = { state: 'lost', reason: 'pod_crashed' };
+  const crashing = await startPool({ reconcileIntervalMs: 1_000 });
+  const opened = await advanceUntil(crashing, 'the breaker to open', (d) => d.breaker.state === 'open');
+  assert.equal(opened.totals.spawnsRefusedByCapacity ?? 0, 0);
+  assert.equal(fake.breakerWrites.at(-1)?.state, 'open');
+  await crashing.terminate('test done');
+});
+
+test('breaker rules: quota is not the breaker’s business; sequences grow with time and past it', () => {
+  assert.equal(countsTowardBreaker('quota_exceeded'), false);
+  assert.equal(countsTowardBreaker('pod_crashed'), true);
+  assert.equal(countsTowardBreaker('lost'), true);
+  assert.equal(countsTowardBreaker(null), true);
+  assert.equal(nextBreakerSequence(undefined, 1_000), 1_000);
+  assert.equal(nextBreakerSequence(1_000, 1_000), 1_001, 'the same instant still moves on');
+  assert.equal(nextBreakerSequence(5_000, 1_000), 5_001, 'a clock behind the carried counter still moves on');
+  assert.equal(nextBreakerSequence(1_001, 2_000), 2_000);
+});
