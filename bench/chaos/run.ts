@@ -11,6 +11,7 @@
 // bench/results/chaos.json with the commit it measured. CHAOS_KILLS overrides the kill count
 // (default 5; then nothing is written).
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -51,7 +52,13 @@ async function main() {
   }
   const which = asked.length > 0 ? asked : defaultDrills;
   const commit = git(['rev-parse', 'HEAD']);
-  const dirty = git(['status', '--porcelain', '--untracked-files=no', '--', 'src']) !== '';
+  // The drills run the working tree (tsx from source): other work in progress in src/ is measured too.
+  const modified = git(['diff', '--name-only', 'HEAD', '--', 'src']).split('\n').filter(Boolean);
+  const diffSha = crypto
+    .createHash('sha256')
+    .update(git(['diff', 'HEAD', '--', 'src']))
+    .digest('hex')
+    .slice(0, 12);
   const results: Record<string, unknown> = {};
   for (const name of which) {
     say(`drill ${name}: start (commit ${commit.slice(0, 12)})`);
@@ -59,7 +66,7 @@ async function main() {
     const result = await drills[name]();
     results[name] = {
       commit,
-      src_modified_in_checkout: dirty,
+      src_modified_in_checkout: modified.length > 0 ? { files: modified, diff_sha256: diffSha } : false,
       at: new Date().toISOString(),
       machine: machine(),
       ...result,
