@@ -28,7 +28,8 @@ export interface JanitorFailure {
 /**
  * A run's report: the reconciliation's, plus what retention deleted (absent in runs from before
  * retention, or when retention failed), plus the activities that failed (absent in runs from
- * before `corral-janitor-never-fails`). A failed reconciliation reports no pods, rows or actions.
+ * before `corral-janitor-never-fails`, and in clean passes). A failed reconciliation reports no
+ * pods, rows or actions.
  */
 export type JanitorRunReport = JanitorReport & { retention?: RetentionReport; failures?: JanitorFailure[] };
 
@@ -139,5 +140,6 @@ async function passThatNeverFails(
   };
   const retention = await attempt('deleteExpiredRecords', () => retain({ retentionMs: input.retentionMs }));
   const divergence = [...report.divergence, ...failures.map((f) => `${f.activity} failed: ${f.message}`)];
-  return { ...report, divergence, ...(retention ? { retention } : {}), failures };
+  // A clean pass reports exactly what it did before this patch: `failures` only when there are some.
+  return { ...report, divergence, ...(retention ? { retention } : {}), ...(failures.length > 0 ? { failures } : {}) };
 }
