@@ -19,6 +19,9 @@ import {
   type PoolWorkflowInput,
 } from '../../src/workflows/pool/messages';
 import { countsTowardBreaker, nextBreakerSequence } from '../../src/workflows/pool/spawn-breaker';
+import type { JanitorActivities, RetentionReport } from '../../src/activities/janitor-activities';
+import { janitorTaskQueueOf } from '../../src/lifecycle/task-queues';
+import type { JanitorRunReport } from '../../src/workflows/janitor';
 import { createTimeSkippingEnv } from '../harness/time-skipping';
 
 const taskQueue = 'pool-resilience';
@@ -239,4 +242,40 @@ test('breaker rules: quota is not the breaker’s business; sequences grow with 
   assert.equal(nextBreakerSequence(1_000, 1_000), 1_001, 'the same instant still moves on');
   assert.equal(nextBreakerSequence(5_000, 1_000), 5_001, 'a clock behind the carried counter still moves on');
   assert.equal(nextBreakerSequence(1_001, 2_000), 2_000);
+});
+
+test('the janitor never fails: a reconciliation failing past its retries is reported, retention still runs, the run returns', async () => {
+  const retention: RetentionReport = {
+    retentionMs: 3_600_000,
+    workers: 0,
+    transitions: 0,
+    claims: 0,
+    batches: 1,
+    complete: true,
+    durationMs: 0,
+  };
+  const janitorActivities: Pick<JanitorActivities, 'reconcileStrandedResources' | 'deleteExpiredRecords'> = {
+    reconcileStrandedResources: async () => {
+      throw ApplicationFailure.nonRetryable('runtime inventory: injected fault', 'InjectedFault');
+    },
+    deleteExpiredRecords: async () => retention,
+  };
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: janitorTaskQueueOf(taskQueue),
+    activities: janitorActivities,
+  });
+  const report = (await worker.runUntil(
+    env.client.workflow.execute('janitorWorkflow', {
+      taskQueue,
+      workflowId: 'corral/janitor/run-resilience',
+      args: [{}],
+    }),
+  )) as JanitorRunReport;
+  assert.deepEqual(report.failures, [
+    { activity: 'reconcileStrandedResources', message: 'runtime inventory: injected fault' },
+  ]);
+  assert.deepEqual(report.retention, retention);
+  assert.deepEqual([report.pods, report.rows, report.actions], [0, 0, []]);
+  assert.match(report.divergence.join('\n'), /reconcileStrandedResources failed/);
 });
