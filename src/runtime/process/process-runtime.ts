@@ -336,16 +336,21 @@ export class ProcessPodRuntime implements PodRuntime {
     try {
       // Synchronous from here to the unlock: nothing else in this process interleaves either.
       const record = this.readRecord(ref);
-      if (!record || record.deletionRequestedAt) throw new WorkerPodNotFoundError(ref.name);
       const stored = readJson<{ epoch?: unknown; version?: unknown }>(path.join(dir, credentialsFile));
       if (typeof stored?.epoch === 'number' && typeof stored.version === 'number') {
         const held = { epoch: stored.epoch, version: stored.version };
         if (goesBackwards(held, attempted))
           throw new StaleRuntimeWriteError(`${ref.name}/${credentialsFile}`, held, attempted);
       }
-      this.writeCredentialsFile(dir, ref, credentials);
-      if (record.epoch < credentials.epoch) {
-        writeFileAtomic(path.join(dir, recordFile), JSON.stringify({ ...record, epoch: credentials.epoch }), 0o600);
+      try {
+        this.writeCredentialsFile(dir, ref, credentials);
+        if (record && !record.deletionRequestedAt && record.epoch < credentials.epoch) {
+          writeFileAtomic(path.join(dir, recordFile), JSON.stringify({ ...record, epoch: credentials.epoch }), 0o600);
+        }
+      } catch (err) {
+        // Deleted under the write (its directory is gone): there is nothing to write to.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new WorkerPodNotFoundError(ref.name);
+        throw err;
       }
     } finally {
       fs.rmSync(lock, { force: true });
@@ -537,7 +542,8 @@ export class ProcessPodRuntime implements PodRuntime {
   ): Promise<void> {
     const ref = parseWorkerPodRef(refInput);
     const credentials = parseWorkerCredentials(credentialsInput);
-    if (!this.readRecord(ref)) throw new WorkerPodNotFoundError(ref.name);
+    const record = this.readRecord(ref);
+    if (!record || record.deletionRequestedAt) throw new WorkerPodNotFoundError(ref.name);
     await this.writeCredentialsForward(ref, credentials, options.signal);
   }
 
