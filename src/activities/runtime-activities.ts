@@ -83,6 +83,22 @@ function mintToken(): string {
   return crypto.randomBytes(32).toString('base64url');
 }
 
+/**
+ * Runs a runtime call while heartbeating: a server-side cancellation (a drain cutting a spawn
+ * short) reaches an activity only through its heartbeats, and a replica that dies mid-call is
+ * noticed within the heartbeat timeout. The call gets the activity's cancellation signal.
+ */
+async function heartbeating<T>(intervalMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beat = setInterval(() => context.heartbeat(), intervalMs);
+  try {
+    context.heartbeat();
+    return await call(context.cancellationSignal);
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 export function createRuntimeActivities(runtime: PodRuntime, options: { heartbeatIntervalMs?: number } = {}) {
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
   return {
@@ -98,10 +114,12 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
       const expiresAt = parseExpiry(input.credentialExpiresAt, 'credentialExpiresAt');
       try {
         // The activity's cancellation reaches every request: a cancelled create leaves no pod behind.
-        const { ref, created } = await runtime.create(
-          input.spec,
-          { epoch: input.spec.epoch, version: input.credentialVersion, expiresAt, token: mintToken() },
-          { signal: Context.current().cancellationSignal },
+        const { ref, created } = await heartbeating(heartbeatIntervalMs, (signal) =>
+          runtime.create(
+            input.spec,
+            { epoch: input.spec.epoch, version: input.credentialVersion, expiresAt, token: mintToken() },
+            { signal },
+          ),
         );
         return { ref, created, credentials: { version: input.credentialVersion, expiresAt: expiresAt.toISOString() } };
       } catch (err) {
@@ -125,7 +143,7 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
 
     async deleteWorkerPod(ref: WorkerPodRef): Promise<void> {
       try {
-        await runtime.delete(ref, { signal: Context.current().cancellationSignal });
+        await heartbeating(heartbeatIntervalMs, (signal) => runtime.delete(ref, { signal }));
       } catch (err) {
         throw asActivityFailure(err);
       }
