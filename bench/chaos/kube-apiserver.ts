@@ -149,10 +149,35 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
     await kube.startApiserver();
     const upAt = performance.now();
     say(`kube-apiserver: apiserver back after ${Math.round(upAt - downAt)} ms`);
+    // Kubernetes' own view, by polling (no watch to lose): when each pod was first seen Ready, to
+    // tell a slow kubelet (KWOK) from corral not noticing a Ready pod.
+    const podReady = readyPoller(core, namespace, upAt);
     const second = await filledTo(16);
+    const readyAt = await podReady.stop();
+    const { rows: rowsNow } = await world.db.query<{ id: string; pod_name: string | null; state_since: Date }>(
+      'SELECT id, pod_name, state_since FROM workers WHERE pool = $1',
+      [pool],
+    );
+    const upWall = Date.now() - since(upAt);
     result.restart = {
       down_ms: Math.round(upAt - downAt),
       fill_completed_after_restart_ms: second ? since(upAt) : null,
+      pods_ready_after_restart: Object.fromEntries(
+        [...readyAt].map(([name, ms]) => {
+          const row = rowsNow.find((r) => r.pod_name === name);
+          return [
+            name,
+            { kubernetes_ready_ms: ms, row_state_since_ms: row ? row.state_since.getTime() - upWall : null },
+          ];
+        }),
+      ),
+      respawned_rows: (
+        await world.db.query<{ worker_id: string; failure_reason: string | null; at: Date }>(
+          `SELECT t.worker_id, t.failure_reason, t.at FROM worker_transitions t JOIN workers w ON w.id = t.worker_id
+           WHERE w.pool = $1 AND t.failure_reason IS NOT NULL ORDER BY t.at`,
+          [pool],
+        )
+      ).rows.map((r) => ({ id: r.worker_id, reason: r.failure_reason, at_ms_since_restart: r.at.getTime() - upWall })),
       pods: await podCensus(world, core, namespace, pool),
     };
     await sampler.stop();
@@ -219,5 +244,33 @@ async function podCensus(world: World, core: CoreV1Api, namespace: string, pool:
     pods_of_ended_rows: [...pods]
       .filter(([id]) => ['retired', 'lost'].includes(state.get(id) ?? ''))
       .map(([id, p]) => ({ id, state: state.get(id), pods: p })),
+  };
+}
+
+/** Polls the namespace's pods every 500 ms: when each was first seen Ready (ms since `t0`). */
+function readyPoller(core: CoreV1Api, namespace: string, t0: number) {
+  const readyAt = new Map<string, number>();
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const list = await core.listNamespacedPod({ namespace }, timeoutOptions(5_000));
+        for (const pod of list.items) {
+          const name = pod.metadata?.name ?? '?';
+          const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+          if (ready && !readyAt.has(name)) readyAt.set(name, since(t0));
+        }
+      } catch {
+        // the apiserver may still be coming up
+      }
+      await hold(500);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return readyAt;
+    },
   };
 }
