@@ -4,8 +4,10 @@
 // The replicas reach the apiserver through the fault proxy (test/harness/fault-proxy.ts).
 // - 5xx burst: a fill of 10 starts; for 15 s the proxy answers half of all non-watch requests
 //   with 500/503 (alternating) instead of forwarding them.
-// - restart: the pool is scaled to 16; once the new spawns are under way the apiserver is
-//   stopped, held down 10 s, and started again (same port, certificates, etcd).
+// - restart: two fresh replicas that reach the apiserver directly (no proxy) replace the first
+//   two; the pool is scaled to 16; once the new spawns are under way the apiserver is stopped,
+//   held down 10 s, and started again (same port, certificates, etcd). A poll of the pods (no
+//   watch) records when Kubernetes saw each pod Ready, beside the row's state_since.
 // After each: the time until every spawn completed (minIdle idle, nothing starting); checked: no
 // duplicate pod (two live pods for one worker id), no orphan pod of an ended row, and the usual
 // invariants.
@@ -64,6 +66,9 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
     world.cleanups.push('fault proxy', () => proxy.close());
     const kubeconfigFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'corral-chaos-kube-')), 'kubeconfig');
     writeKubeconfigFile(kubeconfigFile, { server: proxy.server, caFile: kube.caFile, token: kube.adminToken });
+    // The restart phase's replicas talk to the apiserver directly: no proxy in the way of their watches.
+    const directKubeconfigFile = path.join(path.dirname(kubeconfigFile), 'kubeconfig-direct');
+    writeKubeconfigFile(directKubeconfigFile, { server: kube.server, caFile: kube.caFile, token: kube.adminToken });
     world.cleanups.push('kubeconfig', async () => fs.rmSync(path.dirname(kubeconfigFile), { recursive: true }));
 
     const podWorkers = startProcess(
@@ -85,8 +90,8 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
     );
 
     const env = { CORRAL_RUNTIME: 'kubernetes', CORRAL_KUBE_NAMESPACE: namespace, KUBECONFIG: kubeconfigFile };
-    const a = await startReplica(world, 'kube-a', env);
-    await startReplica(world, 'kube-b', env);
+    let a = await startReplica(world, 'kube-a', env);
+    const b = await startReplica(world, 'kube-b', env);
     const spec: PoolSpecInput = {
       name: pool,
       runtime: 'kubernetes',
@@ -105,7 +110,7 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
       replicas: 2,
       faults: [
         '5xx burst: 15 s of 500/503 on half of all non-watch requests, from the moment the fill of 10 starts',
-        'apiserver restart: stopped 10 s while the pool scales 10 → 16, then started again',
+        'apiserver restart (replicas replaced by two that reach the apiserver directly): stopped 10 s while the pool scales 10 → 16, then started again',
       ],
     };
     const sampler = registrySampler(world.db, pool);
@@ -134,7 +139,11 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
     };
     say(`kube-apiserver: burst ${JSON.stringify(result.burst)}`);
 
-    // Apiserver restart during the scale-up.
+    // Apiserver restart during the scale-up, with replicas that reach the apiserver directly.
+    await Promise.all([a.proc.stop(30_000), b.proc.stop(30_000)]);
+    const directEnv = { ...env, KUBECONFIG: directKubeconfigFile };
+    a = await startReplica(world, 'kube-c', directEnv);
+    await startReplica(world, 'kube-d', directEnv);
     await a.corral.applyPool({ ...spec, minIdle: 16 });
     await until(
       async () => {

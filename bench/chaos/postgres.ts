@@ -160,6 +160,13 @@ export async function postgresDrill(opts: {
       held_leases_still_valid: leaseChecks.every((c) => (c as { valid?: boolean }).valid === true),
       claims_work_after: claimWorks !== null,
     };
+    // What the registry recorded from the fault on: the deadlines that fell inside it, done afterwards.
+    const { rows: ops } = await world.db.query<{ operation: string; to_state: string; n: number }>(
+      `SELECT t.operation, t.to_state, count(*)::int AS n FROM worker_transitions t JOIN workers w ON w.id = t.worker_id
+       WHERE w.pool = $1 AND t.at >= $2 GROUP BY 1, 2 ORDER BY 1, 2`,
+      [pool, new Date(faultFrom)],
+    );
+    result.transitions_since_fault = ops.map((o) => `${o.operation} → ${o.to_state}: ${o.n}`);
     result.invariants = invariants;
     result.invariants_pass =
       allPass(invariants) && Object.values(result.outcome as Record<string, boolean>).every(Boolean);
