@@ -5,7 +5,7 @@
 // whose tasks never run: e.g. a stuck worker build, a nondeterminism loop), so its row stays idle
 // and any update to it never completes. Then the pool is drained. Measured: the time until the
 // other three rows ended; checked: the pool workflow did not fail (running or completed once the
-// pool is drained or its drain activity was retried, 200 s at most), and what the pool reports.
+// pool is drained or its drain activity was retried, 90 s at most), and what the pool reports.
 //
 // drain-while-spawning: a pool of 3 whose image never becomes ready (a 600 s start delay); once
 // all 3 readiness waits run, the pool is drained. Measured: drain request → pool `drained`, and
@@ -82,14 +82,14 @@ export async function wedgedDrainDrill(): Promise<Record<string, unknown>> {
     );
     const othersMs = othersEnded ? since(drainAt) : null;
     // Give the pool workflow time to trip over the wedged worker (its drain update never completes):
-    // until the pool is drained, or its drain activity has been retried (one attempt timed out), 200 s at most.
+    // until the pool is drained, or its drain activity has been retried (one attempt timed out), 90 s at most.
     const drained = await until(
       async () => {
         if ((await a.corral.getPool(pool))?.status === 'drained') return 'drained';
         const { raw } = await world.client.workflow.getHandle(poolWorkflowId(pool)).describe();
         return (raw.pendingActivities ?? []).some((p) => (p.attempt ?? 1) >= 2) ? 'retrying' : false;
       },
-      { timeoutMs: 200_000, intervalMs: 500, what: 'pool drained or its drain retried' },
+      { timeoutMs: 90_000, intervalMs: 500, what: 'pool drained or its drain retried' },
     );
     const poolDesc = await world.client.workflow.getHandle(poolWorkflowId(pool)).describe();
     const poolStatus = await a.corral.getPool(pool);
@@ -107,7 +107,11 @@ export async function wedgedDrainDrill(): Promise<Record<string, unknown>> {
     const poolFailed = ['FAILED', 'TERMINATED', 'TIMED_OUT'].includes(poolDesc.status.name);
     result.drain_request_to_others_ended_ms = othersMs;
     result.pool_drained_despite_wedge_ms = drained?.value === 'drained' ? drained.ms : null;
-    result.observed = drained ? `${drained.value} after ${drained.ms} ms` : 'neither within 200 s';
+    result.observed = drained ? `${drained.value} after ${drained.ms} ms` : 'neither within 90 s';
+    result.pool_workflow_view = await a.corral
+      .describePool(pool)
+      .then((d) => d.workflow)
+      .catch((err: unknown) => errText(err));
     result.pool_workflow_status_after = poolDesc.status.name;
     result.pool_status_after = { status: poolStatus?.status, counts: poolStatus?.counts };
     result.pool_workflow_pending_activities = (poolDesc.raw.pendingActivities ?? []).map((p) => ({
