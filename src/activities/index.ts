@@ -54,6 +54,8 @@ export function createCorralActivities(deps: {
           runtime: deps.runtime,
           temporal: deps.temporal,
           metrics: deps.janitorMetrics,
+          // Where a completed pass is recorded (corral_janitor_seconds_since_last_pass on every replica).
+          passes: deps.pools,
         })
       : {}),
   };

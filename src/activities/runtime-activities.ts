@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { failoverBounds } from '../lifecycle/failover-bounds';
 import { runtimeFailureTypes } from '../lifecycle/failure-types';
 import {
   RuntimeForbiddenError,
@@ -19,7 +20,7 @@ import {
 import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
-import { postActivation } from '../runtime/worker-protocol-client';
+import { postActivation, postDrain, type WorkerDrainAnswer } from '../runtime/worker-protocol-client';
 
 /** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
 export { runtimeFailureTypes };
@@ -100,7 +101,8 @@ async function heartbeating<T>(intervalMs: number, call: (signal: AbortSignal) =
 }
 
 export function createRuntimeActivities(runtime: PodRuntime, options: { heartbeatIntervalMs?: number } = {}) {
-  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+  // Well inside the workflows' heartbeat timeout (failover-bounds.ts): a dead replica is noticed in seconds.
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? failoverBounds.activityHeartbeatIntervalMs;
   return {
     /**
      * Mints the first credentials, then creates (or adopts) the worker's pod with them in place.
@@ -221,21 +223,23 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
     },
 
     /**
-     * Asks the worker to stop taking work before its pod is deleted. Best effort by design: a
-     * worker that does not answer is deleted anyway, so any failure is reported, not retried.
+     * Asks the worker to stop taking work before its pod is deleted (POST /drain with its id and
+     * epoch, so a neighbour behind a reused address or a stale actor cannot be drained). Answers
+     * whether the worker finished its work; the workflow asks again until it has or the drain
+     * timeout ends. Never retried: every failure is an answer (a worker that cannot be reached has
+     * nothing left to finish, and is deleted anyway).
      */
-    async requestWorkerDrain(input: { endpoint: string; timeoutMs?: number }): Promise<{ acknowledged: boolean }> {
+    async requestWorkerDrain(input: {
+      endpoint: string;
+      workerId?: string;
+      epoch?: number;
+      timeoutMs?: number;
+    }): Promise<WorkerDrainAnswer> {
       const signal = AbortSignal.any([
         Context.current().cancellationSignal,
         AbortSignal.timeout(input.timeoutMs ?? 5_000),
       ]);
-      try {
-        const res = await fetch(`${input.endpoint}/drain`, { method: 'POST', signal, redirect: 'manual' });
-        await res.body?.cancel();
-        return { acknowledged: res.ok };
-      } catch {
-        return { acknowledged: false };
-      }
+      return postDrain(input.endpoint, { workerId: input.workerId, epoch: input.epoch }, signal);
     },
   };
 }

@@ -1,6 +1,7 @@
 // Starting (or waking) a pool's workflow: shared by the corral API (every apply, scale and drain)
 // and the pool keeper of every `corral worker` (a pool workflow that is not running), so both
 // start it the same way.
+import { failoverBounds } from '../lifecycle/failover-bounds';
 import type { Client } from '@temporalio/client';
 import { poolSpecChangedSignal, poolWorkflowId, poolWorkflowType } from '../workflows/pool/messages';
 
@@ -18,6 +19,8 @@ export async function wakePoolWorkflow(
     args: [{ pool: input.pool }],
     signal: poolSpecChangedSignal,
     signalArgs: [{ generation: input.generation }],
+    // A task started on a replica that died is retried elsewhere after this: the failover budget.
+    workflowTaskTimeout: failoverBounds.workflowTaskTimeoutMs,
   });
   return { runId: handle.signaledRunId };
 }

@@ -10,7 +10,8 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import type { CorralActivities } from '../activities';
 import type { WorkerCapacity } from '../config/worker-capacity';
 import { failoverBounds } from '../lifecycle/failover-bounds';
-import { corralActivityInterceptors, type ActivityRetryMetrics } from './activity-interceptors';
+import type { ActivityRetryMetrics } from '../metrics/activity-metrics';
+import { corralActivityInterceptors } from './activity-interceptors';
 import { janitorTaskQueueOf, runtimeTaskQueueOf } from '../lifecycle/task-queues';
 
 export interface CorralPollersOptions {

@@ -85,6 +85,8 @@ export class LifecycleWorld {
    * attempt 1); beyond the script: ok. Per attempt, not per call, so retries see the same answer.
    */
   readonly activations = new Map<string, ActivationScript[]>();
+  /** Calls that fail as in an outage (a retryable store error) until removed from the set. */
+  readonly unavailable = new Set<keyof CorralActivities>();
   /** How many drain requests each worker answers "still draining" before it says drained (default 0). */
   readonly drainsBeforeDrained = new Map<string, number>();
   /** Pods that exist now (name → epoch written on its credentials). */
@@ -238,6 +240,13 @@ export class LifecycleWorld {
   }
 
   private async runHook(name: keyof CorralActivities, workerId: string): Promise<void> {
+    if (this.unavailable.has(name)) {
+      // What the real activities throw when Postgres or the runtime does not answer: retryable.
+      throw ApplicationFailure.retryable(
+        `${name}: the store is unavailable (scripted outage)`,
+        registryFailureTypes.storeError,
+      );
+    }
     const key = `${name}:${workerId}`;
     const hook = this.beforeCall.get(key);
     if (hook) {

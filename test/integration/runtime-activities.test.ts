@@ -101,13 +101,27 @@ test('spawn, wait (heartbeating), activate, refresh: the workflow only ever sees
       err.nonRetryable &&
       (err.details?.[0] as { error: string }).error === 'stale_epoch',
   );
-  assert.deepEqual(await run(env, activities.requestWorkerDrain, { endpoint }), { acknowledged: true });
+  assert.deepEqual(
+    await run(env, activities.requestWorkerDrain, { endpoint, workerId: 'w-a-neighbour', epoch: 99 }),
+    { outcome: 'refused', acknowledged: false, drained: false, error: 'wrong_worker' },
+    'a drain meant for another worker behind a reused address is refused',
+  );
+  assert.equal(
+    ((await (await fetch(`${endpoint}/healthz`)).json()) as { status: string }).status,
+    'serving',
+    'and drained nothing',
+  );
+  assert.deepEqual(await run(env, activities.requestWorkerDrain, { endpoint, workerId }), {
+    outcome: 'drained',
+    acknowledged: true,
+    drained: true,
+  });
   const health = (await (await fetch(`${endpoint}/healthz`)).json()) as { status: string };
   assert.equal(health.status, 'draining', 'the worker heard the drain');
   await run(env, activities.deleteWorkerPod, spawned.ref);
   assert.deepEqual(
-    await run(env, activities.requestWorkerDrain, { endpoint, timeoutMs: 1_000 }),
-    { acknowledged: false },
+    (await run(env, activities.requestWorkerDrain, { endpoint, timeoutMs: 1_000 })).outcome,
+    'unreachable',
     'a worker that is gone is reported, not retried',
   );
   await run(env, activities.deleteWorkerPod, spawned.ref);

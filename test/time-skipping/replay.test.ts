@@ -40,6 +40,10 @@ test('the committed histories cover the lifecycle paths', () => {
     'registry-cancel-during-spawn',
     'registry-long-life-run-2',
     'api-cold-claim',
+    // Prompt drains and outage-proof retries (`corral-resilience`).
+    'resilient-drain-while-starting',
+    'resilient-drain-waits-for-worker',
+    'resilient-registry-outage',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json is committed`);
   }

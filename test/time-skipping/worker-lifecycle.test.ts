@@ -535,18 +535,22 @@ describe('the fence', () => {
 describe('continue-as-new', () => {
   test('a drain update in flight when the run continues as new is completed first', async () => {
     const workerId = newWorkerId();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    world.before('awaitWorkerReady', workerId, () => gate);
-    // Low on purpose: the spawn alone crosses it, so the run continues as new once it serves.
-    const handle = await startLifecycle(env, taskQueue, { workerId, continueAsNewAfterEvents: 12 });
-    const firstRun = (await handle.describe()).runId;
-    await waitFor(() => world.callsOf('awaitWorkerReady', workerId).length > 0, {
-      what: 'the readiness wait to start',
+    // Low on purpose: the spawn alone crosses it (the first run continues as new once it serves),
+    // and so does the drain update's own workflow task in the next run.
+    const handle = await startLifecycle(env, taskQueue, { workerId, continueAsNewAfterEvents: 8 });
+    const started = (await handle.describe()).runId;
+    await waitFor(async () => (await handle.describe()).runId !== started, {
+      what: 'the first run to continue as new once the worker serves',
       timeoutMs: 30_000,
       intervalMs: 20,
     });
-    // Accepted while the spawn holds the lock: the handler waits for it.
+    await waitForState(handle, 'idle');
+    const firstRun = (await handle.describe()).runId;
+    // (A drain of a worker still starting cuts the start short instead: worker-resilience.test.ts.)
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    world.before('markDrainRequested', workerId, () => gate);
+    // Accepted while its registry write is held: the run wants to continue as new, and waits for it.
     const drain = await handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED });
     release();
 
@@ -569,13 +573,14 @@ describe('continue-as-new', () => {
 });
 
 describe('deadlines raced against their activity', () => {
-  test('spawn deadline: a pod never ready is deadline_exceeded and respawned', async () => {
+  test('spawn deadline: a pod never ready is spawn_timeout and respawned', async () => {
     const workerId = newWorkerId();
     world.readiness.set(workerId, [{ status: 'hang' }]);
     const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 3_000 } });
     await waitForState(handle, 'idle');
     const respawn = world.trail(workerId).find((t) => t.operation === 'respawn');
-    assert.equal(respawn?.failureReason, 'deadline_exceeded');
+    // deadline_exceeded is the runtime's own deadline (activeDeadlineSeconds, exit 124) only.
+    assert.equal(respawn?.failureReason, 'spawn_timeout');
     assert.equal((await handle.query(describeQuery)).spawnAttempt, 2);
     assert.deepEqual(
       podsOf(workerId).map(() => 'pod'),
@@ -585,13 +590,14 @@ describe('deadlines raced against their activity', () => {
     await endLife(handle);
   });
 
-  test('spawn deadline covers the create: a create that never returns is deadline_exceeded and respawned', async () => {
+  test('spawn deadline covers the create: a create that never returns is spawn_timeout and respawned', async () => {
     const workerId = newWorkerId();
     world.spawns.set(workerId, ['hang']);
     const handle = await startLifecycle(env, taskQueue, { workerId, settings: { spawnDeadlineMs: 3_000 } });
     await waitForState(handle, 'idle');
     const respawn = world.trail(workerId).find((t) => t.operation === 'respawn');
-    assert.equal(respawn?.failureReason, 'deadline_exceeded');
+    // deadline_exceeded is the runtime's own deadline (activeDeadlineSeconds, exit 124) only.
+    assert.equal(respawn?.failureReason, 'spawn_timeout');
     assert.equal((await handle.query(describeQuery)).spawnAttempt, 2);
     assert.equal(world.callsOf('spawnWorkerPod', workerId).length, 2, 'the hung create was given up, not retried');
     await endLife(handle);

@@ -28,6 +28,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
+import { failoverBounds } from '../../lifecycle/failover-bounds';
 import type { PoolActivities, PoolView } from '../../activities/pool-activities';
 import {
   describePoolQuery,
@@ -96,7 +97,7 @@ const resilientQuickly = proxyLocalActivities<PoolActivities>({
 const resilientSlowly = proxyActivities<PoolActivities>({
   startToCloseTimeout: '2m',
   scheduleToStartTimeout: '1m',
-  heartbeatTimeout: '5s',
+  heartbeatTimeout: failoverBounds.activityHeartbeatTimeoutMs,
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,

@@ -930,7 +930,9 @@ export class WorkerLifecycle {
         : await create();
       if (created === missedDeadline) {
         s.deadlines.spawnBy = null;
-        return { reason: 'deadline_exceeded', detail: 'the pod was not created by the spawn deadline' };
+        // `deadline_exceeded` is the runtime's own deadline (activeDeadlineSeconds); resilient runs say what happened.
+        const reason = this.resilient ? 'spawn_timeout' : 'deadline_exceeded';
+        return { reason, detail: 'the pod was not created by the spawn deadline' };
       }
       spawned = created;
     } catch (err) {
@@ -973,7 +975,12 @@ export class WorkerLifecycle {
     } finally {
       s.deadlines.spawnBy = null;
     }
-    if (ready === missedDeadline) return { reason: 'deadline_exceeded', detail: 'not ready by the spawn deadline' };
+    if (ready === missedDeadline) {
+      return {
+        reason: this.resilient ? 'spawn_timeout' : 'deadline_exceeded',
+        detail: 'not ready by the spawn deadline',
+      };
+    }
     if (ready.status === 'failed') return { reason: ready.reason, detail: ready.detail };
 
     await this.transition('activating', 'activate', {
