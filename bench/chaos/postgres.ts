@@ -7,7 +7,8 @@
 // refreshed every 10 s (ttl 5m, refreshLead 4m50s), idle TTL 1 min (idle workers retire and the
 // pool refills), hot-idle TTL 20 s; two workers are claimed across it. Afterwards: no workflow
 // failed, no worker lost since the fault began, the held leases still check valid, a claim works,
-// and the pool is back at minIdle.
+// the pool is back at minIdle, and the deadlines that fell inside are honoured (no live row with
+// expired credentials, no idle row past its idle TTL).
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -135,6 +136,24 @@ export async function postgresDrill(opts: {
       what: 'pool back at minIdle',
     });
     const backAfterMs = back ? since(resumedAt) : null;
+    // Deadlines that fell inside the fault are honoured afterwards: no live row with expired
+    // credentials, no idle row past its idle TTL (1 min, + 30 s of slack).
+    const overdue = async () =>
+      (
+        await world.db.query<{ id: string; state: string; why: string }>(
+          `SELECT id, state, CASE WHEN credential_expires_at < now() THEN 'credentials expired' ELSE 'idle past its TTL' END AS why
+           FROM workers WHERE pool = $1 AND state IN ('idle', 'claimed', 'hot_idle')
+             AND (credential_expires_at < now() OR (state = 'idle' AND state_since < now() - interval '90 seconds'))`,
+          [pool],
+        )
+      ).rows;
+    const caughtUp = await until(async () => (await overdue()).length === 0, {
+      timeoutMs: 240_000,
+      intervalMs: 1_000,
+      what: 'deadlines that fell inside the fault to be honoured',
+    });
+    const caughtUpMs = caughtUp ? since(resumedAt) : null;
+    const stillOverdue = caughtUp ? [] : await overdue();
     const leaseChecks = await Promise.all(
       leases.map((l) =>
         a.corral.checkLease({ workerId: l.workerId, epoch: l.epoch }).then(
@@ -154,11 +173,14 @@ export async function postgresDrill(opts: {
     result.claim_works_after_ms = claimWorks?.ms ?? null;
     result.pool_back_at_min_idle_after_ms = backAfterMs;
     result.held_leases_after = leaseChecks;
+    result.deadlines_caught_up_after_ms = caughtUpMs;
+    result.still_overdue = stillOverdue;
     result.outcome = {
       no_workflow_failed: workflowsOk,
       no_worker_lost_to_the_fault: lostSince.length === 0,
       held_leases_still_valid: leaseChecks.every((c) => (c as { valid?: boolean }).valid === true),
       claims_work_after: claimWorks !== null,
+      deadlines_honoured_after: caughtUp !== null,
     };
     // What the registry recorded from the fault on: the deadlines that fell inside it, done afterwards.
     const { rows: ops } = await world.db.query<{ operation: string; to_state: string; n: number }>(
