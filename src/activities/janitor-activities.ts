@@ -181,13 +181,29 @@ export class JanitorCallTimeoutError extends Error {
   }
 }
 
-async function bounded<T>(what: string, ms: number, call: () => Promise<T>): Promise<T> {
+/**
+ * Runs `call` for at most `ms`. The call gets a signal aborted at that bound (or when `outer`, the
+ * activity's cancellation, fires), so a runtime call that timed out stops instead of going on in
+ * the background.
+ */
+async function bounded<T>(
+  what: string,
+  ms: number,
+  call: (signal: AbortSignal) => Promise<T>,
+  outer?: AbortSignal,
+): Promise<T> {
+  const timeout = new AbortController();
+  const signal = outer ? AbortSignal.any([timeout.signal, outer]) : timeout.signal;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      call(),
+      call(signal),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new JanitorCallTimeoutError(what, ms)), ms);
+        timer = setTimeout(() => {
+          const err = new JanitorCallTimeoutError(what, ms);
+          timeout.abort(err);
+          reject(err);
+        }, ms);
       }),
     ]);
   } finally {
@@ -421,7 +437,12 @@ export function createJanitorActivities(deps: JanitorDeps) {
         const base = { kind, name: ref.name, workerId: ref.workerId, pool: ref.pool, reason };
         const what = `${kind} ${ref.name} (worker ${ref.workerId}, pool ${ref.pool})`;
         try {
-          await bounded(`delete ${ref.name}`, timeouts.deleteMs, () => runtime.delete(ref));
+          await bounded(
+            `delete ${ref.name}`,
+            timeouts.deleteMs,
+            (signal) => runtime.delete(ref, { signal }),
+            context?.cancellationSignal,
+          );
           record({ ...base, outcome: 'deleted' }, `${what}: ${why}; deleted`);
         } catch (err) {
           record(
@@ -434,7 +455,12 @@ export function createJanitorActivities(deps: JanitorDeps) {
       try {
         // --- phase 1: pods and secrets nobody owns ---------------------------------------------
         beat();
-        const inventory = await bounded('list managed pods', timeouts.listManagedMs, () => runtime.listManaged());
+        const inventory = await bounded(
+          'list managed pods',
+          timeouts.listManagedMs,
+          (signal) => runtime.listManaged(undefined, { signal }),
+          context?.cancellationSignal,
+        );
         report.pods = inventory.length;
         beat();
         const identified: { entry: ManagedWorker; ref: WorkerPodRef }[] = [];
