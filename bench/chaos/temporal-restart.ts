@@ -1,4 +1,5 @@
-// Drill 4: the Temporal dev server is killed (SIGKILL) mid-fill and started again on the same
+// Drill 4: the Temporal dev server is killed (SIGKILL) mid-fill (a fill of 8 at 1 spawn/s, 2 s image
+// start; the kill once 2 are idle and others still start) and started again on the same
 // SQLite file and port, 5 s later. Two replicas keep running through it (their connections retry).
 // Measured: the time from the restart until the fill completes (minIdle idle, nothing starting);
 // checked: no workflow lost (every workflow that existed before the kill still exists afterwards,
@@ -30,25 +31,32 @@ export async function temporalRestartDrill(): Promise<Record<string, unknown>> {
     const spec = processPool(pool, image, {
       minIdle,
       maxWorkers: 10,
-      refillPerMinute: 120,
+      refillPerMinute: 60,
       env: { DEMO_WORKER_START_DELAY_MS: '2000' },
     });
     result.setup = {
       pool: spec,
       replicas: 2,
       fault:
-        'SIGKILL of the Temporal dev server once 2 workers are idle; restarted 5 s later on its SQLite file and port',
+        'SIGKILL of the Temporal dev server once 2 workers are idle and others still start; restarted 5 s later on its SQLite file and port',
     };
     const a = await startReplica(world, 'temporal-a');
     await startReplica(world, 'temporal-b');
     const sampler = registrySampler(world.db, pool);
     const applied = performance.now();
     await a.corral.applyPool(spec);
-    await until(async () => ((await a.corral.getPool(pool))?.counts?.idle ?? 0) >= 2, {
-      timeoutMs: 120_000,
-      intervalMs: 50,
-      what: 'two idle workers',
-    });
+    // Mid-fill: some idle, some still starting (the registry, polled directly).
+    await until(
+      async () => {
+        const { rows } = await world.db.query<{ state: string; n: number }>(
+          'SELECT state, count(*)::int AS n FROM workers WHERE pool = $1 GROUP BY state',
+          [pool],
+        );
+        const c = Object.fromEntries(rows.map((r) => [r.state, r.n]));
+        return (c.idle ?? 0) >= 2 && (c.spawning ?? 0) + (c.activating ?? 0) > 0;
+      },
+      { timeoutMs: 120_000, intervalMs: 50, what: 'mid-fill: 2 idle, some starting' },
+    );
     const before: string[] = [];
     for await (const wf of world.client.workflow.list({ query: '' })) before.push(wf.workflowId);
     const countsAtKill = await a.corral.getPool(pool).then((p) => p?.counts);
