@@ -22,6 +22,7 @@ import { countsTowardBreaker, nextBreakerSequence } from '../../src/workflows/po
 import type { JanitorActivities, RetentionReport } from '../../src/activities/janitor-activities';
 import { janitorTaskQueueOf } from '../../src/lifecycle/task-queues';
 import type { JanitorRunReport } from '../../src/workflows/janitor';
+import { recordHistory } from '../harness/lifecycle-env';
 import { createTimeSkippingEnv } from '../harness/time-skipping';
 
 const taskQueue = 'pool-resilience';
@@ -210,6 +211,7 @@ test('a drain whose drain requests fail keeps trying and still ends drained', as
   assert.equal(result.totals.activityFailures, 3);
   assert.equal(fake.faults.drainPoolWorkers, 0);
   assert.equal([...fake.workers.values()].filter((w) => w.state !== 'retired').length, 0, 'every worker drained');
+  await recordHistory(handle, 'pool-resilient-drain');
 });
 
 test('spawns refused by quota are not counted by the breaker; other spawn failures open it', async () => {

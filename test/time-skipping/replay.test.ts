@@ -44,6 +44,7 @@ test('the committed histories cover the lifecycle paths', () => {
     'resilient-drain-while-starting',
     'resilient-drain-waits-for-worker',
     'resilient-registry-outage',
+    'pool-resilient-drain',
   ]) {
     assert.ok(files.includes(`${name}.json`), `test/histories/${name}.json is committed`);
   }
