@@ -20,7 +20,7 @@ import {
 import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
-import { postActivation, postDrain, type WorkerDrainAnswer } from '../runtime/worker-protocol-client';
+import { postActivation, postDrain, readWorkerAnswer, type WorkerDrainAnswer } from '../runtime/worker-protocol-client';
 
 /** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
 export { runtimeFailureTypes };
@@ -190,10 +190,9 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
       const timeoutMs = input.timeoutMs ?? 10_000;
       const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(timeoutMs)]);
       const health = await fetch(`${input.endpoint}/healthz`, { signal, redirect: 'manual' });
-      const healthBody = (await health.json().catch(() => undefined)) as
-        | { protocol?: unknown; workerId?: unknown }
-        | undefined;
-      if (!health.ok || healthBody?.protocol !== workerProtocolVersion || healthBody.workerId !== input.workerId) {
+      // Read bounded: a worker's answer never reaches history or logs whole.
+      const healthBody = await readWorkerAnswer(health);
+      if (!health.ok || healthBody.protocol !== workerProtocolVersion || healthBody.workerId !== input.workerId) {
         throw ApplicationFailure.create({
           type: runtimeFailureTypes.typeMismatch,
           message: `the endpoint does not answer as corral worker ${input.workerId} speaking ${workerProtocolVersion} (HTTP ${health.status})`,

@@ -3,7 +3,70 @@
 //   API's hand-over. The answer is typed: accepted, refused (the worker has seen a higher epoch,
 //   or the body was wrong), or failed (unreachable, timed out, 5xx).
 // - POST /drain {workerId, epoch}: drained, still draining, refused, or unreachable.
-// Every call is bounded by `signal`.
+// Every call is bounded by `signal`. What a worker sends back is bounded before anything keeps
+// it: at most `maxWorkerAnswerBytes` of a body are read, and any text taken from it is cut to
+// `maxWorkerTextLength` characters (it ends up in logs, activity failures and so in history).
+
+/** The most of a worker's answer that is read; the rest is discarded unread. */
+export const maxWorkerAnswerBytes = 64 * 1024;
+/** The most characters of any text a worker sends that corral keeps (errors, details). */
+export const maxWorkerTextLength = 256;
+
+/** `text` cut to `maxWorkerTextLength` characters (UTF-16 code units, never a lone half of a pair). */
+export function capWorkerText(text: string): string {
+  if (text.length <= maxWorkerTextLength) return text;
+  let end = maxWorkerTextLength;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return text.slice(0, end);
+}
+
+/**
+ * The answer's JSON object, reading at most `maxWorkerAnswerBytes` (a longer body is cut short,
+ * so it does not parse, and counts as no answer). Never throws.
+ */
+export async function readWorkerAnswer(res: Response): Promise<Record<string, unknown>> {
+  const body = res.body;
+  if (!body) return {};
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxWorkerAnswerBytes) {
+        truncated = true;
+        break;
+      }
+      chunks.push(value);
+    }
+  } catch {
+    truncated = true;
+  } finally {
+    if (truncated) await reader.cancel().catch(() => undefined);
+    reader.releaseLock();
+  }
+  if (truncated) return {};
+  try {
+    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+function errorText(value: unknown): string | null {
+  return typeof value === 'string' ? capWorkerText(value) : null;
+}
+
+function failureText(err: unknown): string {
+  return capWorkerText(err instanceof Error ? err.message : String(err));
+}
 
 export type ActivationAnswer =
   | { outcome: 'accepted'; credentialVersion: number }
@@ -25,14 +88,10 @@ export async function postActivation(
       redirect: 'manual',
     });
   } catch (err) {
-    return { outcome: 'failed', detail: err instanceof Error ? err.message : String(err) };
+    return { outcome: 'failed', detail: failureText(err) };
   }
-  // A worker's error text is cut short: it ends up in logs and activity failures.
-  const answer = (await res.json().catch(() => ({}))) as {
-    credentialVersion?: unknown;
-    error?: unknown;
-    highestEpoch?: unknown;
-  };
+  // A worker's answer is read bounded and its error text cut short: it ends up in logs and activity failures.
+  const answer = await readWorkerAnswer(res);
   if (res.ok && typeof answer.credentialVersion === 'number') {
     return { outcome: 'accepted', credentialVersion: answer.credentialVersion };
   }
@@ -40,7 +99,7 @@ export async function postActivation(
     return {
       outcome: 'refused',
       status: res.status,
-      error: typeof answer.error === 'string' ? answer.error.slice(0, 200) : null,
+      error: errorText(answer.error),
       highestEpoch: typeof answer.highestEpoch === 'number' ? answer.highestEpoch : null,
     };
   }
@@ -75,10 +134,10 @@ export async function postDrain(
       outcome: 'unreachable',
       acknowledged: false,
       drained: false,
-      detail: err instanceof Error ? err.message : String(err),
+      detail: failureText(err),
     };
   }
-  const answer = (await res.json().catch(() => ({}))) as { drained?: unknown; error?: unknown };
+  const answer = await readWorkerAnswer(res);
   if (res.ok) {
     const drained = answer.drained !== false;
     return { outcome: drained ? 'drained' : 'draining', acknowledged: true, drained };
@@ -88,7 +147,7 @@ export async function postDrain(
       outcome: 'refused',
       acknowledged: false,
       drained: false,
-      error: typeof answer.error === 'string' ? answer.error.slice(0, 200) : null,
+      error: errorText(answer.error),
     };
   }
   return { outcome: 'unreachable', acknowledged: false, drained: false, detail: `drain answered HTTP ${res.status}` };
