@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { WorkerLifecycleSettings } from '../workflows/worker-lifecycle/messages';
 import { releasePolicies } from '../workflows/worker-lifecycle/messages';
 import { firstIssue } from './first-issue';
+import { envValueSchema } from '../runtime/worker-pod-spec';
 
 export class PoolSpecError extends Error {
   constructor(
@@ -49,6 +50,10 @@ const resourceAmounts = z.strictObject({
   memoryMiB: z.number().int('must be a whole number of MiB').positive('must be positive'),
 });
 
+/** Env names that look like they hold a secret (case-insensitive): their values must be Secret references. */
+export const secretLookingEnvName = /PASSWORD|TOKEN|SECRET|KEY/i;
+export const looksSecret = (name: string): boolean => secretLookingEnvName.test(name);
+
 export const poolSpecSchema = z
   .strictObject({
     // Pod names are `<pool>-<workerId>-<attempt>` ≤ 63; 20 leaves room for the rest.
@@ -56,7 +61,8 @@ export const poolSpecSchema = z
     runtime: z.enum(['process', 'kubernetes']),
     image: z.string().min(1, 'must not be empty').max(512),
     args: z.array(z.string().max(4_096)).max(64).default([]),
-    env: z.record(z.string(), z.string().max(32_768)).default({}),
+    /** Literal strings or Secret references (decision 0021); names that look secret must be references. */
+    env: z.record(z.string(), envValueSchema).default({}),
     port: z.number().int().min(1).max(65_535).default(8080),
     /** null: the image has no health hook, so corral does not probe it. */
     healthPath: z.string().startsWith('/', 'must be an absolute URL path').nullable().default('/healthz'),
@@ -112,6 +118,17 @@ export const poolSpecSchema = z
       .default({ failureThreshold: 5, cooldown: 1 * minute, successThreshold: 1 }),
   })
   .superRefine((spec, ctx) => {
+    for (const [name, value] of Object.entries(spec.env)) {
+      if (typeof value === 'string' && looksSecret(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['env', name],
+          message:
+            'looks like a secret, so it must not be a literal value (it would be stored in Temporal histories and ' +
+            'the registry): use { valueFrom: { secretKeyRef: { name, key } } }',
+        });
+      }
+    }
     if (spec.minIdle > spec.maxWorkers) {
       ctx.addIssue({ code: 'custom', path: ['minIdle'], message: `must not exceed maxWorkers (${spec.maxWorkers})` });
     }

@@ -36,6 +36,47 @@ const workerIdPart = z
   .regex(/^[a-z0-9]+$/, 'must be lowercase letters and digits only');
 const noNul = (value: string) => !value.includes('\0');
 
+/**
+ * A reference to one key of a Secret: Kubernetes passes it to the pod as `valueFrom.secretKeyRef`
+ * (the Secret lives in the workers' namespace; corral never reads it); the process runtime reads
+ * `<secretsDir>/<name>/<key>` when it spawns the worker. Only the reference travels through
+ * Temporal payloads and the registry, never the value (decision 0021).
+ */
+export const secretKeyRefSchema = z.strictObject({
+  /** A Secret name: a DNS-1123 subdomain (so also a safe directory name for the process runtime). */
+  name: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(253, 'must be at most 253 characters')
+    .regex(
+      /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+      'must be a DNS subdomain (a-z, 0-9, "-", ".")',
+    ),
+  /** A key of the Secret's data, as Kubernetes allows them ("." and ".." are not keys). */
+  key: z
+    .string()
+    .min(1, 'must not be empty')
+    .max(253, 'must be at most 253 characters')
+    .regex(/^[-._a-zA-Z0-9]+$/, 'must be letters, digits, "-", "_" or "."')
+    .refine((key) => key !== '.' && key !== '..', 'must not be "." or ".."'),
+});
+export type SecretKeyRef = z.output<typeof secretKeyRefSchema>;
+
+/** One env entry's value: a literal string or `{ valueFrom: { secretKeyRef: { name, key } } }`. */
+export const envValueSchema = z.union(
+  [
+    z.string().max(32_768, 'must be at most 32768 characters').refine(noNul, 'must not contain NUL'),
+    z.strictObject({ valueFrom: z.strictObject({ secretKeyRef: secretKeyRefSchema }) }),
+  ],
+  { error: 'must be a string or { valueFrom: { secretKeyRef: { name, key } } }' },
+);
+export type EnvValue = z.output<typeof envValueSchema>;
+export type EnvSecretRef = Exclude<EnvValue, string>;
+
+export function isSecretRef(value: EnvValue): value is EnvSecretRef {
+  return typeof value !== 'string';
+}
+
 export const workerPodSpecSchema = z.strictObject({
   workerId: workerIdPart,
   pool: namePart,
@@ -44,7 +85,7 @@ export const workerPodSpecSchema = z.strictObject({
   /** An OCI image reference (kubernetes) or the path of an executable (process). */
   image: z.string().min(1, 'must not be empty').max(512),
   args: z.array(z.string().max(4_096).refine(noNul, 'must not contain NUL')).max(64).default([]),
-  env: z.record(envName, z.string().max(32_768).refine(noNul, 'must not contain NUL')).default({}),
+  env: z.record(envName, envValueSchema).default({}),
   port: z.number().int().min(1).max(65_535).default(8080),
   /** The health hook: readiness and steady-state health. null: the image has none (ready = the port accepts). */
   healthPath: z

@@ -4,6 +4,7 @@
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import {
   credentialsFileContent,
+  isSecretRef,
   type WorkerCredentials,
   type WorkerPodRef,
   type WorkerPodSpec,
@@ -92,7 +93,21 @@ export function podManifest(ref: WorkerPodRef, spec: WorkerPodSpec): V1Pod {
             { name: 'CORRAL_WORKER_ID', value: ref.workerId },
             { name: 'CORRAL_POOL', value: ref.pool },
             { name: 'CORRAL_CREDENTIALS_FILE', value: `${credentialsMountPath}/${credentialsFileName}` },
-            ...Object.entries(spec.env).map(([name, value]) => ({ name, value })),
+            // A Secret reference goes to the kubelet as one: corral never reads the Secret (decision 0021).
+            ...Object.entries(spec.env).map(([name, value]) =>
+              isSecretRef(value)
+                ? {
+                    name,
+                    valueFrom: {
+                      secretKeyRef: {
+                        name: value.valueFrom.secretKeyRef.name,
+                        key: value.valueFrom.secretKeyRef.key,
+                        optional: false,
+                      },
+                    },
+                  }
+                : { name, value },
+            ),
           ],
           // The kubelet probes; corral's pod informer reads the Ready condition it keeps.
           readinessProbe: {

@@ -47,6 +47,7 @@ import {
 import { carriesWorkerId, identify, isRunning, type ProcessIdentity } from './process-identity';
 import { ProcessHealthProber } from './process-health-prober';
 import { refOfRecord, type WorkerRecord } from './process-record';
+import { processSecretsDir, resolveProcessEnv, SecretReferenceError } from './process-secrets';
 
 /** Whether something accepts TCP connections on the loopback port (a worker without a health hook). */
 function portAccepts(port: number, signal: AbortSignal): Promise<boolean> {
@@ -71,6 +72,11 @@ export interface ProcessRuntimeOptions {
   pollIntervalMs?: number;
   /** How long a deleted worker gets between SIGTERM and SIGKILL. */
   stopGraceMs?: number;
+  /**
+   * Where env Secret references resolve: `<secretsDir>/<name>/<key>` (decision 0021). Default:
+   * `CORRAL_PROCESS_SECRETS_DIR`, else `<stateDir>/secrets`.
+   */
+  secretsDir?: string;
 }
 
 interface ExitRecord {
@@ -134,6 +140,7 @@ export class ProcessPodRuntime implements PodRuntime {
   private readonly healthTimeoutMs: number;
   private readonly pollIntervalMs: number;
   private readonly stopGraceMs: number;
+  private readonly secretsDir: string;
   /** Exit listeners for children this process spawned; orphans are detected by polling /proc. */
   private readonly exitWaiters = new Map<string, Set<() => void>>();
   /** Told the name of every child of this instance that exits (the health prober). */
@@ -148,6 +155,7 @@ export class ProcessPodRuntime implements PodRuntime {
     this.healthTimeoutMs = options.healthTimeoutMs ?? 1_000;
     this.pollIntervalMs = options.pollIntervalMs ?? 100;
     this.stopGraceMs = options.stopGraceMs ?? processRuntimeBoundsMs.stopGrace;
+    this.secretsDir = processSecretsDir(options.stateDir, options.secretsDir, process.env);
   }
 
   private dirOf(ref: WorkerPodRef): string {
@@ -227,6 +235,17 @@ export class ProcessPodRuntime implements PodRuntime {
       writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
       return { ref, created: true };
     }
+    let poolEnv: Record<string, string>;
+    try {
+      // Secret references resolve here, on the corral worker, and go only into the child's environment.
+      poolEnv = resolveProcessEnv(spec.env, this.secretsDir);
+    } catch (err) {
+      if (!(err instanceof SecretReferenceError)) throw err;
+      // As a pod whose Secret is missing (CreateContainerConfigError): created, never runs, says why.
+      record.failure = { reason: 'config_error', detail: err.message };
+      writeFileAtomic(path.join(dir, recordFile), JSON.stringify(record), 0o600);
+      return { ref, created: true };
+    }
 
     const env: NodeJS.ProcessEnv = {
       // Deliberately not corral's own environment: DATABASE_URL and friends stay out of workers.
@@ -237,7 +256,7 @@ export class ProcessPodRuntime implements PodRuntime {
       CORRAL_WORKER_ID: ref.workerId,
       CORRAL_POOL: ref.pool,
       CORRAL_CREDENTIALS_FILE: path.join(dir, credentialsFile),
-      ...spec.env,
+      ...poolEnv,
     };
     const [command, args] = timeoutBinary
       ? [timeoutBinary, ['--kill-after=10s', `${spec.maxLifetimeSeconds}s`, executable, ...spec.args]]

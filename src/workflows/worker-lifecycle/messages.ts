@@ -16,7 +16,8 @@ export type ReleasePolicy = (typeof releasePolicies)[number];
 export interface WorkerLifecycleSettings {
   image: string;
   args?: string[];
-  env?: Record<string, string>;
+  /** Literal values or Secret references (never a secret's value: decision 0021). */
+  env?: WorkerPodSpecInput['env'];
   port?: number;
   healthPath?: string;
   resources: WorkerPodSpecInput['resources'];
