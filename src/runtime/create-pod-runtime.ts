@@ -43,10 +43,22 @@ export function parsePodRuntimeConfig(input: unknown): z.output<typeof podRuntim
   return result.data;
 }
 
+/** Printed once per process, the first time a process runtime is created. */
+export const processRuntimeWarning =
+  'corral: the process runtime isolates nothing between workers (same user, same network, same files); ' +
+  'use the kubernetes runtime for tenants you do not trust';
+let processRuntimeWarned = false;
+
 /** `kubeConfig` overrides the file/in-cluster lookup (tests, embedding). */
 export function createPodRuntime(input: unknown, overrides: { kubeConfig?: KubeConfig } = {}): PodRuntime {
   const config = parsePodRuntimeConfig(input);
-  if (config.runtime === 'process') return new ProcessPodRuntime(config);
+  if (config.runtime === 'process') {
+    if (!processRuntimeWarned) {
+      processRuntimeWarned = true;
+      console.warn(processRuntimeWarning);
+    }
+    return new ProcessPodRuntime(config);
+  }
   let kubeConfig = overrides.kubeConfig;
   if (!kubeConfig) {
     kubeConfig = new KubeConfig();

@@ -1,140 +1,53 @@
 // deploy/kubernetes against a real kube-apiserver: every manifest parses and is accepted by the
-// apiserver as written (only the namespace rewritten), the stored Deployment keeps the shape
-// production relies on (replicas, probes, a grace period longer than the drain), the Role grants
-// exactly what corral needs, and the real `corral doctor`, run as the manifests' ServiceAccount
-// with a TokenRequest token, passes — and names the verb once the Role loses it.
+// apiserver as written (only the two namespaces renamed), the stored Deployment keeps the shape
+// production relies on (replicas, probes, a grace period longer than the drain), the Role in the
+// workers' namespace grants exactly what corral needs and corral may do nothing in its own, the
+// NetworkPolicies fence the workers in (their content: no CNI runs here, so nothing enforces
+// them), and the real `corral doctor`, run as the manifests' ServiceAccount with a TokenRequest
+// token, passes — and names the verb once the Role loses it.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import {
-  AppsV1Api,
-  CoreV1Api,
-  PolicyV1Api,
-  RbacAuthorizationV1Api,
-  type KubeConfig,
-  type KubernetesObject,
-  type V1Deployment,
-  type V1PodDisruptionBudget,
-  type V1Role,
-  type V1RoleBinding,
-  type V1Service,
-  type V1ServiceAccount,
-} from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PolicyV1Api, RbacAuthorizationV1Api, KubeConfig } from '@kubernetes/client-node';
 import ms, { type StringValue } from 'ms';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { parsePoolSpec } from '../../src/config/pool-spec';
 import { repoRoot } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import { timeoutOptions } from '../../src/runtime/kubernetes/api-call';
-import { requiredKubernetesPermissions } from '../../src/runtime/kubernetes/doctor';
+import { checkKubernetesPermissions, requiredKubernetesPermissions } from '../../src/runtime/kubernetes/doctor';
+import { applyManifests, manifestsDir, type Manifest } from '../harness/deploy-manifests';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
-import { createTestNamespace } from '../harness/kube-namespace';
 import { useKube, type Lease } from '../harness/shared';
 
-const manifestsDir = path.join(repoRoot, 'deploy', 'kubernetes');
-/** The namespace the manifests are written for; rewritten to the test's own. */
-const manifestNamespace = 'corral';
 const apiTimeoutMs = 10_000;
 
 let kube: Lease<KubeEndpoint>;
 let admin: KubeConfig;
+/** corral's own namespace (the manifests' `corral`). */
 let namespace: string;
+/** The worker pods' namespace (the manifests' `corral-workers`). */
+let workersNamespace: string;
 let tempDir: string;
 let manifests: Manifest[];
 
 before(async () => {
   kube = await useKube();
   admin = kubeConfigFor(kube.value);
-  namespace = await createTestNamespace(admin, 'deploy');
   tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-deploy-'));
-  // Parse every manifest and create it, as written, in the test's namespace: one rejected by
-  // the apiserver (a typo in a field, a wrong apiVersion) fails here with the apiserver's reason.
-  manifests = loadManifests();
-  for (const { object } of manifests) await create(intoNamespace(object, namespace), namespace);
+  const applied = await applyManifests(admin, 'deploy');
+  manifests = applied.manifests;
+  namespace = applied.namespaces.corral;
+  workersNamespace = applied.namespaces.workers;
 });
 
 after(async () => {
   if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
   await kube?.release();
 });
-
-// --- the manifests ----------------------------------------------------------------------------
-
-interface Manifest {
-  file: string;
-  object: KubernetesObject;
-}
-
-function loadManifests(): Manifest[] {
-  const kustomization = parse(fs.readFileSync(path.join(manifestsDir, 'kustomization.yaml'), 'utf8')) as {
-    namespace?: string;
-    resources: string[];
-  };
-  const files = fs
-    .readdirSync(manifestsDir)
-    .filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')
-    .sort();
-  assert.deepEqual([...kustomization.resources].sort(), files, 'kustomization.yaml lists every manifest');
-  assert.equal(kustomization.namespace, manifestNamespace);
-  return files.flatMap((file) =>
-    parseAllDocuments(fs.readFileSync(path.join(manifestsDir, file), 'utf8')).map((doc) => {
-      assert.deepEqual(doc.errors, [], `${file} is valid YAML`);
-      const object = doc.toJS() as Manifest['object'];
-      assert.ok(object?.apiVersion && object.kind && object.metadata?.name, `${file}: apiVersion, kind, name`);
-      assert.equal(object.metadata?.namespace, manifestNamespace, `${file}: metadata.namespace`);
-      return { file, object };
-    }),
-  );
-}
-
-/** The manifest moved into `ns`: metadata.namespace and the RoleBinding's subjects. */
-function intoNamespace(object: Manifest['object'], ns: string): Manifest['object'] {
-  const copy = structuredClone(object);
-  copy.metadata = { ...copy.metadata, namespace: ns };
-  if (copy.kind === 'RoleBinding') {
-    const binding = copy as unknown as V1RoleBinding;
-    binding.subjects = binding.subjects?.map((s) => (s.namespace === manifestNamespace ? { ...s, namespace: ns } : s));
-  }
-  return copy;
-}
-
-/** Server-side create with the typed API for each kind the manifests use. */
-async function create(object: Manifest['object'], ns: string): Promise<void> {
-  const core = admin.makeApiClient(CoreV1Api);
-  const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  const apps = admin.makeApiClient(AppsV1Api);
-  const policy = admin.makeApiClient(PolicyV1Api);
-  const options = timeoutOptions(apiTimeoutMs);
-  const kind = `${object.apiVersion}/${object.kind}`;
-  switch (kind) {
-    case 'v1/ServiceAccount':
-      await core.createNamespacedServiceAccount({ namespace: ns, body: object as V1ServiceAccount }, options);
-      return;
-    case 'v1/Service':
-      await core.createNamespacedService({ namespace: ns, body: object as V1Service }, options);
-      return;
-    case 'rbac.authorization.k8s.io/v1/Role':
-      await rbac.createNamespacedRole({ namespace: ns, body: object as V1Role }, options);
-      return;
-    case 'rbac.authorization.k8s.io/v1/RoleBinding':
-      await rbac.createNamespacedRoleBinding({ namespace: ns, body: object as unknown as V1RoleBinding }, options);
-      return;
-    case 'apps/v1/Deployment':
-      await apps.createNamespacedDeployment({ namespace: ns, body: object as V1Deployment }, options);
-      return;
-    case 'policy/v1/PodDisruptionBudget':
-      await policy.createNamespacedPodDisruptionBudget(
-        { namespace: ns, body: object as V1PodDisruptionBudget },
-        options,
-      );
-      return;
-    default:
-      throw new Error(`this test does not know how to apply ${kind}; add it here`);
-  }
-}
 
 /** client-node returns class instances; deepEqual compares prototypes too. */
 const plain = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
@@ -162,7 +75,14 @@ function runDoctor(kubeconfigFile: string, opts: { json: boolean }): Promise<Cli
   };
   // Without a registry or Temporal configured, doctor checks only the RBAC.
   for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'DATABASE_URL', 'CORRAL_RUNTIME']) delete env[name];
-  const args = ['doctor', '--runtime', 'kubernetes', '--kube-namespace', namespace, ...(opts.json ? ['--json'] : [])];
+  const args = [
+    'doctor',
+    '--runtime',
+    'kubernetes',
+    '--kube-namespace',
+    workersNamespace,
+    ...(opts.json ? ['--json'] : []),
+  ];
   return new Promise((resolve, reject) => {
     execFile(
       path.join(repoRoot, 'bin', 'corral'),
@@ -212,6 +132,12 @@ test('every manifest is accepted by the apiserver and stores the shape productio
   const kinds = manifests.map((m) => m.object.kind).sort();
   assert.deepEqual(kinds, [
     'Deployment',
+    'Namespace',
+    'Namespace',
+    'NetworkPolicy',
+    'NetworkPolicy',
+    'NetworkPolicy',
+    'NetworkPolicy',
     'PodDisruptionBudget',
     'Role',
     'RoleBinding',
@@ -226,8 +152,9 @@ test('every manifest is accepted by the apiserver and stores the shape productio
   const policy = admin.makeApiClient(PolicyV1Api);
   const options = timeoutOptions(apiTimeoutMs);
 
-  // RBAC: exactly what doctor checks, bound to the corral ServiceAccount.
-  const role = await rbac.readNamespacedRole({ namespace, name: 'corral' }, options);
+  // RBAC: exactly what doctor checks, in the workers' namespace, bound to the corral
+  // ServiceAccount of corral's namespace; no Role or RoleBinding in corral's own namespace.
+  const role = await rbac.readNamespacedRole({ namespace: workersNamespace, name: 'corral' }, options);
   assert.deepEqual(
     sortedRules(role.rules ?? []),
     sortedRules(
@@ -235,10 +162,12 @@ test('every manifest is accepted by the apiserver and stores the shape productio
     ),
     'the Role grants exactly requiredKubernetesPermissions',
   );
-  const binding = await rbac.readNamespacedRoleBinding({ namespace, name: 'corral' }, options);
+  const binding = await rbac.readNamespacedRoleBinding({ namespace: workersNamespace, name: 'corral' }, options);
   assert.deepEqual(plain(binding.roleRef), { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'corral' });
   assert.deepEqual(plain(binding.subjects), [{ kind: 'ServiceAccount', name: 'corral', namespace }]);
   await core.readNamespacedServiceAccount({ namespace, name: 'corral' }, options);
+  assert.deepEqual((await rbac.listNamespacedRole({ namespace }, options)).items, [], `no Role in ${namespace}`);
+  assert.deepEqual((await rbac.listNamespacedRoleBinding({ namespace }, options)).items, []);
 
   // The Deployment as the apiserver stored it (defaults filled in). No scheduler runs here, so
   // it never becomes ready; what matters is that it was accepted and kept what we wrote.
@@ -268,7 +197,18 @@ test('every manifest is accepted by the apiserver and stores the shape productio
     key: 'database-url',
   });
   assert.equal(env.get('DATABASE_URL')?.value, undefined, 'no database URL in the manifest');
-  assert.equal(env.get('CORRAL_KUBE_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
+  assert.equal(env.get('CORRAL_KUBE_NAMESPACE')?.value, workersNamespace, 'worker pods go to the workers namespace');
+  assert.deepEqual(plain(env.get('CORRAL_WORKER_PROTOCOL_KEY')?.valueFrom?.secretKeyRef), {
+    name: 'corral-worker-protocol',
+    key: 'key',
+  });
+  assert.equal(env.get('CORRAL_WORKER_PROTOCOL_KEY')?.value, undefined, 'no protocol key in the manifest');
+  for (const e of worker.env ?? []) {
+    assert.ok(
+      !/PASSWORD|TOKEN|SECRET|KEY|DATABASE_URL/.test(e.name) || e.name.endsWith('_FILE') || e.value === undefined,
+      `${e.name} is a reference`,
+    );
+  }
   assert.equal(env.get('CORRAL_METRICS_HOST')?.value, '0.0.0.0');
   assert.equal(env.get('CORRAL_METRICS_PORT')?.value, '9464');
 
@@ -348,7 +288,7 @@ test('every manifest is accepted by the apiserver and stores the shape productio
   assert.equal(example.minIdle, 3);
 });
 
-test('corral doctor, run as the corral ServiceAccount, passes; with watch on pods removed it names that verb', async () => {
+test('corral doctor, run as the corral ServiceAccount, passes for the workers namespace; with watch on pods removed it names that verb', async () => {
   const kubeconfig = await serviceAccountKubeconfigFile('corral');
 
   // The authorizer reads RBAC from an informer cache: poll until the new binding is seen.
@@ -364,15 +304,31 @@ test('corral doctor, run as the corral ServiceAccount, passes; with watch on pod
   assert.equal(report.checks.length, 1, 'only RBAC is checked: no registry or Temporal configured');
   assert.equal(report.checks[0].name, 'kubernetes rbac');
   assert.equal(report.checks[0].ok, true, report.checks[0].detail);
-  assert.match(report.checks[0].detail, new RegExp(namespace));
+  assert.match(report.checks[0].detail, new RegExp(workersNamespace));
+
+  // In its own namespace (the registry URL, the API tokens, the protocol key) corral may do nothing.
+  const asCorral = new KubeConfig();
+  asCorral.loadFromFile(kubeconfig);
+  const own = await checkKubernetesPermissions(asCorral, namespace);
+  assert.deepEqual(
+    own.missing,
+    requiredKubernetesPermissions.flatMap(({ resource, verbs }) => verbs.map((verb) => `${verb} ${resource}`)),
+    `corral has no pod or secret permission in its own namespace ${namespace}`,
+  );
 
   // Take `watch` on pods away from the applied Role.
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
-  const role = await rbac.readNamespacedRole({ namespace, name: 'corral' }, timeoutOptions(apiTimeoutMs));
+  const role = await rbac.readNamespacedRole(
+    { namespace: workersNamespace, name: 'corral' },
+    timeoutOptions(apiTimeoutMs),
+  );
   role.rules = (role.rules ?? []).map((rule) =>
     rule.resources?.includes('pods') ? { ...rule, verbs: rule.verbs.filter((v) => v !== 'watch') } : rule,
   );
-  await rbac.replaceNamespacedRole({ namespace, name: 'corral', body: role }, timeoutOptions(apiTimeoutMs));
+  await rbac.replaceNamespacedRole(
+    { namespace: workersNamespace, name: 'corral', body: role },
+    timeoutOptions(apiTimeoutMs),
+  );
 
   const failing = await waitFor(
     async () => {
@@ -387,7 +343,7 @@ test('corral doctor, run as the corral ServiceAccount, passes; with watch on pod
   assert.equal(failed.checks.length, 1);
   assert.equal(failed.checks[0].name, 'kubernetes rbac');
   assert.equal(failed.checks[0].ok, false);
-  assert.equal(failed.checks[0].detail, `missing in namespace ${namespace}: watch pods`);
+  assert.equal(failed.checks[0].detail, `missing in namespace ${workersNamespace}: watch pods`);
 
   // People get the same answer as a table row.
   const table = await runDoctor(kubeconfig, { json: false });

@@ -16,7 +16,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--temporal-address <host:port>', 'Temporal frontend (env TEMPORAL_ADDRESS)')
     .option('--namespace <name>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
     .option('--task-queue <name>', 'the task queue to poll (env CORRAL_TASK_QUEUE)')
-    .option('--runtime <process|kubernetes>', 'where worker pods run (env CORRAL_RUNTIME)')
+    .option('--runtime <process|kubernetes>', 'where worker pods run; required (env CORRAL_RUNTIME)')
     .option(
       '--process-state-dir <dir>',
       'process runtime: where worker processes keep their state (env CORRAL_PROCESS_STATE_DIR)',
@@ -68,7 +68,8 @@ export function registerWorkerCommand(program: Command): void {
       }) => {
         const temporalAddress = opts.temporalAddress ?? requiredEnv('TEMPORAL_ADDRESS');
         const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
-        const runtimeKind = opts.runtime ?? process.env.CORRAL_RUNTIME ?? 'process';
+        const runtimeKind = opts.runtime ?? (process.env.CORRAL_RUNTIME || undefined);
+        if (runtimeKind === undefined) throw new RuntimeNotChosenError();
         const runtime =
           runtimeKind === 'kubernetes'
             ? { runtime: runtimeKind, namespace: opts.kubeNamespace ?? requiredEnv('CORRAL_KUBE_NAMESPACE') }
@@ -129,6 +130,21 @@ export function registerWorkerCommand(program: Command): void {
         });
       },
     );
+}
+
+/**
+ * `corral worker` without `--runtime` or `CORRAL_RUNTIME`. There is no default: the process
+ * runtime isolates nothing between workers, so nobody should get it by leaving a variable unset.
+ */
+export class RuntimeNotChosenError extends UsageError {
+  readonly field = 'runtime';
+  constructor() {
+    super(
+      '--runtime: required (or set CORRAL_RUNTIME): kubernetes for production (pods in their own namespace), ' +
+        'process for a laptop (local child processes; isolates nothing between workers)',
+    );
+    this.name = 'RuntimeNotChosenError';
+  }
 }
 
 function envPort(name: string): number | undefined {
