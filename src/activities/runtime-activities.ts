@@ -20,7 +20,14 @@ import {
 import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
-import { postActivation, postDrain, readWorkerAnswer, type WorkerDrainAnswer } from '../runtime/worker-protocol-client';
+import {
+  type CallSigning,
+  postActivation,
+  postDrain,
+  readWorkerAnswer,
+  type WorkerDrainAnswer,
+} from '../runtime/worker-protocol-client';
+import { deriveWorkerKey, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol-proof';
 
 /** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
 export { runtimeFailureTypes };
@@ -100,7 +107,27 @@ async function heartbeating<T>(intervalMs: number, call: (signal: AbortSignal) =
   }
 }
 
-export function createRuntimeActivities(runtime: PodRuntime, options: { heartbeatIntervalMs?: number } = {}) {
+export interface RuntimeActivityOptions {
+  heartbeatIntervalMs?: number;
+  /**
+   * corral's worker-protocol master key (CORRAL_WORKER_PROTOCOL_KEY). With it, every call to a
+   * worker is signed with that worker's derived key (corral.worker/v2) and a worker answering v1
+   * only is a `TypeMismatch`, unless the call says its pool opted into v1. Without it: v1.
+   */
+  workerProtocolKey?: Buffer;
+}
+
+/** The signing of a call to `workerId`, or none (v1: no master key, or the pool opted into v1). */
+function signingFor(
+  masterKey: Buffer | undefined,
+  workerId: string | undefined,
+  protocol: WorkerProtocolName | undefined,
+): CallSigning | undefined {
+  if (!masterKey || workerId === undefined || protocol === workerProtocolVersion) return undefined;
+  return { workerKey: deriveWorkerKey(masterKey, workerId) };
+}
+
+export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeActivityOptions = {}) {
   // Well inside the workflows' heartbeat timeout (failover-bounds.ts): a dead replica is noticed in seconds.
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? failoverBounds.activityHeartbeatIntervalMs;
   return {
@@ -186,25 +213,33 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
       epoch: number;
       tenant: string | null;
       timeoutMs?: number;
+      /** The pool's protocol: 'corral.worker/v1' only where the pool opted into it (insecure). */
+      protocol?: WorkerProtocolName;
     }): Promise<{ credentialVersion: number }> {
       const timeoutMs = input.timeoutMs ?? 10_000;
       const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(timeoutMs)]);
+      const signing = signingFor(options.workerProtocolKey, input.workerId, input.protocol);
+      const expected = signing ? workerProtocolV2 : workerProtocolVersion;
+      const mismatch = (detail: string) =>
+        ApplicationFailure.create({
+          type: runtimeFailureTypes.typeMismatch,
+          message: `the endpoint does not answer as corral worker ${input.workerId} speaking ${expected} (${detail})`,
+          nonRetryable: true,
+        });
       const health = await fetch(`${input.endpoint}/healthz`, { signal, redirect: 'manual' });
       // Read bounded: a worker's answer never reaches history or logs whole.
       const healthBody = await readWorkerAnswer(health);
-      if (!health.ok || healthBody.protocol !== workerProtocolVersion || healthBody.workerId !== input.workerId) {
-        throw ApplicationFailure.create({
-          type: runtimeFailureTypes.typeMismatch,
-          message: `the endpoint does not answer as corral worker ${input.workerId} speaking ${workerProtocolVersion} (HTTP ${health.status})`,
-          nonRetryable: true,
-        });
-      }
+      // v2's health names no worker: the signed activation's answer proves who answers.
+      const identified = signing !== undefined || healthBody.workerId === input.workerId;
+      if (!health.ok || healthBody.protocol !== expected || !identified) throw mismatch(`HTTP ${health.status}`);
       const answer = await postActivation(
         input.endpoint,
         { workerId: input.workerId, epoch: input.epoch, tenant: input.tenant },
         signal,
+        signing,
       );
       if (answer.outcome === 'accepted') return { credentialVersion: answer.credentialVersion };
+      if (answer.outcome === 'failed' && answer.unproven) throw mismatch(answer.detail);
       if (answer.outcome === 'refused') {
         throw ApplicationFailure.create({
           type: runtimeFailureTypes.activationRefused,
@@ -233,12 +268,15 @@ export function createRuntimeActivities(runtime: PodRuntime, options: { heartbea
       workerId?: string;
       epoch?: number;
       timeoutMs?: number;
+      /** As activateWorker's. */
+      protocol?: WorkerProtocolName;
     }): Promise<WorkerDrainAnswer> {
       const signal = AbortSignal.any([
         Context.current().cancellationSignal,
         AbortSignal.timeout(input.timeoutMs ?? 5_000),
       ]);
-      return postDrain(input.endpoint, { workerId: input.workerId, epoch: input.epoch }, signal);
+      const signing = signingFor(options.workerProtocolKey, input.workerId, input.protocol);
+      return postDrain(input.endpoint, { workerId: input.workerId, epoch: input.epoch }, signal, signing);
     },
   };
 }

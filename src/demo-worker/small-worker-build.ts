@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../embedded/tools';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { workerProtocolV2 } from '../runtime/worker-protocol-proof';
 
 const run = promisify(execFile);
 const sourceDir = path.join(repoRoot, 'src', 'demo-worker', 'small');
@@ -53,19 +54,21 @@ async function cacheKey(): Promise<string> {
     const content = fs.readFileSync(path.join(sourceDir, file));
     hash.update(`${file}\0${content.length}\0`).update(content);
   }
-  hash.update(`protocol ${workerProtocolVersion}\0${goVersion.trim()}`);
+  hash.update(`protocol ${workerProtocolVersion} ${workerProtocolV2}\0${goVersion.trim()}`);
   return hash.digest('hex').slice(0, 16);
 }
 
 async function build(target: string): Promise<void> {
   // The value goes through the linker's own argument splitting: keep it one plain word.
-  if (!/^[\x21-\x7e]+$/.test(workerProtocolVersion) || /['"\\]/.test(workerProtocolVersion)) {
-    throw new Error(`the worker protocol version ${JSON.stringify(workerProtocolVersion)} cannot be linked in`);
+  for (const version of [workerProtocolVersion, workerProtocolV2]) {
+    if (!/^[\x21-\x7e]+$/.test(version) || /['"\\]/.test(version)) {
+      throw new Error(`the worker protocol version ${JSON.stringify(version)} cannot be linked in`);
+    }
   }
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = `${target}.tmp.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
   try {
-    const ldflags = `-s -w -X main.protocolVersion=${workerProtocolVersion}`;
+    const ldflags = `-s -w -X main.protocolVersion=${workerProtocolVersion} -X main.protocolV2=${workerProtocolV2}`;
     await run('go', ['build', '-trimpath', '-ldflags', ldflags, '-o', tmp, '.'], {
       cwd: sourceDir,
       env: buildEnv(),

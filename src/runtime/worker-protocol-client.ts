@@ -3,9 +3,11 @@
 //   API's hand-over. The answer is typed: accepted, refused (the worker has seen a higher epoch,
 //   or the body was wrong), or failed (unreachable, timed out, 5xx).
 // - POST /drain {workerId, epoch}: drained, still draining, refused, or unreachable.
-// Every call is bounded by `signal`. What a worker sends back is bounded before anything keeps
-// it: at most `maxWorkerAnswerBytes` of a body are read, and any text taken from it is cut to
+// With a worker key (corral.worker/v2, docs/worker-protocol.md) every call is signed and only an
+// answer carrying the worker's proof counts. Every call is bounded by `signal`. What a worker
+// sends back is bounded before anything keeps it: at most `maxWorkerAnswerBytes` of a body are read, and any text taken from it is cut to
 // `maxWorkerTextLength` characters (it ends up in logs, activity failures and so in history).
+import { checkAnswer, proofHeader, proofHeaders } from './worker-protocol-proof';
 
 /** The most of a worker's answer that is read; the rest is discarded unread. */
 export const maxWorkerAnswerBytes = 64 * 1024;
@@ -26,8 +28,25 @@ export function capWorkerText(text: string): string {
  * so it does not parse, and counts as no answer). Never throws.
  */
 export async function readWorkerAnswer(res: Response): Promise<Record<string, unknown>> {
+  return parseAnswer(await readWorkerAnswerBytes(res));
+}
+
+function parseAnswer(raw: Buffer | null): Record<string, unknown> {
+  if (raw === null) return {};
+  try {
+    const parsed = JSON.parse(raw.toString('utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The answer's bytes, or null past `maxWorkerAnswerBytes` (the rest is never read). Never throws. */
+async function readWorkerAnswerBytes(res: Response): Promise<Buffer | null> {
   const body = res.body;
-  if (!body) return {};
+  if (!body) return Buffer.alloc(0);
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -49,15 +68,41 @@ export async function readWorkerAnswer(res: Response): Promise<Record<string, un
     if (truncated) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
-  if (truncated) return {};
-  try {
-    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-      ? (parsed as Record<string, unknown>)
-      : {};
-  } catch {
-    return {};
-  }
+  return truncated ? null : Buffer.concat(chunks);
+}
+
+/**
+ * corral.worker/v2: the worker's key (deriveWorkerKey). With it a call is signed, and an answer
+ * counts only if it carries the worker's proof (anything else is `unproven`: not this worker).
+ */
+export interface CallSigning {
+  workerKey: Buffer;
+}
+
+interface SentCall {
+  res: Response;
+  /** null when the answer was longer than the read cap. */
+  raw: Buffer | null;
+  /** Without signing: true. With it: whether the answer carries the worker's proof. */
+  proven: boolean;
+}
+
+async function send(
+  endpoint: string,
+  path: '/activate' | '/drain',
+  body: object,
+  signal: AbortSignal,
+  signing: CallSigning | undefined,
+): Promise<SentCall> {
+  const text = JSON.stringify(body);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (signing) Object.assign(headers, proofHeaders(signing.workerKey, 'POST', path, text));
+  const res = await fetch(`${endpoint}${path}`, { method: 'POST', headers, body: text, signal, redirect: 'manual' });
+  const raw = await readWorkerAnswerBytes(res);
+  const proven =
+    !signing ||
+    (raw !== null && checkAnswer(signing.workerKey, headers[proofHeader] ?? '', raw, res.headers.get(proofHeader)));
+  return { res, raw, proven };
 }
 
 function errorText(value: unknown): string | null {
@@ -68,30 +113,38 @@ function failureText(err: unknown): string {
   return capWorkerText(err instanceof Error ? err.message : String(err));
 }
 
+/** `unproven` (signed calls only): what answered did not prove it holds the worker's key. */
 export type ActivationAnswer =
   | { outcome: 'accepted'; credentialVersion: number }
   | { outcome: 'refused'; status: number; error: string | null; highestEpoch: number | null }
-  | { outcome: 'failed'; detail: string };
+  | { outcome: 'failed'; detail: string; unproven?: true };
 
 export async function postActivation(
   endpoint: string,
   body: { workerId: string; epoch: number; tenant: string | null },
   signal: AbortSignal,
+  signing?: CallSigning,
 ): Promise<ActivationAnswer> {
-  let res: Response;
+  let call: SentCall;
   try {
-    res = await fetch(`${endpoint}/activate`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal,
-      redirect: 'manual',
-    });
+    call = await send(endpoint, '/activate', body, signal, signing);
   } catch (err) {
     return { outcome: 'failed', detail: failureText(err) };
   }
+  const { res } = call;
   // A worker's answer is read bounded and its error text cut short: it ends up in logs and activity failures.
-  const answer = await readWorkerAnswer(res);
+  const answer = parseAnswer(call.raw);
+  // v2: the worker refused corral's proof (another worker, or a clock out of step).
+  if (signing && res.status === 401) {
+    return { outcome: 'refused', status: 401, error: errorText(answer.error), highestEpoch: null };
+  }
+  if (!call.proven) {
+    return {
+      outcome: 'failed',
+      detail: `the answer (HTTP ${res.status}) carries no proof of worker ${body.workerId}`,
+      unproven: true,
+    };
+  }
   if (res.ok && typeof answer.credentialVersion === 'number') {
     return { outcome: 'accepted', credentialVersion: answer.credentialVersion };
   }
@@ -119,16 +172,11 @@ export async function postDrain(
   endpoint: string,
   body: { workerId?: string; epoch?: number },
   signal: AbortSignal,
+  signing?: CallSigning,
 ): Promise<WorkerDrainAnswer> {
-  let res: Response;
+  let call: SentCall;
   try {
-    res = await fetch(`${endpoint}/drain`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal,
-      redirect: 'manual',
-    });
+    call = await send(endpoint, '/drain', body, signal, signing);
   } catch (err) {
     return {
       outcome: 'unreachable',
@@ -137,7 +185,17 @@ export async function postDrain(
       detail: failureText(err),
     };
   }
-  const answer = await readWorkerAnswer(res);
+  const { res } = call;
+  const answer = parseAnswer(call.raw);
+  // v2: a refused proof, or an answer without the worker's proof: not this worker, nothing drained.
+  if (signing && (res.status === 401 || !call.proven)) {
+    return {
+      outcome: 'refused',
+      acknowledged: false,
+      drained: false,
+      error: res.status === 401 ? errorText(answer.error) : 'unproven_answer',
+    };
+  }
   if (res.ok) {
     const drained = answer.drained !== false;
     return { outcome: drained ? 'drained' : 'draining', acknowledged: true, drained };

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -42,10 +43,17 @@ const (
 type reply struct {
 	status int
 	body   []field
+	// answerTo: v2, the key and request proof the answer's own proof is bound to.
+	answerTo *answerTo
+}
+
+type answerTo struct {
+	key   []byte
+	proof string
 }
 
 func errorReply(status int, code string, more ...field) reply {
-	return reply{status, append([]field{{"error", code}}, more...)}
+	return reply{status, append([]field{{"error", code}}, more...), nil}
 }
 
 type worker struct {
@@ -56,6 +64,9 @@ type worker struct {
 	highestEpoch int64
 	tenant       jsString // nil (null) while the worker is warm and unclaimed
 	draining     bool
+	// protocolKey is set by the first credentials file carrying one and never unset: v2 for good.
+	protocolKey []byte
+	replays     replayGuard
 }
 
 func nullable(s jsString) any {
@@ -125,8 +136,8 @@ type activation struct {
 }
 
 // parseActivation is the demo worker's z.strictObject: the first issue zod reports (fields in
-// shape order, then unknown keys) as its field and message.
-func parseActivation(body any, present bool) (activation, string, jsString) {
+// shape order, then unknown keys) as its field and message. withTenant false: v2's drain body.
+func parseActivation(body any, present bool, withTenant bool) (activation, string, jsString) {
 	obj, ok := body.(*jsObject)
 	if !ok {
 		return activation{}, "body", fromGo("Invalid input: expected object, received " + typeOf(body, present))
@@ -146,7 +157,7 @@ func parseActivation(body any, present bool) (activation, string, jsString) {
 	} else {
 		a.epoch = n
 	}
-	if v, has = obj.get("tenant"); !has || v != nil {
+	if v, has = obj.get("tenant"); withTenant && (!has || v != nil) {
 		s, msg := checkString(v, has)
 		if msg != "" {
 			return a, "tenant", fromGo(msg)
@@ -155,7 +166,7 @@ func parseActivation(body any, present bool) (activation, string, jsString) {
 	}
 	var unknown []jsString
 	for _, k := range obj.ownKeys() {
-		if !k.equal(fromGo("workerId")) && !k.equal(fromGo("epoch")) && !k.equal(fromGo("tenant")) {
+		if !k.equal(fromGo("workerId")) && !k.equal(fromGo("epoch")) && (!withTenant || !k.equal(fromGo("tenant"))) {
 			// zod's joinValues: each key in double quotes, not escaped.
 			unknown = append(unknown, append(append(jsString{'"'}, k...), '"'))
 		}
@@ -202,6 +213,20 @@ func (wk *worker) credentialVersion() (int64, bool) {
 	if epochProblem != "" || versionProblem != "" || !expiresOK || !tokenOK || len(tokenText) == 0 {
 		return 0, false
 	}
+	// v2: the worker's key, 64 lower-case hex digits, if present.
+	var key []byte
+	if k, has := obj.get("protocolKey"); has {
+		text, isString := k.(jsString)
+		if !isString || !proofText.Match(toUTF8(text)) {
+			return 0, false
+		}
+		key, _ = hex.DecodeString(string(toUTF8(text)))
+	}
+	if key != nil {
+		wk.mu.Lock()
+		wk.protocolKey = key
+		wk.mu.Unlock()
+	}
 	return n, true
 }
 
@@ -217,7 +242,7 @@ func (wk *worker) refusal(epoch int64) (reply, bool) {
 }
 
 func (wk *worker) activate(body any, present bool) reply {
-	request, problem, message := parseActivation(body, present)
+	request, problem, message := parseActivation(body, present, true)
 	if problem != "" {
 		return errorReply(400, "invalid_request", field{"field", problem}, field{"message", message})
 	}
@@ -244,7 +269,7 @@ func (wk *worker) activate(body any, present bool) reply {
 	return reply{200, []field{
 		{"workerId", wk.workerID}, {"epoch", wk.highestEpoch}, {"tenant", nullable(wk.tenant)},
 		{"credentialVersion", version},
-	}}
+	}, nil}
 }
 
 // drain answers POST /drain: a body naming another worker, or an epoch below the highest this
@@ -269,10 +294,46 @@ func (wk *worker) drain(body any) reply {
 		defer wk.mu.Unlock()
 	}
 	wk.draining = true
-	return reply{200, []field{{"status", "draining"}, {"workerId", wk.workerID}, {"drained", true}}}
+	return reply{200, []field{{"status", "draining"}, {"workerId", wk.workerID}, {"drained", true}}, nil}
 }
 
-func (wk *worker) handle(method, path string, body any, present bool) reply {
+// proven answers v2's /activate and /drain: the proof first (401), then the body (400), then the
+// worker's state (409).
+func (wk *worker) proven(key []byte, path string, body any, present bool, proof proofFields, raw []byte) reply {
+	now := time.Now().Unix()
+	if refusal := checkProof(key, "POST", path, proof.timestamp, proof.nonce, proof.proof, raw, now); refusal != "" {
+		return errorReply(401, refusal)
+	}
+	ts, _ := strconv.ParseInt(proof.timestamp, 10, 64)
+	if !wk.replays.accept(proof.proof, ts, now) {
+		return errorReply(401, "proof_replayed")
+	}
+	var r reply
+	if path == "/activate" {
+		r = wk.activate(body, present)
+	} else if _, problem, message := parseActivation(body, present, false); problem != "" {
+		r = errorReply(400, "invalid_request", field{"field", problem}, field{"message", message})
+	} else {
+		r = wk.drain(body)
+	}
+	r.answerTo = &answerTo{key, proof.proof}
+	return r
+}
+
+// proofFields are v2's request headers.
+type proofFields struct{ timestamp, nonce, proof string }
+
+func (wk *worker) handle(method, path string, body any, present bool, proof proofFields, raw []byte) reply {
+	stateChanging := method == "POST" && (path == "/activate" || path == "/drain")
+	if stateChanging || (method == "GET" && path == "/healthz") {
+		wk.credentialVersion() // latches the protocol key
+	}
+	wk.mu.Lock()
+	key := wk.protocolKey
+	wk.mu.Unlock()
+	if key != nil && stateChanging {
+		return wk.proven(key, path, body, present, proof, raw)
+	}
 	switch {
 	case method == "GET" && path == "/healthz":
 		wk.mu.Lock()
@@ -281,10 +342,14 @@ func (wk *worker) handle(method, path string, body any, present bool) reply {
 		if wk.draining {
 			status = "draining"
 		}
+		if key != nil {
+			// Nothing a neighbour can use: no id, no epoch, no tenant.
+			return reply{200, []field{{"status", status}, {"protocol", protocolV2}}, nil}
+		}
 		return reply{200, []field{
 			{"status", status}, {"protocol", protocolVersion}, {"workerId", wk.workerID},
 			{"highestEpoch", wk.highestEpoch}, {"tenant", nullable(wk.tenant)},
-		}}
+		}, nil}
 	case method == "POST" && path == "/activate":
 		return wk.activate(body, present)
 	case method == "POST" && path == "/drain":
@@ -294,9 +359,18 @@ func (wk *worker) handle(method, path string, body any, present bool) reply {
 }
 
 func send(w http.ResponseWriter, r reply) {
+	text := stringify(r.body)
 	w.Header().Set("Content-Type", "application/json")
+	if r.answerTo != nil {
+		w.Header().Set("Corral-Proof", signAnswer(r.answerTo.key, r.answerTo.proof, text))
+	}
 	w.WriteHeader(r.status)
-	_, _ = w.Write(stringify(r.body))
+	_, _ = w.Write(text)
+}
+
+// header is the value Node gives a custom header: repeated ones joined by ", ".
+func header(r *http.Request, name string) string {
+	return strings.Join(r.Header.Values(name), ", ")
 }
 
 // ServeHTTP reads one request's JSON body (bounded; on every route, as the demo worker does) and
@@ -329,7 +403,8 @@ func (wk *worker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	path, _, _ := strings.Cut(r.RequestURI, "?")
-	send(w, wk.handle(r.Method, path, body, present))
+	proof := proofFields{header(r, "Corral-Timestamp"), header(r, "Corral-Nonce"), header(r, "Corral-Proof")}
+	send(w, wk.handle(r.Method, path, body, present, proof, raw))
 }
 
 func fail(code int, format string, args ...any) {
@@ -353,7 +428,7 @@ func envOr(variable, fallback string) string {
 }
 
 func main() {
-	if protocolVersion == "" {
+	if protocolVersion == "" || protocolV2 == "" {
 		fail(2, "built without a protocol version (build it with src/demo-worker/small-worker-build.ts)")
 	}
 	portText := envOr("PORT", "8080")
