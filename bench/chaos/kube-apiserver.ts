@@ -29,6 +29,7 @@ import {
   allPass,
   bounded,
   checkInvariants,
+  drainAtEnd,
   errText,
   hold,
   registrySampler,
@@ -198,11 +199,7 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
     result.invariants = invariants;
     result.invariants_pass = allPass(invariants) && first !== null && second !== null;
     result.timeline = sampler.timeline;
-    await a.corral.drainPool(pool).catch(() => undefined);
-    await until(async () => (await a.corral.getPool(pool))?.status === 'drained', {
-      timeoutMs: 120_000,
-      what: 'drain at the end',
-    });
+    await drainAtEnd(a.corral, pool);
   } catch (err) {
     result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
     say(`kube-apiserver failed: ${errText(err)}`);

@@ -17,6 +17,7 @@ import type { Lease } from '../../src/client/corral-client';
 import {
   allPass,
   checkInvariants,
+  drainAtEnd,
   errText,
   hold,
   processPool,
@@ -193,11 +194,7 @@ export async function postgresDrill(opts: {
     result.invariants_pass =
       allPass(invariants) && Object.values(result.outcome as Record<string, boolean>).every(Boolean);
     result.timeline = sampler.timeline;
-    await a.corral.drainPool(pool).catch(() => undefined);
-    await until(async () => (await a.corral.getPool(pool))?.status === 'drained', {
-      timeoutMs: 120_000,
-      what: 'drain at the end',
-    });
+    await drainAtEnd(a.corral, pool);
   } catch (err) {
     result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
     say(`${pool} failed: ${errText(err)}`);

@@ -18,6 +18,7 @@ import {
   checkInvariants,
   claimLoop,
   claimSummary,
+  drainAtEnd,
   errText,
   hold,
   identityOf,
@@ -190,11 +191,7 @@ export async function replicaKillDrill(opts: { kills: number }): Promise<Record<
     result.invariants_pass = allPass(invariants);
     result.timeline = sampler.timeline;
     // The drill ends with the pool drained through the survivor.
-    await replicas[0].corral.drainPool(pool).catch(() => undefined);
-    await until(async () => (await replicas[0].corral.getPool(pool))?.status === 'drained', {
-      timeoutMs: 120_000,
-      what: 'drain at the end',
-    });
+    await drainAtEnd(replicas[0].corral, pool);
   } catch (err) {
     result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
     say(`replica-kill failed: ${errText(err)}`);

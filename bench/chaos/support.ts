@@ -533,3 +533,12 @@ export function claimSummary(records: ClaimRecord[]) {
 
 /** Live process groups by worker id (process runtime), as checkInvariants reads them. */
 export const processGroups = (ids: Iterable<string>) => workerProcessGroupsOf(ids);
+
+/** Every drill ends with its pool drained (through `corral`, a live replica): nothing is left running. */
+export async function drainAtEnd(corral: CorralClient, pool: string): Promise<void> {
+  await corral.drainPool(pool).catch(() => undefined);
+  await until(async () => (await corral.getPool(pool))?.status === 'drained', {
+    timeoutMs: 120_000,
+    what: 'drain at the end',
+  });
+}

@@ -13,6 +13,7 @@ import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/wo
 import {
   allPass,
   checkInvariants,
+  drainAtEnd,
   errText,
   hold,
   processPool,
@@ -116,11 +117,7 @@ export async function temporalRestartDrill(): Promise<Record<string, unknown>> {
     result.invariants = invariants;
     result.invariants_pass = allPass(invariants) && filled !== null && resumed !== null;
     result.timeline = sampler.timeline;
-    await a.corral.drainPool(pool).catch(() => undefined);
-    await until(async () => (await a.corral.getPool(pool))?.status === 'drained', {
-      timeoutMs: 120_000,
-      what: 'drain at the end',
-    });
+    await drainAtEnd(a.corral, pool);
   } catch (err) {
     result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
     say(`temporal-restart failed: ${errText(err)}`);

@@ -11,8 +11,8 @@
 // concurrency). Rules and reasons: docs/decisions/0008-janitor.md and
 // docs/decisions/0015-registry-retention-and-janitor-at-scale.md.
 import { forEachBounded } from './bounded-concurrency';
+import { activityContext, startProgressHeartbeats } from './progress-heartbeats';
 import { performance } from 'node:perf_hooks';
-import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionStatusName } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { janitorRetention } from '../client/janitor-schedule';
@@ -281,30 +281,6 @@ function parseRetentionMs(value: unknown): number {
   return value;
 }
 
-/** The activity context when running as one; absent when called directly (a CLI, a script, a test). */
-function activityContext(): Context | undefined {
-  try {
-    return Context.current();
-  } catch {
-    return undefined;
-  }
-}
-
-/** Heartbeats on a timer and between items; `check()` throws once the activity is cancelled. */
-function startHeartbeats(context: Context | undefined, progress: () => unknown) {
-  const ticker = context ? setInterval(() => context.heartbeat(progress()), heartbeatEveryMs) : undefined;
-  return {
-    check() {
-      context?.heartbeat(progress());
-      // Cancellation (or a lost heartbeat) is delivered through the signal; stop between items.
-      if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason;
-    },
-    stop() {
-      clearInterval(ticker);
-    },
-  };
-}
-
 export interface JanitorDeps {
   store: WorkerLifecycleStore;
   runtime: PodRuntime;
@@ -410,7 +386,7 @@ export function createJanitorActivities(deps: JanitorDeps) {
         durationMs: 0,
       };
       let progress = { phase: 'inventory', done: 0 };
-      const heartbeats = startHeartbeats(context, () => progress);
+      const heartbeats = startProgressHeartbeats(() => progress, heartbeatEveryMs, context);
       const beat = () => heartbeats.check();
 
       const record = (action: JanitorAction, line: string) => {
@@ -723,7 +699,7 @@ export function createJanitorActivities(deps: JanitorDeps) {
         complete: false,
         durationMs: 0,
       };
-      const heartbeats = startHeartbeats(context, () => ({ phase: 'retention', ...report }));
+      const heartbeats = startProgressHeartbeats(() => ({ phase: 'retention', ...report }), heartbeatEveryMs, context);
       const withinBudget = () => report.batches < maxBatchesPerPass && performance.now() - started < budgetMs;
       try {
         let workersDone = false;

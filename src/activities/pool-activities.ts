@@ -5,6 +5,7 @@ import { WorkflowNotFoundError, WorkflowUpdateStage, type Client } from '@tempor
 import { ApplicationFailure } from '@temporalio/common';
 import { startWorkerLifecycle } from '../client/worker-workflows';
 import { forEachBounded } from './bounded-concurrency';
+import { startProgressHeartbeats } from './progress-heartbeats';
 import { lifecycleSettingsFor } from '../config/pool-spec';
 import type { WorkerState } from '../lifecycle/states';
 import type { PoolMetrics } from '../metrics/pool-metrics';
@@ -87,29 +88,6 @@ async function boundedCall<T>(temporal: Client, what: string, ms: number, call: 
   }
 }
 
-/**
- * Heartbeats on a timer (a slow item must not look like a dead corral worker) and between items,
- * and stops between items once the activity is cancelled. Outside an activity (unit tests) a no-op.
- */
-function startHeartbeats(progress: () => unknown): { check(): void; stop(): void } {
-  let context: Context | undefined;
-  try {
-    context = Context.current();
-  } catch {
-    context = undefined;
-  }
-  const ticker = context ? setInterval(() => context.heartbeat(progress()), heartbeatIntervalMs) : undefined;
-  return {
-    check() {
-      context?.heartbeat(progress());
-      if (context?.cancellationSignal.aborted) throw context.cancellationSignal.reason;
-    },
-    stop() {
-      clearInterval(ticker);
-    },
-  };
-}
-
 /** The activity's logger, or the console outside an activity (unit tests). */
 function log(): Pick<Console, 'warn'> {
   try {
@@ -169,7 +147,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       const { taskQueue } = Context.current().info;
       const started: string[] = [];
       let stoppedBy: StartPoolWorkersResult['stoppedBy'] = null;
-      const heartbeats = startHeartbeats(() => started.length);
+      const heartbeats = startProgressHeartbeats(() => started.length, heartbeatIntervalMs);
       try {
         // A few at a time: a refill of hundreds takes seconds, not minutes, and the registry's
         // pool lock still admits one reservation at a time.
@@ -231,7 +209,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       const workers = await pools.liveWorkers(pool);
       let asked = 0;
       let unanswered = 0;
-      const heartbeats = startHeartbeats(() => ({ asked, unanswered }));
+      const heartbeats = startProgressHeartbeats(() => ({ asked, unanswered }), heartbeatIntervalMs);
       try {
         await forEachBounded(
           workers,
