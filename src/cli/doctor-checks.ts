@@ -1,13 +1,19 @@
 // `corral doctor`: checks, up front, what would otherwise fail later in production — the registry
 // reachable and migrated, Temporal reachable with corral's search attributes registered, and (for
 // the kubernetes runtime) every RBAC verb corral needs. Only what is configured is checked.
-import { Connection } from '@temporalio/client';
+import type { Connection } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
 import fs from 'node:fs';
 import pg from 'pg';
 import { migrationsDir } from '../registry/migrate';
 import { checkKubernetesPermissions } from '../runtime/kubernetes/doctor';
 import { corralSearchAttributeKeys } from '../workflows/search-attributes';
+import {
+  connectTemporalClient,
+  describeTemporalConnection,
+  temporalConnectionFromEnv,
+  type TemporalConnectionConfig,
+} from '../config/temporal-connection';
 
 export interface DoctorCheck {
   name: string;
@@ -47,10 +53,29 @@ export async function checkRegistry(databaseUrl: string): Promise<DoctorCheck> {
   }
 }
 
-export async function checkTemporal(address: string, namespace: string): Promise<DoctorCheck[]> {
+/**
+ * How corral would connect (plaintext, TLS, mTLS, API key: never the key or file contents), then
+ * whether Temporal answers that way with corral's search attributes registered.
+ */
+export async function checkTemporal(
+  address: string,
+  namespace: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<DoctorCheck[]> {
+  let settings: TemporalConnectionConfig;
+  try {
+    settings = temporalConnectionFromEnv(env);
+  } catch (err) {
+    return [{ name: 'temporal connection', ok: false, detail: err instanceof Error ? err.message : String(err) }];
+  }
+  const transport: DoctorCheck = {
+    name: 'temporal connection',
+    ok: true,
+    detail: describeTemporalConnection(settings),
+  };
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address, connectTimeout: checkTimeoutMs });
+    connection = await connectTemporalClient(address, settings, { connectTimeout: checkTimeoutMs });
     const deadline = () => new Date(Date.now() + checkTimeoutMs);
     await connection.withDeadline(deadline(), () => connection!.workflowService.describeNamespace({ namespace }));
     const { customAttributes } = await connection.withDeadline(deadline(), () =>
@@ -59,6 +84,7 @@ export async function checkTemporal(address: string, namespace: string): Promise
     const registered = customAttributes ?? {};
     const missing = corralSearchAttributeKeys.filter((key) => !(key.name in registered)).map((key) => key.name);
     return [
+      transport,
       { name: 'temporal', ok: true, detail: `reachable at ${address}, namespace ${namespace}` },
       missing.length === 0
         ? { name: 'search attributes', ok: true, detail: corralSearchAttributeKeys.map((k) => k.name).join(', ') }
@@ -70,7 +96,10 @@ export async function checkTemporal(address: string, namespace: string): Promise
     ];
   } catch (err) {
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    return [{ name: 'temporal', ok: false, detail: `cannot use ${address} namespace ${namespace}: ${message}` }];
+    return [
+      transport,
+      { name: 'temporal', ok: false, detail: `cannot use ${address} namespace ${namespace}: ${message}` },
+    ];
   } finally {
     await connection?.close().catch(() => undefined);
   }

@@ -6,8 +6,8 @@
 // down, exits within shutdownGraceMs + 10 s whatever hangs
 // (docs/decisions/0009-metrics-and-worker-endpoints.md).
 import os from 'node:os';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Runtime, type Worker } from '@temporalio/worker';
 import { Registry } from 'prom-client';
 import { createCorralActivities } from '../activities';
 import { ApiConfigError, isLoopbackHost, loadApiTokens } from '../api/api-auth';
@@ -35,9 +35,18 @@ import { createCorralPollers, runCorralPollers } from './corral-pollers';
 import { PoolKeeper } from './pool-keeper';
 import { checkPoolCheckIntervalMs, poolCheckIntervalFromEnv } from '../config/pool-keeper';
 import { ReplicaMembership } from '../registry/replica-membership';
+import {
+  connectTemporalClient,
+  connectTemporalNative,
+  describeTemporalConnection,
+  temporalConnectionFromEnv,
+  type TemporalConnectionConfig,
+} from '../config/temporal-connection';
 
 export interface CorralWorkerOptions {
   temporalAddress: string;
+  /** TLS, mTLS and/or API key for every Temporal connection; default: read from TEMPORAL_TLS_* and TEMPORAL_API_KEY. */
+  temporalConnection?: TemporalConnectionConfig;
   namespace: string;
   taskQueue?: string;
   /** The registry; migrated before the worker polls (safe with many replicas starting at once). */
@@ -133,6 +142,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     );
   }
   const capacity = parseWorkerCapacity(opts.capacity ?? {});
+  const temporalConnection = opts.temporalConnection ?? temporalConnectionFromEnv(process.env);
   const poolCheckIntervalMs =
     opts.poolCheckIntervalMs === undefined
       ? poolCheckIntervalFromEnv(process.env)
@@ -205,12 +215,13 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     readings = new RegistryReadings(db);
     if (stopping) return;
 
-    const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+    const connection = await connectTemporalNative(opts.temporalAddress, temporalConnection);
     closers.push(() => connection.close());
     // Activities that start or inspect workflows (pool refill, janitor) use an ordinary client.
-    const clientConnection = await Connection.connect({ address: opts.temporalAddress });
+    const clientConnection = await connectTemporalClient(opts.temporalAddress, temporalConnection);
     closers.push(() => clientConnection.close());
     const temporal = new Client({ connection: clientConnection, namespace: opts.namespace });
+    log(`connected to Temporal at ${opts.temporalAddress} over ${describeTemporalConnection(temporalConnection)}`);
     const taskQueue = opts.taskQueue ?? corralTaskQueue;
 
     // Every metric DESIGN lists; registry-wide gauges are read from the registry at scrape time.

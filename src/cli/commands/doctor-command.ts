@@ -17,7 +17,9 @@ export function registerDoctorCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nChecks only what is configured: the registry when DATABASE_URL is set (or `make start` runs),\n' +
-        'Temporal when an address is known, RBAC when the runtime is kubernetes.',
+        'Temporal when an address is known, RBAC when the runtime is kubernetes.\n' +
+        'Temporal is reached as `corral worker` reaches it: TEMPORAL_TLS, TEMPORAL_TLS_CA, TEMPORAL_TLS_CERT,\n' +
+        'TEMPORAL_TLS_KEY, TEMPORAL_TLS_SERVER_NAME, TEMPORAL_API_KEY; the report names the transport, never the key.',
     )
     .action(
       async (
