@@ -92,6 +92,16 @@ function mintToken(): string {
 }
 
 /**
+ * The material a worker's credentials file carries: a fresh token, and (with a master key) the
+ * worker's corral.worker/v2 key, derived again on every write (never stored; docs/worker-protocol.md).
+ */
+function mintMaterial(masterKey: Buffer | undefined, workerId: string): { token: string; protocolKey?: string } {
+  return masterKey
+    ? { token: mintToken(), protocolKey: deriveWorkerKey(masterKey, workerId).toString('hex') }
+    : { token: mintToken() };
+}
+
+/**
  * Runs a runtime call while heartbeating: a server-side cancellation (a drain cutting a spawn
  * short) reaches an activity only through its heartbeats, and a replica that dies mid-call is
  * noticed within the heartbeat timeout. The call gets the activity's cancellation signal.
@@ -146,7 +156,12 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
         const { ref, created } = await heartbeating(heartbeatIntervalMs, (signal) =>
           runtime.create(
             input.spec,
-            { epoch: input.spec.epoch, version: input.credentialVersion, expiresAt, token: mintToken() },
+            {
+              epoch: input.spec.epoch,
+              version: input.credentialVersion,
+              expiresAt,
+              ...mintMaterial(options.workerProtocolKey, input.spec.workerId),
+            },
             { signal },
           ),
         );
@@ -194,7 +209,12 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
       try {
         await runtime.writeCredentials(
           input.ref,
-          { epoch: input.epoch, version: input.version, expiresAt, token: mintToken() },
+          {
+            epoch: input.epoch,
+            version: input.version,
+            expiresAt,
+            ...mintMaterial(options.workerProtocolKey, input.ref.workerId),
+          },
           { signal: Context.current().cancellationSignal },
         );
         return { version: input.version, expiresAt: expiresAt.toISOString() };

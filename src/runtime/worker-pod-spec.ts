@@ -229,6 +229,11 @@ export const workerCredentialsSchema = z.strictObject({
   version: z.number().int().min(1).max(2_147_483_647),
   expiresAt: z.date(),
   token: z.string().min(16, 'must be at least 16 characters').max(16_384),
+  /** corral.worker/v2: the worker's protocol key, 64 hex digits (docs/worker-protocol.md); absent for v1. */
+  protocolKey: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits')
+    .optional(),
 });
 export type WorkerCredentials = z.output<typeof workerCredentialsSchema>;
 
@@ -260,5 +265,6 @@ export function credentialsFileContent(credentials: WorkerCredentials, workerId:
     version: credentials.version,
     expiresAt: credentials.expiresAt.toISOString(),
     token: credentials.token,
+    ...(credentials.protocolKey ? { protocolKey: credentials.protocolKey } : {}),
   })}\n`;
 }

@@ -134,8 +134,8 @@ export async function postActivation(
   const { res } = call;
   // A worker's answer is read bounded and its error text cut short: it ends up in logs and activity failures.
   const answer = parseAnswer(call.raw);
-  // v2: the worker refused corral's proof (another worker, or a clock out of step).
-  if (signing && res.status === 401) {
+  // v2: the worker refused corral's proof, or its absence (another worker, or a clock out of step).
+  if (res.status === 401) {
     return { outcome: 'refused', status: 401, error: errorText(answer.error), highestEpoch: null };
   }
   if (!call.proven) {
@@ -188,7 +188,7 @@ export async function postDrain(
   const { res } = call;
   const answer = parseAnswer(call.raw);
   // v2: a refused proof, or an answer without the worker's proof: not this worker, nothing drained.
-  if (signing && (res.status === 401 || !call.proven)) {
+  if (res.status === 401 || !call.proven) {
     return {
       outcome: 'refused',
       acknowledged: false,

@@ -12,6 +12,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRuntimeActivities, type RuntimeActivities } from '../../src/activities/runtime-activities';
 import { repoRoot } from '../../src/embedded/tools';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
+import { deriveWorkerKey, generateWorkerProtocolKey, workerProtocolV2 } from '../../src/runtime/worker-protocol-proof';
 import { newWorkerId } from './runtime-behaviour';
 
 let stateDir: string;
@@ -181,4 +182,54 @@ test('bad input is a non-retryable RuntimeInputError naming the field', async ()
       err.nonRetryable &&
       (err.details?.[0] as { field: string }).field === 'resources.requests.cpuMillis',
   );
+});
+
+test('with a master key: the worker key reaches the credentials file at spawn and rotation, and every call is signed', async () => {
+  const masterKey = generateWorkerProtocolKey();
+  const signed = createRuntimeActivities(runtime, { heartbeatIntervalMs: 50, workerProtocolKey: masterKey });
+  const env = new MockActivityEnvironment();
+  const workerId = newWorkerId();
+  const workerKey = deriveWorkerKey(masterKey, workerId).toString('hex');
+  const spawned = await run(env, signed.spawnWorkerPod, {
+    spec: spec(workerId),
+    credentialVersion: 1,
+    credentialExpiresAt: new Date(Date.now() + 600_000).toISOString(),
+  });
+  const file = () =>
+    JSON.parse(fs.readFileSync(runtime.credentialsPath(spawned.ref), 'utf8')) as { protocolKey?: string };
+  assert.equal(file().protocolKey, workerKey);
+  assert.ok(!JSON.stringify(spawned).includes(workerKey), 'the key never returns to the workflow');
+  const ready = await run(env, signed.awaitWorkerReady, { ref: spawned.ref, timeoutMs: 20_000 });
+  const endpoint = ready.status === 'ready' ? ready.endpoint : assert.fail(JSON.stringify(ready));
+  assert.deepEqual(await (await fetch(`${endpoint}/healthz`)).json(), {
+    status: 'serving',
+    protocol: workerProtocolV2,
+  });
+
+  assert.deepEqual(await run(env, signed.activateWorker, { endpoint, workerId, epoch: 1, tenant: null }), {
+    credentialVersion: 1,
+  });
+  const expiresAt = new Date(Date.now() + 600_000).toISOString();
+  await run(env, signed.rotateCredentials, { ref: spawned.ref, epoch: 2, version: 2, expiresAt });
+  assert.equal(file().protocolKey, workerKey, 'a rotation writes the key again');
+  assert.deepEqual(await run(env, signed.activateWorker, { endpoint, workerId, epoch: 2, tenant: 'acme' }), {
+    credentialVersion: 2,
+  });
+  // Unsigned (a corral without the key, or a neighbour): refused.
+  await assert.rejects(
+    run(env, activities.activateWorker, { endpoint, workerId, epoch: 3, tenant: 'evil' }),
+    (err: unknown) => err instanceof ApplicationFailure && err.type === 'TypeMismatch',
+  );
+  assert.deepEqual(await run(env, activities.requestWorkerDrain, { endpoint, workerId, epoch: 3 }), {
+    outcome: 'refused',
+    acknowledged: false,
+    drained: false,
+    error: 'proof_missing',
+  });
+  assert.deepEqual(await run(env, signed.requestWorkerDrain, { endpoint, workerId, epoch: 2 }), {
+    outcome: 'drained',
+    acknowledged: true,
+    drained: true,
+  });
+  await run(env, signed.deleteWorkerPod, spawned.ref);
 });
