@@ -27,6 +27,17 @@ const unsupportedEnv: Record<string, string> = {
   TEMPORAL_TLS_SERVER_CA_CERT_DATA: 'mount the PEM as a file and set TEMPORAL_TLS_CA',
 };
 
+/**
+ * `env` without any Temporal connection setting: for a corral worker started against a local,
+ * plaintext dev server (`corral dev`, tests), so a developer's exported Cloud settings (say, for
+ * the Temporal CLI) do not make it try TLS against the dev server.
+ */
+export function withoutTemporalConnectionSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(env).filter(([name]) => !name.startsWith('TEMPORAL_TLS') && name !== temporalConnectionEnv.apiKey),
+  );
+}
+
 export type TemporalTransport = 'plaintext' | 'TLS' | 'mTLS';
 
 export interface TemporalConnectionConfig {

@@ -2,6 +2,7 @@
 // corral's search attributes included) on a SQLite file, embedded Postgres, one `corral worker`
 // child process serving /metrics, and the demo pool, with state under .corral/ so a restart
 // keeps it.
+import { withoutTemporalConnectionSettings } from '../config/temporal-connection';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CorralClient } from '../client/corral-client';
@@ -89,7 +90,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
     opts.log('starting corral worker');
     const worker = startProcess('corral-worker', path.join(repoRoot, 'bin', 'corral'), ['worker'], {
       env: {
-        ...process.env,
+        // The dev server is plaintext: settings for another Temporal (exported for the CLI) stay out.
+        ...withoutTemporalConnectionSettings(process.env),
         TEMPORAL_ADDRESS: temporal.address,
         TEMPORAL_NAMESPACE: temporal.namespace,
         DATABASE_URL: postgres.connectionString,

@@ -1,5 +1,6 @@
 // The real `corral worker` CLI as a child process against a test world (dev server, registry
 // database, process runtime), resolved once it reports ready over IPC with its metrics URL.
+import { withoutTemporalConnectionSettings } from '../../src/config/temporal-connection';
 import path from 'node:path';
 import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
 import { repoRoot } from '../../src/embedded/tools';
@@ -38,7 +39,8 @@ export async function startCorralWorkerProcess(
 ): Promise<CorralWorkerProcess> {
   const proc = startProcess(opts.name, path.join(repoRoot, 'bin', 'corral'), ['worker'], {
     env: {
-      ...process.env,
+      // The dev server is plaintext: settings for another Temporal (exported for the CLI) stay out.
+      ...withoutTemporalConnectionSettings(process.env),
       TEMPORAL_ADDRESS: world.temporal.address,
       TEMPORAL_NAMESPACE: world.temporal.namespace,
       DATABASE_URL: world.registry.connectionString,
