@@ -15,7 +15,9 @@ import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { ClaimStore, GrantedLease } from '../registry/claim-store';
 import type { WorkerLifecycleStore, WorkerSnapshot } from '../registry/lifecycle-store';
 import type { PoolStore } from '../registry/pool-store';
+import { workerProtocolVersion } from '../runtime/worker-protocol';
 import { postActivation } from '../runtime/worker-protocol-client';
+import { deriveWorkerKey, type WorkerProtocolName } from '../runtime/worker-protocol-proof';
 import type { ClaimBody, ClaimResponse, LeaseCheckResponse, ReleaseResponse } from './api-schemas';
 import { defaultClaimTimeoutMs } from './api-schemas';
 import type { HolderView, WorkflowNotifier } from './workflow-notifier';
@@ -39,6 +41,12 @@ export interface ClaimServiceOptions {
   /** A grant whose answer did not reach its caller is reclaimed this long after it was made. */
   ackWindowMs: number;
   handOverTimeoutMs?: number;
+  /**
+   * corral's worker-protocol master key: hand-overs are signed (corral.worker/v2) with the worker's
+   * derived key, except for pools `protocolOf` says opted into v1. Without it: v1, unsigned.
+   */
+  workerProtocolKey?: Buffer;
+  protocolOf?: (pool: string) => WorkerProtocolName | undefined;
   metrics?: PoolMetrics;
   log?: (line: string) => void;
 }
@@ -251,10 +259,16 @@ export class ClaimService {
     tenant: string | null,
   ): Promise<HandOver> {
     const started = performance.now();
+    const key = this.o.workerProtocolKey;
+    const signing =
+      key && this.o.protocolOf?.(pool) !== workerProtocolVersion
+        ? { workerKey: deriveWorkerKey(key, lease.workerId) }
+        : undefined;
     const answer = await postActivation(
       lease.endpoint,
       { workerId: lease.workerId, epoch: lease.epoch, tenant },
       AbortSignal.timeout(this.o.handOverTimeoutMs ?? defaultHandOverTimeoutMs),
+      signing,
     );
     this.o.metrics?.observeHandOver(pool, (performance.now() - started) / 1000);
     if (answer.outcome === 'accepted') return 'accepted';

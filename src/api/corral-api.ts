@@ -7,6 +7,7 @@ import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { ClaimStore } from '../registry/claim-store';
 import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import type { PoolStore } from '../registry/pool-store';
+import type { WorkerProtocolName } from '../runtime/worker-protocol-proof';
 import { buildCorralApi } from './api-server';
 import { startClaimReclaimer } from './claim-reclaimer';
 import { ClaimService } from './claim-service';
@@ -31,6 +32,9 @@ export interface CorralApiOptions {
   notify?: { quietMs?: number; maxDelayMs?: number };
   reclaimIntervalMs?: number;
   handOverTimeoutMs?: number;
+  /** As ClaimServiceOptions': signs hand-overs (corral.worker/v2). */
+  workerProtocolKey?: Buffer;
+  protocolOf?: (pool: string) => WorkerProtocolName | undefined;
   metrics?: PoolMetrics;
   log?: (line: string) => void;
 }
@@ -53,6 +57,8 @@ export async function startCorralApi(o: CorralApiOptions): Promise<RunningCorral
     notifier,
     ackWindowMs: o.ackWindowMs,
     handOverTimeoutMs: o.handOverTimeoutMs,
+    workerProtocolKey: o.workerProtocolKey,
+    protocolOf: o.protocolOf,
     metrics: o.metrics,
     log: o.log,
   });
