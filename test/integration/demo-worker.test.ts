@@ -7,6 +7,7 @@
 // bundle the Node worker's image is built from.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,14 @@ import { waitFor } from '../../src/embedded/wait';
 import { workerUid } from '../../src/runtime/kubernetes/pod-manifest';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
 import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
+import {
+  deriveWorkerKey,
+  generateWorkerProtocolKey,
+  nonceHeader,
+  proofHeader,
+  signRequest,
+  timestampHeader,
+} from '../../src/runtime/worker-protocol-proof';
 import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { credentials, newWorkerId } from './runtime-behaviour';
 
@@ -462,6 +471,119 @@ test('the Node and the small worker answer every request alike, byte for byte', 
         answers.push({ status, contentType, text });
       }
       const what = `step ${n}: ${step.method ?? 'POST'} ${step.route ?? '/activate'} ${String(step.body ?? '').slice(0, 120)}`;
+      assert.deepEqual(answers[1], answers[0], what);
+    }
+  } finally {
+    for (const worker of workers) worker.child.kill('SIGTERM');
+    await Promise.all(workers.map((worker) => worker.exited));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('corral.worker/v2: the Node and the small worker answer every request alike, proofs included', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-demo-worker-v2-diff-'));
+  const workerId = newWorkerId();
+  const masterKey = generateWorkerProtocolKey();
+  const key = deriveWorkerKey(masterKey, workerId);
+  const workers: DirectWorker[] = [];
+  try {
+    for (const [i, implementation] of implementations.entries()) {
+      const file = path.join(dir, `credentials-${i}.json`);
+      const content = {
+        workerId,
+        epoch: 1,
+        version: 3,
+        expiresAt: 'x',
+        token: 'tok',
+        protocolKey: key.toString('hex'),
+      };
+      writeFile(file, JSON.stringify(content));
+      workers.push(await startDirect(await implementation.image(), workerId, file));
+    }
+    const now = () => Math.floor(Date.now() / 1000);
+    const nonce = () => crypto.randomBytes(16).toString('hex');
+    /** Headers signed with `signingKey` over exactly what is sent (unless a field is overridden). */
+    const signed = (
+      route: string,
+      body: string,
+      over: { timestamp?: string; nonce?: string; proof?: string; key?: Buffer } = {},
+    ): Record<string, string> => {
+      const timestamp = over.timestamp ?? String(now());
+      const n = over.nonce ?? nonce();
+      return {
+        [timestampHeader]: timestamp,
+        [nonceHeader]: n,
+        [proofHeader]: over.proof ?? signRequest(over.key ?? key, 'POST', route, timestamp, n, body),
+      };
+    };
+    const act = (epoch: number | string, tenant = 'null') =>
+      `{"workerId":"${workerId}","epoch":${epoch},"tenant":${tenant}}`;
+    const drainOf = (epoch: number) => `{"workerId":"${workerId}","epoch":${epoch}}`;
+    type Step = { method?: string; route?: string; body?: string; headers?: Record<string, string> };
+    const post = (route: string, body: string, headers?: Record<string, string>): Step => ({ route, body, headers });
+    const replayed = signed('/activate', act(2));
+    const steps: Step[] = [
+      { method: 'GET', route: '/healthz' },
+      post('/activate', act(1)),
+      post('/drain', drainOf(1)),
+      post('/activate', act(1), { [timestampHeader]: String(now()) }),
+      post('/activate', act(1), { ...signed('/activate', act(1)), [nonceHeader]: '' }),
+      ...['01', '-1', '1.0', ' 1', 'x', '99999999999999999', String(now() - 61), String(now() + 61)].map((t) =>
+        post('/activate', act(1), signed('/activate', act(1), { timestamp: t })),
+      ),
+      ...[nonce().slice(1), nonce().toUpperCase(), 'g'.repeat(32)].map((n) =>
+        post('/activate', act(1), signed('/activate', act(1), { nonce: n })),
+      ),
+      post('/activate', act(1), signed('/activate', act(1), { proof: 'A'.repeat(64) })),
+      post('/activate', act(1), signed('/activate', act(1), { proof: '0'.repeat(64) })),
+      post('/activate', act(1), signed('/activate', act(1), { key: deriveWorkerKey(masterKey, 'other') })),
+      post('/activate', act(99), signed('/activate', act(1))),
+      post('/activate', act(1), signed('/drain', act(1))),
+      post('/activate', '[', signed('/activate', '[')),
+      ...[
+        '{}',
+        '[]',
+        'null',
+        act(0),
+        act(1, '5'),
+        `{"workerId":"other","epoch":1,"tenant":null}`,
+        `${act(1).slice(0, -1)},"x":1}`,
+      ].map((body) => post('/activate', body, signed('/activate', body))),
+      ...[
+        '{}',
+        `{"workerId":"${workerId}"}`,
+        drainOf(0),
+        `{"workerId":"${workerId}","epoch":1,"tenant":null}`,
+        '"x"',
+      ].map((body) => post('/drain', body, signed('/drain', body))),
+      post('/activate', act(2), replayed),
+      post('/activate', act(2), replayed),
+      post('/activate', act(1, '"late"'), signed('/activate', act(1, '"late"'))),
+      post('/activate', act(5, '"acme"'), signed('/activate', act(5, '"acme"'))),
+      post('/drain', `{"workerId":"other","epoch":5}`, signed('/drain', `{"workerId":"other","epoch":5}`)),
+      post('/drain', drainOf(4), signed('/drain', drainOf(4))),
+      { method: 'GET', route: '/healthz' },
+      post('/drain', drainOf(5), signed('/drain', drainOf(5))),
+      { method: 'GET', route: '/healthz' },
+      post('/activate', act(6), signed('/activate', act(6))),
+    ];
+    for (const [n, step] of steps.entries()) {
+      const answers: { status: number; contentType: string | null; proof: string | null; text: string }[] = [];
+      for (const worker of workers) {
+        const res = await fetch(`${worker.endpoint}${step.route ?? '/activate'}`, {
+          method: step.method ?? 'POST',
+          headers: { ...(step.body === undefined ? {} : { 'content-type': 'application/json' }), ...step.headers },
+          body: step.body,
+          signal: AbortSignal.timeout(5_000),
+        });
+        answers.push({
+          status: res.status,
+          contentType: res.headers.get('content-type'),
+          proof: res.headers.get(proofHeader),
+          text: await res.text(),
+        });
+      }
+      const what = `step ${n}: ${step.method ?? 'POST'} ${step.route ?? '/activate'} ${step.body ?? ''}`;
       assert.deepEqual(answers[1], answers[0], what);
     }
   } finally {
