@@ -8,6 +8,15 @@ import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { HealthProbeResult, PodRuntime } from '../runtime/pod-runtime';
 import type { WorkerPodRef } from '../runtime/worker-pod-spec';
 import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { parseAnswer, readWorkerAnswerBytes } from '../runtime/worker-protocol-client';
+import {
+  checkAnswer,
+  deriveWorkerKey,
+  proofHeader,
+  proofHeaders,
+  workerProtocolV2,
+  type WorkerProtocolName,
+} from '../runtime/worker-protocol-proof';
 
 export interface MonitorWorkerHealthInput {
   ref: WorkerPodRef;
@@ -16,6 +25,8 @@ export interface MonitorWorkerHealthInput {
   intervalMs: number;
   /** Consecutive failed probes before the verdict. */
   failureThreshold: number;
+  /** The pool's protocol: 'corral.worker/v1' only where the pool opted into it (insecure). */
+  protocol?: WorkerProtocolName;
 }
 
 export interface HealthVerdict {
@@ -34,18 +45,32 @@ interface MonitorProgress {
 async function probe(
   input: MonitorWorkerHealthInput,
   signal: AbortSignal,
+  masterKey: Buffer | undefined,
 ): Promise<{ result: HealthProbeResult; problem: string | null }> {
   try {
+    // corral.worker/v2: /healthz names no one; a signed probe is answered with the worker's proof.
+    const workerKey =
+      masterKey && input.protocol !== workerProtocolVersion ? deriveWorkerKey(masterKey, input.workerId) : undefined;
+    const headers = workerKey ? proofHeaders(workerKey, 'GET', '/healthz', '') : undefined;
     const res = await fetch(`${input.endpoint}/healthz`, {
+      headers,
       signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(input.intervalMs, 5_000))]),
       redirect: 'manual',
     });
-    const body = (await res.json().catch(() => undefined)) as { protocol?: unknown; workerId?: unknown } | undefined;
+    // Read bounded: a worker's answer never reaches memory, logs or history whole.
+    const raw = await readWorkerAnswerBytes(res);
+    const body = parseAnswer(raw);
     if (!res.ok) return { result: 'http_error', problem: `HTTP ${res.status}` };
-    if (body?.protocol !== workerProtocolVersion || body.workerId !== input.workerId) {
+    const itself =
+      workerKey && headers
+        ? body.protocol === workerProtocolV2 &&
+          raw !== null &&
+          checkAnswer(workerKey, headers[proofHeader] ?? '', raw, res.headers.get(proofHeader))
+        : body.protocol === workerProtocolVersion && body.workerId === input.workerId;
+    if (!itself) {
       return {
         result: 'wrong_identity',
-        problem: `answers, but not as corral worker ${input.workerId} (${workerProtocolVersion})`,
+        problem: `answers, but not as corral worker ${input.workerId} (${workerKey ? workerProtocolV2 : workerProtocolVersion})`,
       };
     }
     return { result: 'ok', problem: null };
@@ -61,9 +86,11 @@ export function createHealthActivities(
     metrics?: WorkerMetrics;
     /** The worker's image, for the probe counter's label (the input does not carry it). */
     imageOf?: (workerId: string) => Promise<string | null>;
+    /** corral's worker-protocol master key: probes are signed and answers must prove the worker (v2). */
+    workerProtocolKey?: Buffer;
   } = {},
 ) {
-  const { metrics, imageOf } = observe;
+  const { metrics, imageOf, workerProtocolKey } = observe;
   return {
     /**
      * Probes until `failureThreshold` probes in a row fail, then asks the runtime why (a crashed,
@@ -81,7 +108,7 @@ export function createHealthActivities(
       for (;;) {
         context.heartbeat({ consecutiveFailures } satisfies MonitorProgress);
         await delay(input.intervalMs, undefined, { signal });
-        const { result, problem } = await probe(input, signal);
+        const { result, problem } = await probe(input, signal, workerProtocolKey);
         metrics?.countHealthCheck(result, image);
         consecutiveFailures = problem === null ? 0 : consecutiveFailures + 1;
         if (problem !== null) lastProblem = problem;

@@ -33,6 +33,8 @@ export function createCorralActivities(deps: {
   workerMetrics?: WorkerMetrics;
   /** Where activation, drain and claim durations are read from (the registry's timestamps). */
   durations?: DurationSource;
+  /** corral's worker-protocol master key (CORRAL_WORKER_PROTOCOL_KEY): sign every worker call (v2). */
+  workerProtocolKey?: Buffer;
 }) {
   const observer = deps.workerMetrics
     ? createTransitionObserver({ workers: deps.workerMetrics, durations: deps.durations })
@@ -42,8 +44,12 @@ export function createCorralActivities(deps: {
     ...(deps.pools
       ? createPoolActivities({ pools: deps.pools, temporal: deps.temporal, metrics: deps.poolMetrics })
       : {}),
-    ...createRuntimeActivities(deps.runtime, { heartbeatIntervalMs: deps.heartbeatIntervalMs }),
+    ...createRuntimeActivities(deps.runtime, {
+      heartbeatIntervalMs: deps.heartbeatIntervalMs,
+      workerProtocolKey: deps.workerProtocolKey,
+    }),
     ...createHealthActivities(deps.runtime, {
+      workerProtocolKey: deps.workerProtocolKey,
       metrics: deps.workerMetrics,
       imageOf: async (workerId) => (await deps.store.getWorker(workerId))?.image ?? null,
     }),

@@ -207,8 +207,24 @@ export function createWorkerProtocol(options: WorkerProtocolOptions): WorkerProt
       if ((method === 'GET' && path === '/healthz') || stateChanging) await readCredentials();
       if (protocolKey && stateChanging) return proven(protocolKey, path as '/activate' | '/drain', body, request);
       if (protocolKey && method === 'GET' && path === '/healthz') {
-        // Nothing a neighbour can use: no id, no epoch, no tenant.
-        return { status: 200, body: { status: draining ? 'draining' : 'serving', protocol: workerProtocolV2 } };
+        // Nothing a neighbour can use: no id, no epoch, no tenant. A signed probe (corral's health
+        // check) also gets the worker's proof on the answer: who answers, without saying it.
+        const body = { status: draining ? 'draining' : 'serving', protocol: workerProtocolV2 };
+        const proof = request?.proof ?? '';
+        const signedProbe =
+          checkProof(
+            protocolKey,
+            {
+              method,
+              path,
+              timestamp: request?.timestamp,
+              nonce: request?.nonce,
+              proof,
+              body: request?.raw ?? Buffer.alloc(0),
+            },
+            Math.floor(Date.now() / 1000),
+          ) === null;
+        return { status: 200, body, ...(signedProbe ? { answerTo: { key: protocolKey, proof } } : {}) };
       }
       if (method === 'GET' && path === '/healthz') {
         return {

@@ -31,7 +31,7 @@ export async function readWorkerAnswer(res: Response): Promise<Record<string, un
   return parseAnswer(await readWorkerAnswerBytes(res));
 }
 
-function parseAnswer(raw: Buffer | null): Record<string, unknown> {
+export function parseAnswer(raw: Buffer | null): Record<string, unknown> {
   if (raw === null) return {};
   try {
     const parsed = JSON.parse(raw.toString('utf8')) as unknown;
@@ -44,7 +44,7 @@ function parseAnswer(raw: Buffer | null): Record<string, unknown> {
 }
 
 /** The answer's bytes, or null past `maxWorkerAnswerBytes` (the rest is never read). Never throws. */
-async function readWorkerAnswerBytes(res: Response): Promise<Buffer | null> {
+export async function readWorkerAnswerBytes(res: Response): Promise<Buffer | null> {
   const body = res.body;
   if (!body) return Buffer.alloc(0);
   const reader = body.getReader();

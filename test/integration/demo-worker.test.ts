@@ -506,14 +506,14 @@ test('corral.worker/v2: the Node and the small worker answer every request alike
     const signed = (
       route: string,
       body: string,
-      over: { timestamp?: string; nonce?: string; proof?: string; key?: Buffer } = {},
+      over: { timestamp?: string; nonce?: string; proof?: string; key?: Buffer; method?: string } = {},
     ): Record<string, string> => {
       const timestamp = over.timestamp ?? String(now());
       const n = over.nonce ?? nonce();
       return {
         [timestampHeader]: timestamp,
         [nonceHeader]: n,
-        [proofHeader]: over.proof ?? signRequest(over.key ?? key, 'POST', route, timestamp, n, body),
+        [proofHeader]: over.proof ?? signRequest(over.key ?? key, over.method ?? 'POST', route, timestamp, n, body),
       };
     };
     const act = (epoch: number | string, tenant = 'null') =>
@@ -522,8 +522,18 @@ test('corral.worker/v2: the Node and the small worker answer every request alike
     type Step = { method?: string; route?: string; body?: string; headers?: Record<string, string> };
     const post = (route: string, body: string, headers?: Record<string, string>): Step => ({ route, body, headers });
     const replayed = signed('/activate', act(2));
+    const probe = signed('/healthz', '', { method: 'GET' });
     const steps: Step[] = [
       { method: 'GET', route: '/healthz' },
+      // A signed probe is answered with the worker's proof (again and again: it changes nothing).
+      { method: 'GET', route: '/healthz', headers: probe },
+      { method: 'GET', route: '/healthz', headers: probe },
+      {
+        method: 'GET',
+        route: '/healthz',
+        headers: signed('/healthz', '', { method: 'GET', key: deriveWorkerKey(masterKey, 'x') }),
+      },
+      { method: 'GET', route: '/healthz', headers: signed('/healthz', '') },
       post('/activate', act(1)),
       post('/drain', drainOf(1)),
       post('/activate', act(1), { [timestampHeader]: String(now()) }),

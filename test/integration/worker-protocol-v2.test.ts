@@ -12,6 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { createHealthActivities } from '../../src/activities/health-activities';
 import { createRuntimeActivities } from '../../src/activities/runtime-activities';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { repoRoot } from '../../src/embedded/tools';
@@ -239,6 +240,40 @@ for (const implementation of implementations) {
         { outcome: 'drained', acknowledged: true, drained: true },
       );
       assert.deepEqual(await health(reused.endpoint), { status: 'draining', protocol: workerProtocolV2 });
+    });
+
+    test("the health monitor's signed probes tell this worker from another one at the address", async () => {
+      const health = createHealthActivities({} as PodRuntime, { workerProtocolKey: masterKey });
+      /** The failure counts the monitor heartbeats, until `enough` of them have been seen. */
+      const counts = async (endpoint: string, id: string, enough: (seen: number[]) => boolean) => {
+        const env = new MockActivityEnvironment();
+        const seen: number[] = [];
+        env.on('heartbeat', (details: { consecutiveFailures: number }) => {
+          seen.push(details.consecutiveFailures);
+          if (enough(seen)) env.cancel();
+        });
+        const input = {
+          ref: { name: 'unused', workerId: id, pool: 'demo', spawnAttempt: 1 },
+          endpoint,
+          workerId: id,
+          intervalMs: 10,
+          failureThreshold: 1_000,
+        };
+        await assert.rejects(env.run(health.monitorWorkerHealth, input));
+        return seen;
+      };
+      // This worker proves itself: no failure after several probes.
+      assert.deepEqual(await counts(worker.endpoint, workerId, (seen) => seen.length >= 4), [0, 0, 0, 0]);
+      // Asked about another worker id, the same address cannot prove it: every probe fails.
+      assert.deepEqual(await counts(worker.endpoint, neighbourId, (seen) => seen.length >= 3), [0, 1, 2]);
+      // A signed probe's answer carries the proof; an unsigned one does not, and both say nothing more.
+      const headers = proofHeaders(workerKey, 'GET', '/healthz', '');
+      const signedProbe = await fetch(`${worker.endpoint}/healthz`, { headers, signal: timeout() });
+      const text = await signedProbe.text();
+      assert.ok(checkAnswer(workerKey, headers[proofHeader] ?? '', text, signedProbe.headers.get(proofHeader)));
+      const unsigned = await fetch(`${worker.endpoint}/healthz`, { signal: timeout() });
+      assert.equal(unsigned.headers.get(proofHeader), null);
+      assert.equal(await unsigned.text(), text);
     });
 
     test('the lifecycle activities sign; a v1-only worker is TypeMismatch unless its pool opted into v1', async () => {

@@ -343,8 +343,13 @@ func (wk *worker) handle(method, path string, body any, present bool, proof proo
 			status = "draining"
 		}
 		if key != nil {
-			// Nothing a neighbour can use: no id, no epoch, no tenant.
-			return reply{200, []field{{"status", status}, {"protocol", protocolV2}}, nil}
+			// Nothing a neighbour can use: no id, no epoch, no tenant. A signed probe (corral's health
+			// check) also gets the worker's proof on the answer: who answers, without saying it.
+			r := reply{200, []field{{"status", status}, {"protocol", protocolV2}}, nil}
+			if checkProof(key, method, path, proof.timestamp, proof.nonce, proof.proof, raw, time.Now().Unix()) == "" {
+				r.answerTo = &answerTo{key, proof.proof}
+			}
+			return r
 		}
 		return reply{200, []field{
 			{"status", status}, {"protocol", protocolVersion}, {"workerId", wk.workerID},
