@@ -73,6 +73,12 @@ export interface CorralWorkerOptions {
    * keeper). Default: `CORRAL_POOL_CHECK_INTERVAL`, else 30 s; at least 1 s.
    */
   poolCheckIntervalMs?: number;
+  /**
+   * corral's worker-protocol master key (CORRAL_WORKER_PROTOCOL_KEY, docs/worker-protocol.md): with
+   * it every call to a worker is signed (corral.worker/v2) and workers get their key in their
+   * credentials; without it corral speaks the unauthenticated v1.
+   */
+  workerProtocolKey?: Buffer;
   /** Called once the worker polls, so a supervisor can report readiness. */
   onReady?: (info: { metricsUrl?: string; apiUrl?: string }) => void;
 }
@@ -243,6 +249,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
       janitorMetrics: createJanitorMetrics(metricsRegistry, { lastPass: readings, log }),
       workerMetrics,
       durations: readings,
+      workerProtocolKey: opts.workerProtocolKey,
     });
     if (stopping) return;
 
@@ -291,6 +298,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
         tokens: apiTokens,
         ackWindowMs: claimAckWindowMs,
         retentionMs: opts.retentionMs,
+        workerProtocolKey: opts.workerProtocolKey,
         metrics: poolMetrics,
         log,
       });

@@ -4,6 +4,7 @@ import { parseDuration } from '../../config/duration';
 import path from 'node:path';
 import { janitorRetention, JanitorScheduleOptionsError, parseRetention } from '../../client/janitor-schedule';
 import { workerCapacityEnv, workerCapacityFromEnv, WorkerCapacityError } from '../../config/worker-capacity';
+import { WorkerProtocolKeyError, workerProtocolKeyFromEnv } from '../../config/worker-protocol-key';
 import { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
 import { defaultStateDir, requiredEnv } from '../endpoints';
@@ -48,6 +49,8 @@ export function registerWorkerCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nThe registry is DATABASE_URL (environment only: it holds a password).\n' +
+        'CORRAL_WORKER_PROTOCOL_KEY (environment only; 64 hex digits, `openssl rand -hex 32`) signs every call to a\n' +
+        'worker (corral.worker/v2, docs/worker-protocol.md); unset, corral speaks the unauthenticated v1.\n' +
         `Slots per kind of work (environment; docs/decisions/0013-fleet-scale.md): ${Object.values(workerCapacityEnv).join(', ')}.`,
     )
     .action(
@@ -104,6 +107,13 @@ export function registerWorkerCommand(program: Command): void {
           if (err instanceof WorkerCapacityError) throw new UsageError(err.message);
           throw err;
         }
+        let workerProtocolKey: Buffer | undefined;
+        try {
+          workerProtocolKey = workerProtocolKeyFromEnv(process.env);
+        } catch (err) {
+          if (err instanceof WorkerProtocolKeyError) throw new UsageError(err.message);
+          throw err;
+        }
         await runCorralWorker({
           temporalAddress,
           namespace,
@@ -120,6 +130,7 @@ export function registerWorkerCommand(program: Command): void {
           shutdownGraceMs,
           capacity,
           retentionMs,
+          workerProtocolKey,
           log: (line) => console.log(line),
           onReady: ({ metricsUrl, apiUrl }) => {
             console.log(
