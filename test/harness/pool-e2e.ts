@@ -87,6 +87,8 @@ export async function startPoolWorld(deps: {
   explainWait?: () => string;
   /** How long a grant may go unacknowledged (default 15 s, as `corral worker`). */
   claimAckWindowMs?: number;
+  /** corral's worker-protocol master key: every worker call signed (corral.worker/v2). Default: v1. */
+  workerProtocolKey?: Buffer;
 }): Promise<PoolWorld> {
   const { client, registry } = deps;
   const taskQueue = `pools-e2e-${process.pid}-${Date.now()}`;
@@ -106,6 +108,7 @@ export async function startPoolWorld(deps: {
     pools,
     poolMetrics,
     janitorMetrics: createJanitorMetrics(metrics),
+    workerProtocolKey: deps.workerProtocolKey,
   });
   // What `corral worker` runs: its pollers (default slots) and its health watcher.
   const createWorkers = () =>
@@ -137,6 +140,7 @@ export async function startPoolWorld(deps: {
       port: 0,
       host: '127.0.0.1',
       ackWindowMs: claimAckWindowMs,
+      workerProtocolKey: deps.workerProtocolKey,
       ...extra,
     });
   const api = await startApi({
@@ -201,7 +205,9 @@ export async function startPoolWorld(deps: {
   };
 }
 
-export async function usePoolE2e(opts: { claimAckWindowMs?: number } = {}): Promise<PoolE2e> {
+export async function usePoolE2e(
+  opts: { claimAckWindowMs?: number; workerProtocolKey?: Buffer } = {},
+): Promise<PoolE2e> {
   const e2e = await useLifecycleE2e();
   const world = await startPoolWorld({ ...e2e, ...opts });
   return {
