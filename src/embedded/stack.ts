@@ -12,6 +12,7 @@ import { startProcess, failOnExit, nextMessage, type ManagedProcess } from './ch
 import { startEmbeddedPostgres, type RunningPostgres } from './postgres';
 import { startTemporalDevServer, type TemporalDevServer } from './temporal-dev-server';
 import { repoRoot } from './tools';
+import { generateWorkerProtocolKey, workerProtocolKeyVariable } from '../runtime/worker-protocol-proof';
 
 export const demoPoolName = 'demo';
 
@@ -96,6 +97,8 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
         TEMPORAL_NAMESPACE: temporal.namespace,
         DATABASE_URL: postgres.connectionString,
         CORRAL_RUNTIME: 'process',
+        // corral.worker/v2 on embedded defaults too: the demo worker speaks it.
+        [workerProtocolKeyVariable]: embeddedWorkerProtocolKey(opts.stateDir),
         CORRAL_PROCESS_STATE_DIR: path.join(opts.stateDir, 'workers'),
         CORRAL_METRICS_PORT: String(opts.metricsPort),
         CORRAL_METRICS_HOST: '127.0.0.1',
@@ -127,6 +130,18 @@ export async function startEmbeddedStack(opts: EmbeddedStackOptions): Promise<Em
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The embedded stack's worker-protocol master key: the operator's if set, else made once per state
+ * directory (0600) and reused, so workers spawned before a restart of `corral dev` still verify.
+ */
+function embeddedWorkerProtocolKey(stateDir: string): string {
+  const given = process.env[workerProtocolKeyVariable];
+  if (given && given.trim() !== '') return given;
+  const file = path.join(stateDir, 'worker-protocol.key');
+  if (!fs.existsSync(file)) fs.writeFileSync(file, generateWorkerProtocolKey().toString('hex'), { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
 }
 
 async function stopWorkerProcesses(stateDir: string, log: (line: string) => void): Promise<void> {
