@@ -22,6 +22,7 @@ import {
   processGroups,
   processPool,
   registrySampler,
+  runDrill,
   say,
   since,
   startReplica,
@@ -33,7 +34,7 @@ export async function wedgedDrainDrill(): Promise<Record<string, unknown>> {
   const pool = 'wedged';
   const world = await startWorld({ name: 'wedged' });
   const result: Record<string, unknown> = {};
-  try {
+  return runDrill('wedged-drain', world, result, async () => {
     const image = await smallWorkerPath();
     const spec = processPool(pool, image, { minIdle: 4, maxWorkers: 6 });
     result.setup = {
@@ -128,20 +129,14 @@ export async function wedgedDrainDrill(): Promise<Record<string, unknown>> {
     result.drain_requested_at = new Date(drainWall).toISOString();
     result.timeline = sampler.timeline;
     await handle.terminate('chaos drill: done').catch(() => undefined);
-  } catch (err) {
-    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    say(`wedged-drain failed: ${errText(err)}`);
-  } finally {
-    await world.cleanups.run();
-  }
-  return result;
+  });
 }
 
 export async function drainWhileSpawningDrill(): Promise<Record<string, unknown>> {
   const pool = 'spawndrain';
   const world = await startWorld({ name: 'spawndrain' });
   const result: Record<string, unknown> = {};
-  try {
+  return runDrill('drain-while-spawning', world, result, async () => {
     const image = await smallWorkerPath();
     const spec = processPool(pool, image, {
       minIdle: 3,
@@ -194,11 +189,5 @@ export async function drainWhileSpawningDrill(): Promise<Record<string, unknown>
     result.invariants = invariants;
     result.invariants_pass = allPass(invariants);
     result.timeline = sampler.timeline;
-  } catch (err) {
-    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    say(`drain-while-spawning failed: ${errText(err)}`);
-  } finally {
-    await world.cleanups.run();
-  }
-  return result;
+  });
 }

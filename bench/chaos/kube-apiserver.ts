@@ -30,9 +30,9 @@ import {
   bounded,
   checkInvariants,
   drainAtEnd,
-  errText,
   hold,
   registrySampler,
+  runDrill,
   say,
   since,
   startReplica,
@@ -45,7 +45,7 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
   const pool = 'kfault';
   const world = await startWorld({ name: 'kube' });
   const result: Record<string, unknown> = {};
-  try {
+  return runDrill('kube-apiserver', world, result, async () => {
     Object.assign(process.env, provisionTools(['kube']));
     say('kube-apiserver: starting etcd, kube-apiserver, kube-scheduler, KWOK');
     const kube = await startKube({ nodes: 1 });
@@ -184,7 +184,7 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
       respawned_rows: (
         await world.db.query<{ worker_id: string; failure_reason: string | null; at: Date }>(
           `SELECT t.worker_id, t.failure_reason, t.at FROM worker_transitions t JOIN workers w ON w.id = t.worker_id
-           WHERE w.pool = $1 AND t.failure_reason IS NOT NULL ORDER BY t.at`,
+         WHERE w.pool = $1 AND t.failure_reason IS NOT NULL ORDER BY t.at`,
           [pool],
         )
       ).rows.map((r) => ({ id: r.worker_id, reason: r.failure_reason, at_ms_since_restart: r.at.getTime() - upWall })),
@@ -200,13 +200,7 @@ export async function kubeApiserverDrill(): Promise<Record<string, unknown>> {
     result.invariants_pass = allPass(invariants) && first !== null && second !== null;
     result.timeline = sampler.timeline;
     await drainAtEnd(a.corral, pool);
-  } catch (err) {
-    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    say(`kube-apiserver failed: ${errText(err)}`);
-  } finally {
-    await world.cleanups.run();
-  }
-  return result;
+  });
 }
 
 function countBy(items: string[]): Record<string, number> {

@@ -24,6 +24,7 @@ import {
   identityOf,
   processPool,
   registrySampler,
+  runDrill,
   say,
   since,
   startReplica,
@@ -38,7 +39,7 @@ export async function replicaKillDrill(opts: { kills: number }): Promise<Record<
   const minIdle = 6;
   const world = await startWorld({ name: 'kill' });
   const result: Record<string, unknown> = {};
-  try {
+  return runDrill('replica-kill', world, result, async () => {
     const image = await smallWorkerPath();
     const spec = processPool(pool, image, {
       minIdle,
@@ -192,11 +193,5 @@ export async function replicaKillDrill(opts: { kills: number }): Promise<Record<
     result.timeline = sampler.timeline;
     // The drill ends with the pool drained through the survivor.
     await drainAtEnd(replicas[0].corral, pool);
-  } catch (err) {
-    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    say(`replica-kill failed: ${errText(err)}`);
-  } finally {
-    await world.cleanups.run();
-  }
-  return result;
+  });
 }

@@ -542,3 +542,24 @@ export async function drainAtEnd(corral: CorralClient, pool: string): Promise<vo
     what: 'drain at the end',
   });
 }
+
+/**
+ * A drill's body: a failure is recorded in its result (a finding, printed, never a crash of the
+ * whole run) and the world is always cleaned up.
+ */
+export async function runDrill(
+  name: string,
+  world: World,
+  result: Record<string, unknown>,
+  body: () => Promise<void>,
+): Promise<Record<string, unknown>> {
+  try {
+    await body();
+  } catch (err) {
+    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    say(`${name} failed: ${errText(err)}`);
+  } finally {
+    await world.cleanups.run();
+  }
+  return result;
+}

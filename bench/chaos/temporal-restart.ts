@@ -14,10 +14,10 @@ import {
   allPass,
   checkInvariants,
   drainAtEnd,
-  errText,
   hold,
   processPool,
   registrySampler,
+  runDrill,
   say,
   since,
   startReplica,
@@ -30,7 +30,7 @@ export async function temporalRestartDrill(): Promise<Record<string, unknown>> {
   const minIdle = 8;
   const world = await startWorld({ name: 'temporal', temporalDbFile: true });
   const result: Record<string, unknown> = {};
-  try {
+  return runDrill('temporal-restart', world, result, async () => {
     const image = await smallWorkerPath();
     const spec = processPool(pool, image, {
       minIdle,
@@ -118,11 +118,5 @@ export async function temporalRestartDrill(): Promise<Record<string, unknown>> {
     result.invariants_pass = allPass(invariants) && filled !== null && resumed !== null;
     result.timeline = sampler.timeline;
     await drainAtEnd(a.corral, pool);
-  } catch (err) {
-    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    say(`temporal-restart failed: ${errText(err)}`);
-  } finally {
-    await world.cleanups.run();
-  }
-  return result;
+  });
 }
