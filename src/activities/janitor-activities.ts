@@ -27,6 +27,7 @@ import {
 import { expectSnapshot, type WorkerLifecycleStore, type WorkerSnapshot } from '../registry/lifecycle-store';
 import type { ManagedWorker, PodRuntime } from '../runtime/pod-runtime';
 import type { WorkerPodRef } from '../runtime/worker-pod-spec';
+import { emptyJanitorReport } from '../workflows/janitor-report';
 import { workerLifecycleWorkflowId } from '../workflows/worker-lifecycle/messages';
 
 /** Why the janitor acted on (or deliberately left) something. Stable strings: they are in reports and logs. */
@@ -374,17 +375,7 @@ export function createJanitorActivities(deps: JanitorDeps) {
       const context = activityContext();
       const startedAt = Date.now();
       const started = performance.now();
-      const report: JanitorReport = {
-        checkedAt: new Date(startedAt).toISOString(),
-        pods: 0,
-        rows: 0,
-        workflowLookup: 'visibility',
-        actions: [],
-        omittedActions: 0,
-        wedged: [],
-        divergence: [],
-        durationMs: 0,
-      };
+      const report = emptyJanitorReport(startedAt);
       let progress = { phase: 'inventory', done: 0 };
       const heartbeats = startProgressHeartbeats(() => progress, heartbeatEveryMs, context);
       const beat = () => heartbeats.check();

@@ -12,6 +12,7 @@ import type {
   RetentionReport,
 } from '../activities/janitor-activities';
 import { janitorTaskQueueOf } from '../lifecycle/task-queues';
+import { emptyJanitorReport } from './janitor-report';
 
 export type JanitorInput = ReconcileInput & RetentionInput;
 
@@ -96,21 +97,6 @@ function failureMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** What a run whose reconciliation failed reports: nothing seen, nothing done. */
-function emptyReport(startedAt: number): JanitorReport {
-  return {
-    checkedAt: new Date(startedAt).toISOString(),
-    pods: 0,
-    rows: 0,
-    workflowLookup: 'visibility',
-    actions: [],
-    omittedActions: 0,
-    wedged: [],
-    divergence: [],
-    durationMs: 0,
-  };
-}
-
 /**
  * A controller never fails (docs/decisions/0016-controllers-never-fail.md): each activity that
  * fails past its retries is counted in `failures`, logged and reported in `divergence`, and the
@@ -136,7 +122,7 @@ async function passThatNeverFails(
     }
   };
   const report = (await attempt('reconcileStrandedResources', () => reconcile({ graceMs: input.graceMs }))) ?? {
-    ...emptyReport(startedAt),
+    ...emptyJanitorReport(startedAt),
   };
   const retention = await attempt('deleteExpiredRecords', () => retain({ retentionMs: input.retentionMs }));
   const divergence = [...report.divergence, ...failures.map((f) => `${f.activity} failed: ${f.message}`)];
