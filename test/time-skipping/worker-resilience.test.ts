@@ -9,6 +9,7 @@
 // schedule-to-close on every registry call, rotation failures lost at once) these tests fail.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { waitFor } from '../../src/embedded/wait';
 import { drainUpdate } from '../../src/workflows/worker-lifecycle/messages';
@@ -105,6 +106,29 @@ describe('a drain cuts a start short', () => {
       'draining→retired:retire@1',
     ]);
     assert.deepEqual(podsOf(workerId), []);
+  });
+});
+
+describe('a drain that comes as the start finishes', () => {
+  test('while the worker joins the pool (a write no drain can cut): it serves, then drains like any serving worker', async () => {
+    const workerId = newWorkerId();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // The first write (spawning → activating) passes and holds the second (activating → idle).
+    world.before('transitionWorker', workerId, () => world.before('transitionWorker', workerId, () => gate));
+    const handle = await startLifecycle(env, taskQueue, { workerId });
+    await waitForCalls('transitionWorker', workerId, 2);
+    const drain = await handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED });
+    release();
+    const answer = await drain.result();
+    assert.equal(answer.state, 'draining', 'the drain is not lost to the start that finished');
+    assert.ok(world.drainMarked.has(workerId), 'the registry takes no claim on it meanwhile');
+    assert.equal((await handle.result()).state, 'retired');
+    assert.deepEqual(ops(workerId).slice(-3), [
+      'activating→idle:ready@1',
+      'idle→draining:drain@1',
+      'draining→retired:retire@1',
+    ]);
   });
 });
 

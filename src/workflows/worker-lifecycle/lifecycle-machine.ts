@@ -410,16 +410,17 @@ export class WorkerLifecycle {
     if (this.resilient && (this.s.state === 'spawning' || this.s.state === 'activating')) {
       // A worker still starting has no tenant to wait for: cut the start short now, before waiting
       // for the lock the start holds (startLife ends it draining, and the loop deletes what exists).
+      // Between two parts of the start, the next part is cut before it begins.
       this.startCancelledByDrain = true;
-      this.s.drainRequested = true;
       this.startScope?.cancel();
       this.changes++;
     }
     return this.exclusiveUpdate(async () => {
       this.updatesThisRun++;
       const s = this.s;
-      // The start this drain cut short already ended the worker's service.
-      if (this.startCancelledByDrain) return this.describe();
+      // The start this drain cut short already ended the worker's service. A start that finished
+      // anyway (its last step cannot be cut) serves now: it is drained like any serving worker.
+      if (this.startCancelledByDrain && !this.isServing()) return this.describe();
       reject(checkDrain(s, request));
       if (!this.registryClaims) {
         s.drainRequested = true;
@@ -857,6 +858,7 @@ export class WorkerLifecycle {
           // No spawn verdict for the pool: a drained start is neither a success nor a failure for its
           // breaker (the worker's end tells the pool to look again).
           log.info('drained while starting', { workerId: this.workerId, state: s.state });
+          s.drainRequested = true;
           await this.transition('draining', 'drain');
           return;
         }
