@@ -7,16 +7,9 @@ import type { WorkerFailureReason } from '../lifecycle/failure-reasons';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { HealthProbeResult, PodRuntime } from '../runtime/pod-runtime';
 import type { WorkerPodRef } from '../runtime/worker-pod-spec';
-import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol';
 import { parseAnswer, readWorkerAnswerBytes } from '../runtime/worker-protocol-client';
-import {
-  checkAnswer,
-  deriveWorkerKey,
-  proofHeader,
-  proofHeaders,
-  workerProtocolV2,
-  type WorkerProtocolName,
-} from '../runtime/worker-protocol-proof';
+import { checkAnswer, deriveWorkerKey, proofHeader, proofHeaders } from '../runtime/worker-protocol-proof';
 
 export interface MonitorWorkerHealthInput {
   ref: WorkerPodRef;
@@ -50,7 +43,7 @@ async function probe(
   try {
     // corral.worker/v2: /healthz names no one; a signed probe is answered with the worker's proof.
     const workerKey =
-      masterKey && input.protocol !== workerProtocolVersion ? deriveWorkerKey(masterKey, input.workerId) : undefined;
+      masterKey && input.protocol !== workerProtocolV1 ? deriveWorkerKey(masterKey, input.workerId) : undefined;
     const headers = workerKey ? proofHeaders(workerKey, 'GET', '/healthz', '') : undefined;
     const res = await fetch(`${input.endpoint}/healthz`, {
       headers,
@@ -66,11 +59,11 @@ async function probe(
         ? body.protocol === workerProtocolV2 &&
           raw !== null &&
           checkAnswer(workerKey, headers[proofHeader] ?? '', raw, res.headers.get(proofHeader))
-        : body.protocol === workerProtocolVersion && body.workerId === input.workerId;
+        : body.protocol === workerProtocolV1 && body.workerId === input.workerId;
     if (!itself) {
       return {
         result: 'wrong_identity',
-        problem: `answers, but not as corral worker ${input.workerId} (${workerKey ? workerProtocolV2 : workerProtocolVersion})`,
+        problem: `answers, but not as corral worker ${input.workerId} (${workerKey ? workerProtocolV2 : workerProtocolV1})`,
       };
     }
     return { result: 'ok', problem: null };

@@ -19,7 +19,7 @@ import {
 } from '../runtime/errors';
 import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
-import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol';
 import {
   type CallSigning,
   postActivation,
@@ -27,7 +27,7 @@ import {
   readWorkerAnswer,
   type WorkerDrainAnswer,
 } from '../runtime/worker-protocol-client';
-import { deriveWorkerKey, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol-proof';
+import { deriveWorkerKey } from '../runtime/worker-protocol-proof';
 
 /** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
 export { runtimeFailureTypes };
@@ -92,13 +92,17 @@ function mintToken(): string {
 }
 
 /**
- * The material a worker's credentials file carries: a fresh token, and (with a master key) the
- * worker's corral.worker/v2 key, derived again on every write (never stored; docs/worker-protocol.md).
+ * The material a worker's credentials file carries: a fresh token, and (with a master key, unless
+ * the pool opted into v1) the worker's corral.worker/v2 key, derived again on every write (never
+ * stored; docs/worker-protocol.md). A v1 pool's workers get no key: a worker holding one speaks v2.
  */
-function mintMaterial(masterKey: Buffer | undefined, workerId: string): { token: string; protocolKey?: string } {
-  return masterKey
-    ? { token: mintToken(), protocolKey: deriveWorkerKey(masterKey, workerId).toString('hex') }
-    : { token: mintToken() };
+function mintMaterial(
+  masterKey: Buffer | undefined,
+  workerId: string,
+  protocol: WorkerProtocolName | undefined,
+): { token: string; protocolKey?: string } {
+  const signing = signingFor(masterKey, workerId, protocol);
+  return signing ? { token: mintToken(), protocolKey: signing.workerKey.toString('hex') } : { token: mintToken() };
 }
 
 /**
@@ -133,7 +137,7 @@ function signingFor(
   workerId: string | undefined,
   protocol: WorkerProtocolName | undefined,
 ): CallSigning | undefined {
-  if (!masterKey || workerId === undefined || protocol === workerProtocolVersion) return undefined;
+  if (!masterKey || workerId === undefined || protocol === workerProtocolV1) return undefined;
   return { workerKey: deriveWorkerKey(masterKey, workerId) };
 }
 
@@ -149,6 +153,8 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
       spec: WorkerPodSpecInput;
       credentialVersion: number;
       credentialExpiresAt: string;
+      /** The pool's protocol: 'corral.worker/v1' only where the pool opted into it (insecure). */
+      protocol?: WorkerProtocolName;
     }): Promise<{ ref: WorkerPodRef; created: boolean; credentials: IssuedCredentials }> {
       const expiresAt = parseExpiry(input.credentialExpiresAt, 'credentialExpiresAt');
       try {
@@ -160,7 +166,7 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
               epoch: input.spec.epoch,
               version: input.credentialVersion,
               expiresAt,
-              ...mintMaterial(options.workerProtocolKey, input.spec.workerId),
+              ...mintMaterial(options.workerProtocolKey, input.spec.workerId, input.protocol),
             },
             { signal },
           ),
@@ -204,6 +210,8 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
       epoch: number;
       version: number;
       expiresAt: string;
+      /** As spawnWorkerPod's. */
+      protocol?: WorkerProtocolName;
     }): Promise<IssuedCredentials> {
       const expiresAt = parseExpiry(input.expiresAt, 'expiresAt');
       try {
@@ -213,7 +221,7 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
             epoch: input.epoch,
             version: input.version,
             expiresAt,
-            ...mintMaterial(options.workerProtocolKey, input.ref.workerId),
+            ...mintMaterial(options.workerProtocolKey, input.ref.workerId, input.protocol),
           },
           { signal: Context.current().cancellationSignal },
         );
@@ -239,7 +247,7 @@ export function createRuntimeActivities(runtime: PodRuntime, options: RuntimeAct
       const timeoutMs = input.timeoutMs ?? 10_000;
       const signal = AbortSignal.any([Context.current().cancellationSignal, AbortSignal.timeout(timeoutMs)]);
       const signing = signingFor(options.workerProtocolKey, input.workerId, input.protocol);
-      const expected = signing ? workerProtocolV2 : workerProtocolVersion;
+      const expected = signing ? workerProtocolV2 : workerProtocolV1;
       const mismatch = (detail: string) =>
         ApplicationFailure.create({
           type: runtimeFailureTypes.typeMismatch,

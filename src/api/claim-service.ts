@@ -10,14 +10,14 @@ import type { Client } from '@temporalio/client';
 import { CorralError } from '../client/errors';
 import { newWorkerId, startWorkerLifecycle } from '../client/worker-workflows';
 import { parseDuration } from '../config/duration';
-import { lifecycleSettingsFor } from '../config/pool-spec';
+import { lifecycleSettingsFor, workerProtocolOf } from '../config/pool-spec';
 import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { ClaimStore, GrantedLease } from '../registry/claim-store';
 import type { WorkerLifecycleStore, WorkerSnapshot } from '../registry/lifecycle-store';
 import type { PoolStore } from '../registry/pool-store';
-import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol';
 import { postActivation } from '../runtime/worker-protocol-client';
-import { deriveWorkerKey, type WorkerProtocolName } from '../runtime/worker-protocol-proof';
+import { deriveWorkerKey } from '../runtime/worker-protocol-proof';
 import type { ClaimBody, ClaimResponse, LeaseCheckResponse, ReleaseResponse } from './api-schemas';
 import { defaultClaimTimeoutMs } from './api-schemas';
 import type { HolderView, WorkflowNotifier } from './workflow-notifier';
@@ -30,6 +30,7 @@ const maxHandOverAttempts = 3;
 const coldPollMs = 100;
 /** A pending claim stays its caller's this long past the caller's timeout before a repeat takes it over. */
 const pendingGraceMs = 5_000;
+const protocolCacheMs = 10_000;
 
 export interface ClaimServiceOptions {
   claims: ClaimStore;
@@ -43,10 +44,9 @@ export interface ClaimServiceOptions {
   handOverTimeoutMs?: number;
   /**
    * corral's worker-protocol master key: hand-overs are signed (corral.worker/v2) with the worker's
-   * derived key, except for pools `protocolOf` says opted into v1. Without it: v1, unsigned.
+   * derived key, except in pools whose spec opted into v1 (`workerProtocol`). Without it: v1, unsigned.
    */
   workerProtocolKey?: Buffer;
-  protocolOf?: (pool: string) => WorkerProtocolName | undefined;
   metrics?: PoolMetrics;
   log?: (line: string) => void;
 }
@@ -55,6 +55,8 @@ type HandOver = 'accepted' | 'moved_on' | 'failed';
 
 export class ClaimService {
   private readonly acks: { pool: string; requestId: string }[] = [];
+  /** Each pool's worker protocol, read at most every `protocolCacheMs` (it cannot change while the pool has workers). */
+  private readonly protocols = new Map<string, { protocol: WorkerProtocolName; readAt: number }>();
   private ackFlush: Promise<void> | null = null;
 
   constructor(private readonly o: ClaimServiceOptions) {}
@@ -249,6 +251,20 @@ export class ClaimService {
   }
 
   /**
+   * The pool's worker protocol. Cached: a pool's protocol is fixed until it has drained (PoolStore
+   * refuses the change), so a cached answer can only be stale for a pool deleted and re-created
+   * within `protocolCacheMs`, whose new workers are at worst lost at their first hand-over.
+   */
+  private async protocolOf(pool: string): Promise<WorkerProtocolName> {
+    const cached = this.protocols.get(pool);
+    if (cached && performance.now() - cached.readAt < protocolCacheMs) return cached.protocol;
+    const record = await this.o.pools.getPool(pool);
+    const protocol = record ? workerProtocolOf(record.spec) : workerProtocolV2;
+    this.protocols.set(pool, { protocol, readAt: performance.now() });
+    return protocol;
+  }
+
+  /**
    * Activates the worker at the lease's epoch for `tenant` (null: unbound). A worker that does not
    * take it in time is lost (`activation_failed`, epoch + 1: it is never handed to anyone at that
    * epoch again); one that has seen a higher epoch has moved on. The workflow is told either way.
@@ -261,7 +277,7 @@ export class ClaimService {
     const started = performance.now();
     const key = this.o.workerProtocolKey;
     const signing =
-      key && this.o.protocolOf?.(pool) !== workerProtocolVersion
+      key && (await this.protocolOf(pool)) !== workerProtocolV1
         ? { workerKey: deriveWorkerKey(key, lease.workerId) }
         : undefined;
     const answer = await postActivation(

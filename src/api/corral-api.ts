@@ -7,7 +7,6 @@ import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { ClaimStore } from '../registry/claim-store';
 import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
 import type { PoolStore } from '../registry/pool-store';
-import type { WorkerProtocolName } from '../runtime/worker-protocol-proof';
 import { buildCorralApi } from './api-server';
 import { startClaimReclaimer } from './claim-reclaimer';
 import { ClaimService } from './claim-service';
@@ -34,7 +33,6 @@ export interface CorralApiOptions {
   handOverTimeoutMs?: number;
   /** As ClaimServiceOptions': signs hand-overs (corral.worker/v2). */
   workerProtocolKey?: Buffer;
-  protocolOf?: (pool: string) => WorkerProtocolName | undefined;
   metrics?: PoolMetrics;
   log?: (line: string) => void;
 }
@@ -58,7 +56,6 @@ export async function startCorralApi(o: CorralApiOptions): Promise<RunningCorral
     ackWindowMs: o.ackWindowMs,
     handOverTimeoutMs: o.handOverTimeoutMs,
     workerProtocolKey: o.workerProtocolKey,
-    protocolOf: o.protocolOf,
     metrics: o.metrics,
     log: o.log,
   });

@@ -2,7 +2,7 @@
 // (`corral/<pool>/pool`), which every apply, scale and drain (re)starts with signalWithStart.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { CorralError } from '../client/errors';
-import { parsePoolSpec, PoolSpecError, type PoolSpec } from '../config/pool-spec';
+import { parsePoolSpec, PoolSpecError, workerProtocolOf, type PoolSpec } from '../config/pool-spec';
 import type { PoolRecord, PoolStore } from '../registry/pool-store';
 import { wakePoolWorkflow } from '../client/pool-workflows';
 import { describePoolQuery, poolWorkflowId } from '../workflows/pool/messages';
@@ -31,6 +31,14 @@ export class PoolService {
     const applied = await this.pools.applyPool(spec);
     if (applied.pool.status === 'draining') {
       throw new CorralError('pool_draining', `pool ${spec.name} is draining; apply it again once it has drained`);
+    }
+    const current = workerProtocolOf(applied.pool.spec);
+    if (current !== spec.workerProtocol) {
+      throw new CorralError(
+        'invalid_request',
+        `workerProtocol: pool ${spec.name} speaks ${current} and cannot change while it has workers; drain it, then apply it again`,
+        'workerProtocol',
+      );
     }
     await this.wake(spec.name, applied.pool.generation);
     return { pool: await this.summary(applied.pool), created: applied.created, changed: applied.changed };

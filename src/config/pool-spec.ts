@@ -9,6 +9,7 @@ import type { WorkerLifecycleSettings } from '../workflows/worker-lifecycle/mess
 import { releasePolicies } from '../workflows/worker-lifecycle/messages';
 import { firstIssue } from './first-issue';
 import { envValueSchema } from '../runtime/worker-pod-spec';
+import { workerProtocolV2, workerProtocols, type WorkerProtocolName } from '../runtime/worker-protocol';
 
 export class PoolSpecError extends Error {
   constructor(
@@ -66,6 +67,12 @@ export const poolSpecSchema = z
     port: z.number().int().min(1).max(65_535).default(8080),
     /** null: the image has no health hook, so corral does not probe it. */
     healthPath: z.string().startsWith('/', 'must be an absolute URL path').nullable().default('/healthz'),
+    /**
+     * The worker protocol its image speaks: corral.worker/v2 (signed) unless the pool opts into
+     * corral.worker/v1, which anyone who can reach a worker can activate or drain (insecure;
+     * docs/worker-protocol.md). Fixed until the pool has drained.
+     */
+    workerProtocol: z.enum(workerProtocols).default(workerProtocolV2),
     resources: z
       .strictObject({ requests: resourceAmounts, limits: resourceAmounts })
       .default({ requests: { cpuMillis: 100, memoryMiB: 128 }, limits: { cpuMillis: 1_000, memoryMiB: 512 } }),
@@ -164,6 +171,11 @@ export function parsePoolSpec(input: unknown): PoolSpec {
   throw new PoolSpecError(field, message);
 }
 
+/** A stored spec's worker protocol (specs stored before the field existed are v2 pools). */
+export function workerProtocolOf(spec: Pick<PoolSpec, 'workerProtocol'>): WorkerProtocolName {
+  return spec.workerProtocol ?? workerProtocolV2;
+}
+
 /** One worker's share of its pool's spec: what a workerLifecycle workflow is started with. */
 export function lifecycleSettingsFor(spec: PoolSpec): WorkerLifecycleSettings {
   return {
@@ -171,6 +183,7 @@ export function lifecycleSettingsFor(spec: PoolSpec): WorkerLifecycleSettings {
     args: spec.args,
     env: spec.env,
     port: spec.port,
+    workerProtocol: workerProtocolOf(spec),
     healthPath: spec.healthPath ?? undefined,
     resources: spec.resources,
     spawnDeadlineMs: spec.deadlines.spawn,

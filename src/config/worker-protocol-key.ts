@@ -17,14 +17,6 @@ export interface WorkerProtocolKeySource {
   mode: 'production' | 'embedded';
 }
 
-/** The key if the variable is set (a malformed one is a WorkerProtocolKeyError), else undefined: v1. */
-export function workerProtocolKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
-  const value = env[workerProtocolKeyVariable];
-  return value === undefined || value.trim() === ''
-    ? undefined
-    : parseWorkerProtocolKey(value, workerProtocolKeyVariable);
-}
-
 export function resolveWorkerProtocolKey(source: WorkerProtocolKeySource): Buffer {
   const value = (source.env ?? process.env)[workerProtocolKeyVariable];
   if ((value === undefined || value.trim() === '') && source.mode === 'embedded') return generateWorkerProtocolKey();

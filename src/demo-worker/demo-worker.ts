@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { workerProtocolVersion } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2 } from '../runtime/worker-protocol';
 import {
   ReplayGuard,
   checkProof,
@@ -23,7 +23,6 @@ import {
   proofHeader,
   signAnswer,
   timestampHeader,
-  workerProtocolV2,
 } from '../runtime/worker-protocol-proof';
 
 const maxBodyBytes = 64 * 1024;
@@ -231,7 +230,7 @@ export function createWorkerProtocol(options: WorkerProtocolOptions): WorkerProt
           status: 200,
           body: {
             status: draining ? 'draining' : 'serving',
-            protocol: workerProtocolVersion,
+            protocol: workerProtocolV1,
             workerId: options.workerId,
             highestEpoch,
             tenant,

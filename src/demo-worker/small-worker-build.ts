@@ -8,8 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../embedded/tools';
-import { workerProtocolVersion } from '../runtime/worker-protocol';
-import { workerProtocolV2 } from '../runtime/worker-protocol-proof';
+import { workerProtocolV1, workerProtocolV2 } from '../runtime/worker-protocol';
 
 const run = promisify(execFile);
 const sourceDir = path.join(repoRoot, 'src', 'demo-worker', 'small');
@@ -54,13 +53,13 @@ async function cacheKey(): Promise<string> {
     const content = fs.readFileSync(path.join(sourceDir, file));
     hash.update(`${file}\0${content.length}\0`).update(content);
   }
-  hash.update(`protocol ${workerProtocolVersion} ${workerProtocolV2}\0${goVersion.trim()}`);
+  hash.update(`protocol ${workerProtocolV1} ${workerProtocolV2}\0${goVersion.trim()}`);
   return hash.digest('hex').slice(0, 16);
 }
 
 async function build(target: string): Promise<void> {
   // The value goes through the linker's own argument splitting: keep it one plain word.
-  for (const version of [workerProtocolVersion, workerProtocolV2]) {
+  for (const version of [workerProtocolV1, workerProtocolV2]) {
     if (!/^[\x21-\x7e]+$/.test(version) || /['"\\]/.test(version)) {
       throw new Error(`the worker protocol version ${JSON.stringify(version)} cannot be linked in`);
     }
@@ -68,7 +67,7 @@ async function build(target: string): Promise<void> {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const tmp = `${target}.tmp.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
   try {
-    const ldflags = `-s -w -X main.protocolVersion=${workerProtocolVersion} -X main.protocolV2=${workerProtocolV2}`;
+    const ldflags = `-s -w -X main.protocolVersion=${workerProtocolV1} -X main.protocolV2=${workerProtocolV2}`;
     await run('go', ['build', '-trimpath', '-ldflags', ldflags, '-o', tmp, '.'], {
       cwd: sourceDir,
       env: buildEnv(),

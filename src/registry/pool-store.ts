@@ -3,6 +3,7 @@
 // decision that must be atomic is one SQL function (migrations/1732400000000_pools-and-claims.sql).
 import type pg from 'pg';
 import type { PoolSpec } from '../config/pool-spec';
+import { workerProtocolV2 } from '../runtime/worker-protocol';
 import type { TransitionOrigin } from '../lifecycle/operations';
 import type { WorkerState } from '../lifecycle/states';
 import type { BreakerState } from '../workflows/pool/messages';
@@ -65,7 +66,8 @@ export class PoolStore {
 
   /**
    * Creates or updates a pool. Idempotent: the same spec again changes nothing (same
-   * generation). A drained pool applied again becomes active; a draining one is refused.
+   * generation). A drained pool applied again becomes active; a draining one, or one whose worker
+   * protocol would change before it has drained, is left as it is (the caller sees the stored row).
    */
   async applyPool(spec: PoolSpec): Promise<{ pool: PoolRecord; created: boolean; changed: boolean }> {
     // jsonb equality ignores key order, so "the same spec" compares equal however it was written.
@@ -82,13 +84,16 @@ export class PoolStore {
            breaker_state = CASE WHEN pools.status = 'drained' THEN 'closed' ELSE pools.breaker_state END,
            updated_at = CASE WHEN pools.spec = EXCLUDED.spec AND pools.status <> 'drained' THEN pools.updated_at ELSE now() END
          WHERE pools.status <> 'draining'
+           -- A pool's worker protocol is fixed while it has workers (their keys and images speak it).
+           AND (pools.status = 'drained'
+                OR coalesce(pools.spec->>'workerProtocol', $3) = EXCLUDED.spec->>'workerProtocol')
          RETURNING *
        )
        SELECT u.*, (SELECT generation FROM before) AS generation_before, (SELECT status FROM before) AS status_before
        FROM upserted u
        UNION ALL
        SELECT p.*, p.generation, p.status FROM pools p WHERE p.name = $1 AND NOT EXISTS (SELECT 1 FROM upserted)`,
-      [spec.name, json],
+      [spec.name, json, workerProtocolV2],
     );
     const row = rows[0];
     const pool = toPool(row);

@@ -17,10 +17,8 @@
 // replay); BODY the exact request body bytes. The proof is
 // hex(HMAC-SHA256(workerKey, canonical)), lower case, in the `corral-proof` header.
 import crypto from 'node:crypto';
+import { workerProtocolV2 } from './worker-protocol';
 
-export const workerProtocolV2 = 'corral.worker/v2';
-/** The protocols a pool can speak: v2, or v1 where the pool opts into it (unauthenticated, insecure). */
-export type WorkerProtocolName = 'corral.worker/v1' | typeof workerProtocolV2;
 export const timestampHeader = 'corral-timestamp';
 export const proofHeader = 'corral-proof';
 export const nonceHeader = 'corral-nonce';

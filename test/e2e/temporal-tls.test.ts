@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { CorralClient } from '../../src/client/corral-client';
 import type { ManagedProcess } from '../../src/embedded/child-process';
 import { repoRoot } from '../../src/embedded/tools';
+import { generateWorkerProtocolKey, workerProtocolKeyVariable } from '../../src/runtime/worker-protocol-proof';
 import { startCorralWorkerProcess } from '../harness/corral-worker-process';
 import { useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
 import { demoPoolSpec } from '../harness/pool-e2e';
@@ -163,6 +164,7 @@ test('a wrong CA: corral worker exits naming the address and transport; a bad se
       CORRAL_PROCESS_STATE_DIR: e2e.stateDir,
       CORRAL_METRICS_PORT: '0',
       CORRAL_API_PORT: '0',
+      [workerProtocolKeyVariable]: generateWorkerProtocolKey().toString('hex'),
     }),
   );
   assert.equal(missing.code, 1);

@@ -5,7 +5,9 @@
 // the highest epoch is refused and the lease stays good.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { generateWorkerProtocolKey, workerProtocolV2 } from '../../src/runtime/worker-protocol-proof';
+import { generateWorkerProtocolKey } from '../../src/runtime/worker-protocol-proof';
+import { workerProtocolV1, workerProtocolV2 } from '../../src/runtime/worker-protocol';
+import { CorralError } from '../../src/client/errors';
 import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 
@@ -51,4 +53,47 @@ test('a v2 pool: warm workers, a signed hand-over, a refused neighbour, a signed
   const text = results.join('\n');
   assert.match(text, /"outcome":"drained"/, 'the signed drain was taken');
   assert.doesNotMatch(text, /proof_|unproven|TypeMismatch/);
+});
+
+test('a pool opted into v1 is served unsigned (no key reaches its workers); its protocol is fixed until it drains', async () => {
+  const pool = 'legacy';
+  const spec = demoPoolSpec(pool, {
+    minIdle: 1,
+    maxWorkers: 2,
+    releasePolicy: 'retire',
+    workerProtocol: workerProtocolV1,
+  });
+  await e2e.corral.applyPool(spec);
+  await e2e.waitForCounts(pool, { idle: 1, spawning: 0, activating: 0 });
+
+  const lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'v1-1' });
+  assert.equal(lease.path, 'warm');
+  // The demo worker speaks v2 once its credentials carry a key: still v1, so none was delivered.
+  const health = (await (await fetch(`${lease.endpoint}/healthz`)).json()) as Record<string, unknown>;
+  assert.equal(health.protocol, workerProtocolV1);
+  assert.equal(health.workerId, lease.workerId);
+  assert.equal((await e2e.corral.checkLease(lease)).status, 'valid', 'the unsigned hand-over was taken');
+
+  await assert.rejects(
+    e2e.corral.applyPool({ ...spec, workerProtocol: workerProtocolV2 }),
+    (err: unknown) =>
+      err instanceof CorralError &&
+      err.code === 'invalid_request' &&
+      err.field === 'workerProtocol' &&
+      /speaks corral\.worker\/v1 and cannot change while it has workers/.test(err.message),
+  );
+  assert.equal((await e2e.pools.getPool(pool))?.spec.workerProtocol, workerProtocolV1, 'nothing written');
+
+  await e2e.corral.release(lease);
+  await e2e.waitForCounts(pool, { idle: 1, claimed: 0, spawning: 0, activating: 0, draining: 0, lost: 0 });
+  assert.equal((await e2e.registry.store.getWorker(lease.workerId))?.state, 'retired');
+
+  await e2e.corral.drainPool(pool);
+  await e2e.corral.waitForDrained(pool, { timeoutMs: 60_000 });
+  const reapplied = await e2e.corral.applyPool({ ...spec, workerProtocol: workerProtocolV2 });
+  assert.equal(reapplied.pool.status, 'active');
+  await e2e.waitForCounts(pool, { idle: 1, spawning: 0, activating: 0, lost: 0 });
+  const [worker] = await e2e.corral.listWorkers({ pool, states: ['idle'] });
+  const v2Health = (await (await fetch(`${worker.endpoint}/healthz`)).json()) as Record<string, unknown>;
+  assert.deepEqual(v2Health, { status: 'serving', protocol: workerProtocolV2 });
 });

@@ -1,5 +1,6 @@
 // `corral worker` has no default runtime: without `--runtime` or CORRAL_RUNTIME it refuses to start
-// (exit 2, one line naming both), before it contacts anything. The process runtime, which isolates
+// (exit 2, one line naming both), before it contacts anything; nor does it start without the
+// worker-protocol key (issue 17: otherwise anyone who can reach a worker could activate it). The process runtime, which isolates
 // nothing between workers, says so once per process, however many times it is created.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -60,6 +61,18 @@ test('corral worker without --runtime or CORRAL_RUNTIME refuses to start, naming
     assert.match(lines[0], /--runtime: required \(or set CORRAL_RUNTIME\)/);
     assert.match(lines[0], /kubernetes/);
     assert.match(lines[0], /process .*isolates nothing between workers/);
+    assert.equal(result.stdout, '');
+  }
+});
+
+test('corral worker without CORRAL_WORKER_PROTOCOL_KEY refuses to start, naming it, for either runtime', async () => {
+  for (const runtime of ['process', 'kubernetes']) {
+    const env = { ...workerEnvironment(), CORRAL_RUNTIME: runtime, CORRAL_KUBE_NAMESPACE: 'corral-workers' };
+    const result = await run(path.join(repoRoot, 'bin', 'corral'), ['worker'], env);
+    assert.equal(result.code, 2, `exit 2 (usage); stderr: ${result.stderr}`);
+    const lines = result.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, `one line on stderr, got: ${result.stderr}`);
+    assert.match(lines[0], /CORRAL_WORKER_PROTOCOL_KEY is not set \(required: it signs every call to a worker\)/);
     assert.equal(result.stdout, '');
   }
 });

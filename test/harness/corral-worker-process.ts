@@ -2,6 +2,7 @@
 // database, process runtime), resolved once it reports ready over IPC with its metrics URL.
 import { withoutTemporalConnectionSettings } from '../../src/config/temporal-connection';
 import path from 'node:path';
+import { generateWorkerProtocolKey, workerProtocolKeyVariable } from '../../src/runtime/worker-protocol-proof';
 import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
 import { repoRoot } from '../../src/embedded/tools';
 import type { LifecycleE2e } from './lifecycle-e2e';
@@ -51,6 +52,7 @@ export async function startCorralWorkerProcess(
       CORRAL_API_PORT: '0',
       CORRAL_API_HOST: '127.0.0.1',
       CORRAL_API_TOKENS_FILE: '',
+      [workerProtocolKeyVariable]: generateWorkerProtocolKey().toString('hex'),
       ...opts.env,
     },
     ipc: true,

@@ -19,7 +19,7 @@ import { freePort } from '../../src/embedded/ports';
 import { waitFor } from '../../src/embedded/wait';
 import { workerUid } from '../../src/runtime/kubernetes/pod-manifest';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
 import {
   deriveWorkerKey,
   generateWorkerProtocolKey,
@@ -177,7 +177,7 @@ for (const implementation of implementations) {
       assert.equal(health.contentType, 'application/json');
       assert.deepEqual(health.json, {
         status: 'serving',
-        protocol: workerProtocolVersion,
+        protocol: workerProtocolV1,
         workerId: ref.workerId,
         highestEpoch: 0,
         tenant: null,

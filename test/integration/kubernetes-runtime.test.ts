@@ -10,7 +10,7 @@ import { RuntimeInputError, WorkerNameConflictError } from '../../src/runtime/er
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import { corralLabels } from '../../src/runtime/kubernetes/pod-manifest';
 import { createPodRuntime } from '../../src/runtime/create-pod-runtime';
-import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { kwokFateImage, setPodFate, shortenPodDeadline, waitForPodStarted, type KwokFate } from '../harness/kwok';
@@ -102,7 +102,7 @@ before(async () => {
       assert.match(endpoint, /^http:\/\/127\.\d+\.\d+\.\d+:\d+$/, 'a KWOK pod IP, in 127.0.0.0/8');
       const res = await fetch(`${endpoint}/healthz`, { signal: AbortSignal.timeout(5_000) });
       const health = (await res.json()) as { protocol?: string };
-      assert.equal(health.protocol, workerProtocolVersion, 'the pod IP answers the worker protocol');
+      assert.equal(health.protocol, workerProtocolV1, 'the pod IP answers the worker protocol');
     },
   };
 });

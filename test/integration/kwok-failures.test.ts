@@ -10,7 +10,7 @@ import { waitFor } from '../../src/embedded/wait';
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../../src/runtime/worker-pod-spec';
-import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { kwokAnnotations, kwokFateImage, kwokNodeAnnotation, waitForPodStarted, type KwokFate } from '../harness/kwok';
@@ -105,7 +105,7 @@ test('a pod is bound by the scheduler to a KWOK node, turns Ready with a 127.x p
   const health = await call(endpoint, 'GET', '/healthz');
   assert.deepEqual(
     { status: health.status, protocol: health.json.protocol, workerId: health.json.workerId },
-    { status: 200, protocol: workerProtocolVersion, workerId: ref.workerId },
+    { status: 200, protocol: workerProtocolV1, workerId: ref.workerId },
   );
   const activated = await call(endpoint, 'POST', '/activate', { workerId: ref.workerId, epoch: 2, tenant: 'acme' });
   assert.deepEqual(

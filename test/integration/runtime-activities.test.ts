@@ -12,7 +12,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRuntimeActivities, type RuntimeActivities } from '../../src/activities/runtime-activities';
 import { repoRoot } from '../../src/embedded/tools';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import { deriveWorkerKey, generateWorkerProtocolKey, workerProtocolV2 } from '../../src/runtime/worker-protocol-proof';
+import { deriveWorkerKey, generateWorkerProtocolKey } from '../../src/runtime/worker-protocol-proof';
+import { workerProtocolV2 } from '../../src/runtime/worker-protocol';
 import { newWorkerId } from './runtime-behaviour';
 
 let stateDir: string;

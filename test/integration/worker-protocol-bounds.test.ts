@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRuntimeActivities } from '../../src/activities/runtime-activities';
-import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
 import { maxWorkerTextLength, postActivation, postDrain } from '../../src/runtime/worker-protocol-client';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
 
@@ -24,7 +24,7 @@ before(async () => {
     req.on('end', () => {
       if (req.url === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ status: 'serving', protocol: workerProtocolVersion, workerId }));
+        res.end(JSON.stringify({ status: 'serving', protocol: workerProtocolV1, workerId }));
         return;
       }
       res.writeHead(409, { 'content-type': 'application/json' });

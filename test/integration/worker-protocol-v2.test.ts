@@ -19,7 +19,7 @@ import { repoRoot } from '../../src/embedded/tools';
 import { freePort } from '../../src/embedded/ports';
 import { waitFor } from '../../src/embedded/wait';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
-import { workerProtocolVersion } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../../src/runtime/worker-protocol';
 import { postActivation, postDrain } from '../../src/runtime/worker-protocol-client';
 import {
   checkAnswer,
@@ -29,8 +29,6 @@ import {
   proofHeader,
   proofHeaders,
   timestampHeader,
-  workerProtocolV2,
-  type WorkerProtocolName,
 } from '../../src/runtime/worker-protocol-proof';
 
 const implementations = [
@@ -290,7 +288,7 @@ for (const implementation of implementations) {
       const v1Id = `w-v1-${crypto.randomBytes(4).toString('hex')}`;
       const v1 = await start(image, v1Id, writeCredentials(dir, v1Id, false));
       running.push(v1);
-      assert.equal((await health(v1.endpoint)).protocol, workerProtocolVersion);
+      assert.equal((await health(v1.endpoint)).protocol, workerProtocolV1);
       await assert.rejects(
         env.run(activities.activateWorker, { endpoint: v1.endpoint, workerId: v1Id, epoch: 1, tenant: null }),
         (err: unknown) => err instanceof ApplicationFailure && err.type === 'TypeMismatch' && err.nonRetryable,
@@ -302,7 +300,7 @@ for (const implementation of implementations) {
           workerId: v1Id,
           epoch: 1,
           tenant: null,
-          protocol: workerProtocolVersion as WorkerProtocolName,
+          protocol: workerProtocolV1 as WorkerProtocolName,
         }),
         { credentialVersion: 1 },
       );

@@ -15,8 +15,8 @@ import {
   deriveWorkerKey,
   signAnswer,
   signRequest,
-  workerProtocolV2,
 } from '../../src/runtime/worker-protocol-proof';
+import { workerProtocolV2 } from '../../src/runtime/worker-protocol';
 
 interface Vector {
   workerId: string;

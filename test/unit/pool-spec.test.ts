@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { lifecycleSettingsFor, parsePoolSpec, PoolSpecError } from '../../src/config/pool-spec';
+import { lifecycleSettingsFor, parsePoolSpec, PoolSpecError, workerProtocolOf } from '../../src/config/pool-spec';
 
 const minimal = { name: 'demo', runtime: 'process', image: '/usr/local/bin/worker', minIdle: 3, maxWorkers: 10 };
 
@@ -51,4 +51,14 @@ test('floors and cross-field rules are refused naming the field', () => {
     })[0],
     'resources.limits.cpuMillis',
   );
+});
+
+test('workerProtocol: v2 unless the pool opts into v1; carried to every worker; anything else refused', () => {
+  assert.equal(parsePoolSpec(minimal).workerProtocol, 'corral.worker/v2');
+  assert.equal(lifecycleSettingsFor(parsePoolSpec(minimal)).workerProtocol, 'corral.worker/v2');
+  const legacy = parsePoolSpec({ ...minimal, workerProtocol: 'corral.worker/v1' });
+  assert.equal(lifecycleSettingsFor(legacy).workerProtocol, 'corral.worker/v1');
+  assert.equal(refusal({ ...minimal, workerProtocol: 'v1' })[0], 'workerProtocol');
+  // A spec stored before the field existed is a v2 pool.
+  assert.equal(workerProtocolOf({} as Parameters<typeof workerProtocolOf>[0]), 'corral.worker/v2');
 });

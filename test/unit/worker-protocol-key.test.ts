@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import {
   WorkerProtocolKeyError,
   resolveWorkerProtocolKey,
-  workerProtocolKeyFromEnv,
   workerProtocolKeyVariable,
 } from '../../src/config/worker-protocol-key';
 
@@ -39,11 +38,4 @@ test('a malformed key is a typed error naming the variable, never echoing the va
         !err.message.includes(value),
     );
   }
-});
-
-test('corral worker: the key if set, none (v1) if not, a typed error if malformed', () => {
-  assert.equal(workerProtocolKeyFromEnv({})?.length, undefined);
-  assert.equal(workerProtocolKeyFromEnv({ [workerProtocolKeyVariable]: '  ' }), undefined);
-  assert.equal(workerProtocolKeyFromEnv({ [workerProtocolKeyVariable]: hex })?.toString('hex'), hex);
-  assert.throws(() => workerProtocolKeyFromEnv({ [workerProtocolKeyVariable]: 'nope' }), WorkerProtocolKeyError);
 });

@@ -4,7 +4,7 @@ import { parseDuration } from '../../config/duration';
 import path from 'node:path';
 import { janitorRetention, JanitorScheduleOptionsError, parseRetention } from '../../client/janitor-schedule';
 import { workerCapacityEnv, workerCapacityFromEnv, WorkerCapacityError } from '../../config/worker-capacity';
-import { WorkerProtocolKeyError, workerProtocolKeyFromEnv } from '../../config/worker-protocol-key';
+import { WorkerProtocolKeyError, resolveWorkerProtocolKey } from '../../config/worker-protocol-key';
 import { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
 import { defaultStateDir, requiredEnv } from '../endpoints';
@@ -49,8 +49,8 @@ export function registerWorkerCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nThe registry is DATABASE_URL (environment only: it holds a password).\n' +
-        'CORRAL_WORKER_PROTOCOL_KEY (environment only; 64 hex digits, `openssl rand -hex 32`) signs every call to a\n' +
-        'worker (corral.worker/v2, docs/worker-protocol.md); unset, corral speaks the unauthenticated v1.\n' +
+        'CORRAL_WORKER_PROTOCOL_KEY (required, environment only; 64 hex digits, `openssl rand -hex 32`) signs every\n' +
+        'call to a worker (corral.worker/v2, docs/worker-protocol.md); pools opt into the unsigned v1 by workerProtocol.\n' +
         `Slots per kind of work (environment; docs/decisions/0013-fleet-scale.md): ${Object.values(workerCapacityEnv).join(', ')}.`,
     )
     .action(
@@ -107,9 +107,10 @@ export function registerWorkerCommand(program: Command): void {
           if (err instanceof WorkerCapacityError) throw new UsageError(err.message);
           throw err;
         }
-        let workerProtocolKey: Buffer | undefined;
+        let workerProtocolKey: Buffer;
         try {
-          workerProtocolKey = workerProtocolKeyFromEnv(process.env);
+          // Required: without it a pool's workers could be activated or drained by anyone who can reach them.
+          workerProtocolKey = resolveWorkerProtocolKey({ env: process.env, mode: 'production' });
         } catch (err) {
           if (err instanceof WorkerProtocolKeyError) throw new UsageError(err.message);
           throw err;

@@ -51,6 +51,7 @@ import { workerPodName } from '../../lifecycle/pod-names';
 import { workerStates, type WorkerState } from '../../lifecycle/states';
 import { runtimeTaskQueueOf } from '../../lifecycle/task-queues';
 import type { WorkerPodRef, WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
+import type { WorkerProtocolName } from '../../runtime/worker-protocol';
 import { poolWorkflowId, workerChangedSignal, type WorkerChange } from '../pool/messages';
 import { corralImageKey, corralPoolKey, corralStateKey, corralTenantKey } from '../search-attributes';
 import {
@@ -712,6 +713,11 @@ export class WorkerLifecycle {
     };
   }
 
+  /** The pool's worker protocol for calls to the worker (absent in runs started before pools had one). */
+  private protocol(): { protocol?: WorkerProtocolName } {
+    return this.settings.workerProtocol ? { protocol: this.settings.workerProtocol } : {};
+  }
+
   private podSpec(): WorkerPodSpecInput {
     const { settings, s } = this;
     return {
@@ -758,7 +764,13 @@ export class WorkerLifecycle {
           startToCloseTimeout: '10s',
           scheduleToCloseTimeout: deadline ? Math.max(1, deadline - Date.now()) : this.settings.activationDeadlineMs,
           retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s' },
-        }).activateWorker({ endpoint: s.endpoint ?? '', workerId: this.workerId, epoch: s.epoch, tenant });
+        }).activateWorker({
+          endpoint: s.endpoint ?? '',
+          workerId: this.workerId,
+          epoch: s.epoch,
+          tenant,
+          ...this.protocol(),
+        });
       try {
         const result = deadline === undefined ? await call() : await beforeDeadline(deadline, 'activateBy', call);
         if (result === missedDeadline) return { reason: 'activation_failed', detail: 'not activated by the deadline' };
@@ -924,6 +936,7 @@ export class WorkerLifecycle {
           spec: this.podSpec(),
           credentialVersion: version,
           credentialExpiresAt: new Date(Date.now() + settings.credentialTtlMs).toISOString(),
+          ...this.protocol(),
         });
       // Shared health: the spawn deadline covers the create too (a queue or an apiserver that is
       // slow to create counts against it); the attempt's pod, if it was made, is deleted below.
@@ -1120,6 +1133,7 @@ export class WorkerLifecycle {
         epoch: s.epoch,
         version,
         expiresAt: new Date(expiresAt).toISOString(),
+        ...this.protocol(),
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -1152,7 +1166,8 @@ export class WorkerLifecycle {
     this.stopMonitor();
     if (this.s.endpoint) {
       if (this.resilient) await this.awaitWorkerDrained(this.s.endpoint);
-      else await quickly('ask the worker to drain').requestWorkerDrain({ endpoint: this.s.endpoint });
+      else
+        await quickly('ask the worker to drain').requestWorkerDrain({ endpoint: this.s.endpoint, ...this.protocol() });
     }
     await this.deletePod();
     await this.transition('retired', 'retire');
@@ -1171,6 +1186,7 @@ export class WorkerLifecycle {
         endpoint,
         workerId: this.workerId,
         epoch: this.s.epoch,
+        ...this.protocol(),
       });
       if (answer.outcome !== 'draining') {
         if (answer.outcome === 'refused' || answer.outcome === 'unreachable') {
@@ -1288,6 +1304,7 @@ export class WorkerLifecycle {
           workerId: this.workerId,
           intervalMs,
           failureThreshold: this.settings.healthFailureThreshold,
+          ...this.protocol(),
         }),
       )
       .then(

@@ -4,6 +4,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { WorkerFailureReason } from '../../lifecycle/failure-reasons';
 import type { WorkerState } from '../../lifecycle/states';
 import type { WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
+import type { WorkerProtocolName } from '../../runtime/worker-protocol';
 
 /** What release does with a worker: keep it for the same tenant, return it to the pool, or retire it. */
 export const releasePolicies = ['hot_idle', 'recycle', 'retire'] as const;
@@ -19,6 +20,8 @@ export interface WorkerLifecycleSettings {
   /** Literal values or Secret references (never a secret's value: decision 0021). */
   env?: WorkerPodSpecInput['env'];
   port?: number;
+  /** The pool's worker protocol (absent in runs started before it existed: corral.worker/v2 where corral has a key). */
+  workerProtocol?: WorkerProtocolName;
   healthPath?: string;
   resources: WorkerPodSpecInput['resources'];
   /** From asking the runtime for a pod to the pod being ready, per spawn attempt. */
