@@ -3,11 +3,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_DEPS := node_modules/.package-lock.json
 
-.PHONY: help start test lint typecheck tools deps clean
+.PHONY: help start test test-unit lint typecheck build tools deps clean
 
 help:
 	@echo "make start   run corral on embedded defaults (Temporal dev server + Web UI, Postgres, a worker)"
 	@echo "make test    install what is missing and run every test"
+	@echo "make test-unit  unit and time-skipping tests only (no shared servers): the fast loop"
 
 $(NODE_DEPS): package.json package-lock.json
 	@echo "[make] installing npm packages (npm ci)"
@@ -19,7 +20,11 @@ deps: $(NODE_DEPS)
 tools:
 	@bash scripts/provision-tools.sh >/dev/null
 
-start: deps
+# The compiled CLI and client package (dist/): bin/corral runs it.
+build: deps
+	npm run --silent build
+
+start: deps build
 	@echo "[make] provisioning the Temporal CLI (a no-op on a warm cache)"
 	@bash scripts/provision-tools.sh temporal >/dev/null
 	./bin/corral dev
@@ -31,8 +36,11 @@ lint: deps
 	npx eslint .
 	npx prettier --check .
 
-test: deps typecheck lint
+test: deps typecheck lint build
 	node --require tsx/cjs test/run.ts
+
+test-unit: deps
+	node --require tsx/cjs test/run.ts test/unit/ test/time-skipping/
 
 clean:
 	rm -rf dist test-results

@@ -5,16 +5,17 @@
 # Idempotent: on a warm cache it checks a few files and prints where each tool is.
 # Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
 #
-# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium]   (no argument: all of them)
+# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium] [helm] [prometheus]   (no argument: all)
 #   kube: kube-apiserver, kube-scheduler, etcd and KWOK (the test cluster, test/harness/kube.ts)
+#   helm: helm (go install), for the chart test; prometheus: Debian's prometheus and promtool
 set -euo pipefail
 
-selected=" ${*:-temporal test-server kube chromium} "
+selected=" ${*:-temporal test-server kube chromium helm prometheus} "
 wanted() { [[ "$selected" == *" $1 "* ]]; }
 for arg in "$@"; do
   case "$arg" in
-    temporal | test-server | kube | chromium) ;;
-    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium)" >&2; exit 2 ;;
+    temporal | test-server | kube | chromium | helm | prometheus) ;;
+    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium, helm, prometheus)" >&2; exit 2 ;;
   esac
 done
 
@@ -23,6 +24,7 @@ TEST_SERVER_VERSION=1.38.0
 KUBERNETES_VERSION=v1.34.4
 ETCD_VERSION=v3.6.4
 KWOK_VERSION=v0.8.0
+HELM_VERSION=v3.19.0
 
 CACHE="${CORRAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/corral/tools}"
 mkdir -p "$CACHE"
@@ -30,7 +32,7 @@ say() { echo "[provision] $*" >&2; }
 elapsed() { echo "$(($(date +%s) - $1))s"; }
 
 want() { command -v "$1" >/dev/null 2>&1 || { say "missing required command: $1"; exit 1; }; }
-if wanted temporal || wanted kube; then want go; fi
+if wanted temporal || wanted kube || wanted helm; then want go; fi
 if wanted test-server; then want java; want mvn; fi
 
 # --- Temporal CLI (dev server + embedded Web UI) ---------------------------------------------
@@ -159,21 +161,37 @@ if wanted kube && [ ! -x "$kwok_dir/bin/kwok" ]; then
   say "KWOK ready in $(elapsed "$t0")"
 fi
 
-# --- Chromium (headless, for the Web UI test; driven by playwright-core, which never downloads) --
-if wanted chromium && ! command -v chromium >/dev/null 2>&1; then
+# --- helm, with go install (the chart test: helm lint, helm template) ---------------------------
+helm_dir="$CACHE/helm-$HELM_VERSION"
+if wanted helm && [ ! -x "$helm_dir/bin/helm" ]; then
   t0=$(date +%s)
-  say "installing Debian's chromium with apt-get (first time only)"
-  sudo_=()
+  say "building helm $HELM_VERSION with go install (first time only, a few minutes)"
+  rm -rf "$helm_dir/bin.tmp" && mkdir -p "$helm_dir/bin.tmp"
+  GOBIN="$helm_dir/bin.tmp" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  rm -rf "$helm_dir/bin" && mv "$helm_dir/bin.tmp" "$helm_dir/bin"
+  say "helm ready in $(elapsed "$t0")"
+fi
+
+# --- Debian packages: Chromium (the Web UI test, driven by playwright-core, which never downloads)
+# and Prometheus with promtool (the dashboard and alerting-rules test). System-wide, not in the cache.
+apt_install() {
+  local package="$1" t0
+  t0=$(date +%s)
+  say "installing Debian's $package with apt-get (first time only)"
+  local sudo_=()
   if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null 2>&1 || { say "chromium is missing and installing it needs root (apt-get install chromium)"; exit 1; }
+    command -v sudo >/dev/null 2>&1 || { say "$package is missing and installing it needs root (apt-get install $package)"; exit 1; }
     sudo_=(sudo)
   fi
-  # Bounded: per-request timeouts and retries, and a ceiling on the whole step.
-  apt_opts=(-q -o Acquire::http::Timeout=30 -o Acquire::Retries=3)
+  # Bounded: per-request timeouts and retries, and a ceiling on the whole step. No service is
+  # started: the package's own daemon is not wanted (policy-rc.d refuses it).
+  local apt_opts=(-q -o Acquire::http::Timeout=30 -o Acquire::Retries=3)
   "${sudo_[@]}" timeout 600 apt-get "${apt_opts[@]}" update >&2
-  "${sudo_[@]}" timeout 900 env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y chromium >&2
-  say "chromium ready in $(elapsed "$t0")"
-fi
+  "${sudo_[@]}" timeout 900 env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get "${apt_opts[@]}" install -y --no-install-recommends "$package" >&2
+  say "$package ready in $(elapsed "$t0")"
+}
+if wanted chromium && ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
+if wanted prometheus && ! { command -v prometheus && command -v promtool; } >/dev/null 2>&1; then apt_install prometheus; fi
 
 if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
 if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
@@ -184,3 +202,8 @@ if wanted kube; then
   echo "kwok=$kwok_dir/bin/kwok"
 fi
 if wanted chromium; then echo "chromium=$(command -v chromium)"; fi
+if wanted helm; then echo "helm=$helm_dir/bin/helm"; fi
+if wanted prometheus; then
+  echo "prometheus=$(command -v prometheus)"
+  echo "promtool=$(command -v promtool)"
+fi

@@ -31,7 +31,7 @@ async function main(): Promise<number> {
   process.env.CORRAL_LOGS_DIR = logs;
 
   say('provisioning tools (a no-op on a warm cache)');
-  Object.assign(process.env, provisionTools(['temporal', 'test-server', 'kube', 'chromium']));
+  Object.assign(process.env, provisionTools(['temporal', 'test-server', 'kube', 'chromium', 'helm', 'prometheus']));
 
   say('starting shared servers: Temporal dev server, Postgres, kube-apiserver + etcd + kube-scheduler + KWOK');
   const [temporal, postgres, kube] = await Promise.all([

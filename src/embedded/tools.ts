@@ -17,6 +17,11 @@ const tools = {
   kwok: { group: 'kube', key: 'kwok', env: 'CORRAL_TOOL_KWOK' },
   /** Debian's chromium, for the Web UI test (driven by playwright-core). */
   chromium: { group: 'chromium', key: 'chromium', env: 'CORRAL_TOOL_CHROMIUM' },
+  /** helm (go install), for the chart test. */
+  helm: { group: 'helm', key: 'helm', env: 'CORRAL_TOOL_HELM' },
+  /** Debian's prometheus and promtool, for the dashboard and alerting-rules test. */
+  prometheus: { group: 'prometheus', key: 'prometheus', env: 'CORRAL_TOOL_PROMETHEUS' },
+  promtool: { group: 'prometheus', key: 'promtool', env: 'CORRAL_TOOL_PROMTOOL' },
 } as const;
 
 export type ToolName = keyof typeof tools;
