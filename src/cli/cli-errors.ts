@@ -2,7 +2,6 @@
 // it again unchanged cannot help), exit 1 for an operational failure (a server said no or was not
 // there), each as one sentence. Stack traces only with --debug.
 import { CommanderError } from 'commander';
-import { PoolSpecError } from '../config/pool-spec';
 import { CorralUnreachableError } from '../client/corral-client';
 import { CorralError } from '../client/errors';
 import { RuntimeInputError } from '../runtime/errors';
@@ -27,9 +26,7 @@ export class ReportedFailure extends Error {
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? exitCodes.ok : exitCodes.usage;
-  if (err instanceof UsageError || err instanceof PoolSpecError || err instanceof RuntimeInputError) {
-    return exitCodes.usage;
-  }
+  if (err instanceof UsageError || err instanceof RuntimeInputError) return exitCodes.usage;
   if (err instanceof CorralError && err.code === 'invalid_request') return exitCodes.usage;
   return exitCodes.failure;
 }

@@ -4,20 +4,18 @@
 // registry's password: only `corral worker`, `migrate` and `doctor` read DATABASE_URL.
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
 import { repoRoot } from '../embedded/tools';
 import { UsageError } from './cli-errors';
 
 export const defaultStateDir = path.join(repoRoot, '.corral');
 
-const endpointsFileSchema = z.object({
-  apiUrl: z.string().min(1),
-  temporalAddress: z.string().min(1),
-  namespace: z.string().min(1),
-  uiUrl: z.string().optional(),
-  metricsUrl: z.string().optional(),
-});
-export type EmbeddedEndpoints = z.infer<typeof endpointsFileSchema>;
+export interface EmbeddedEndpoints {
+  apiUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  uiUrl?: string;
+  metricsUrl?: string;
+}
 
 export function endpointsFile(stateDir = process.env.CORRAL_STATE_DIR || defaultStateDir): string {
   return path.join(stateDir, 'endpoints.json');
@@ -40,11 +38,23 @@ function readEmbeddedEndpoints(): EmbeddedEndpoints | undefined {
     return undefined;
   }
   try {
-    const parsed = endpointsFileSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    return asEmbeddedEndpoints(JSON.parse(text));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The file's fields, checked by hand rather than with a zod schema: every client command reads this
+ * file, and loading zod would cost more than the command's own HTTP call.
+ */
+function asEmbeddedEndpoints(value: unknown): EmbeddedEndpoints | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { apiUrl, temporalAddress, namespace, uiUrl, metricsUrl } = value as Record<string, unknown>;
+  const text = (field: unknown) => typeof field === 'string';
+  if (![apiUrl, temporalAddress, namespace].every((field) => text(field) && field !== '')) return undefined;
+  if (![uiUrl, metricsUrl].every((field) => field === undefined || text(field))) return undefined;
+  return value as EmbeddedEndpoints;
 }
 
 export interface ApiEndpoint {

@@ -11,24 +11,16 @@ import { registerMigrateCommand } from './commands/migrate-command';
 import { registerPoolCommands } from './commands/pool-commands';
 import { registerWorkerCommand } from './commands/worker-command';
 import { registerWorkersCommands } from './commands/workers-commands';
+import { repoRoot } from '../embedded/tools';
 
-/** corral's version from package.json: two levels up from source (src/cli), three from the image's dist/src/cli. */
+/** corral's version, from the package.json of the checkout or installed package this runs from. */
 function corralVersion(): string {
-  for (const up of [
-    ['..', '..'],
-    ['..', '..', '..'],
-  ]) {
-    try {
-      const manifest = JSON.parse(fs.readFileSync(path.join(__dirname, ...up, 'package.json'), 'utf8')) as {
-        name?: string;
-        version?: string;
-      };
-      if (manifest.name === 'corral' && manifest.version) return manifest.version;
-    } catch {
-      // try the next location
-    }
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version?: string };
+    return manifest.version ?? 'unknown';
+  } catch {
+    return 'unknown';
   }
-  return 'unknown';
 }
 
 export function buildProgram(): Command {

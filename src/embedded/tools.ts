@@ -2,9 +2,21 @@
 // provision up front and pass the paths in the environment; anything started on its own
 // provisions just the tool it needs (a no-op on a warm cache).
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 
-export const repoRoot = path.resolve(__dirname, '..', '..');
+/**
+ * The checkout (or installed package): the nearest directory above this module with a
+ * package.json — two levels up from src/embedded, three from the compiled dist/src/embedded.
+ */
+export const repoRoot = packageRoot(__dirname);
+
+function packageRoot(from: string): string {
+  for (let dir = from; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+  }
+  throw new Error(`no package.json above ${from}`);
+}
 
 /** A tool, the provisioning script's name for its group, its output key and its env variable. */
 const tools = {

@@ -3,8 +3,8 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { assertPortFree } from '../../embedded/ports';
-import { demoPoolName, startEmbeddedStack } from '../../embedded/stack';
 import { defaultStateDir, removeEmbeddedEndpoints, writeEmbeddedEndpoints } from '../endpoints';
+import { loadEmbeddedStack } from '../lazy-modules';
 import { parsePort } from '../option-parsers';
 import { withProgress } from '../progress';
 
@@ -31,6 +31,7 @@ export function registerDevCommand(program: Command): void {
       }) => {
         const log = (line: string) => console.log(`[corral dev] ${line}`);
         const stateDir = path.resolve(opts.stateDir);
+        const { demoPoolName, startEmbeddedStack } = loadEmbeddedStack();
         // A second `corral dev` (or anything else) on a port would otherwise fail deep in a child's log.
         for (const [port, what] of [
           [opts.temporalPort, 'Temporal, --temporal-port'],

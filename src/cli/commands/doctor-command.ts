@@ -1,8 +1,9 @@
 // `corral doctor`: one row per check; exit 1 when any fails (the failing rows say what to fix).
 import type { Command } from 'commander';
 import { ReportedFailure, UsageError } from '../cli-errors';
-import { checkKubernetes, checkRegistry, checkTemporal, type DoctorCheck } from '../doctor-checks';
+import type { DoctorCheck } from '../doctor-checks';
 import { resolveEndpointsLoosely } from '../endpoints';
+import { loadDoctorChecks } from '../lazy-modules';
 import { formatTable, printJson } from '../output';
 
 export function registerDoctorCommand(program: Command): void {
@@ -42,6 +43,7 @@ export function registerDoctorCommand(program: Command): void {
         if (runtime === 'kubernetes' && !kubeNamespace) {
           throw new UsageError('--kube-namespace: required with the kubernetes runtime (or set CORRAL_KUBE_NAMESPACE)');
         }
+        const { checkKubernetes, checkRegistry, checkTemporal } = loadDoctorChecks();
         const pending: Promise<DoctorCheck | DoctorCheck[]>[] = [];
         if (endpoints.databaseUrl) pending.push(checkRegistry(endpoints.databaseUrl));
         if (endpoints.temporalAddress) pending.push(checkTemporal(endpoints.temporalAddress, endpoints.namespace));

@@ -1,11 +1,11 @@
 // `corral pool apply|list|describe|scale|drain|delete`.
 import { Command } from 'commander';
 import fs from 'node:fs';
-import { parseDocument } from 'yaml';
 import { CorralError, isCorralError } from '../../client/errors';
 import type { CorralClient } from '../../client/corral-client';
 import { UsageError } from '../cli-errors';
 import { withCorralClient } from '../client-session';
+import { loadYaml } from '../lazy-modules';
 import { parseNonNegativeInt, parsePositiveInt } from '../option-parsers';
 import { commandName, formatAge, formatFields, formatTable, printJson } from '../output';
 import { withProgress } from '../progress';
@@ -213,7 +213,7 @@ export function readPoolFile(file: string): unknown {
     const code = (err as { code?: string }).code;
     throw new UsageError(`${file}: cannot read the file${code ? ` (${code})` : ''}`);
   }
-  const doc = parseDocument(text);
+  const doc = loadYaml().parseDocument(text);
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     // prettyErrors (the default) appends " at line L, column C:" and a code excerpt; keep line one.

@@ -2,12 +2,10 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../config/duration';
 import path from 'node:path';
-import { janitorRetention, JanitorScheduleOptionsError, parseRetention } from '../../client/janitor-schedule';
-import { workerCapacityEnv, workerCapacityFromEnv, WorkerCapacityError } from '../../config/worker-capacity';
-import { WorkerProtocolKeyError, resolveWorkerProtocolKey } from '../../config/worker-protocol-key';
-import { runCorralWorker } from '../../workers/corral-worker';
+import type { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
 import { defaultStateDir, requiredEnv } from '../endpoints';
+import { loadCorralWorker, loadJanitorSchedule, loadWorkerCapacity, loadWorkerProtocolKey } from '../lazy-modules';
 import { parsePort } from '../option-parsers';
 
 export function registerWorkerCommand(program: Command): void {
@@ -46,12 +44,14 @@ export function registerWorkerCommand(program: Command): void {
       '--shutdown-grace <duration>',
       'how long in-flight activities may finish after SIGTERM (env CORRAL_SHUTDOWN_GRACE)',
     )
+    // A function, so the slot variables' module loads only when this help is shown.
     .addHelpText(
       'after',
-      '\nThe registry is DATABASE_URL (environment only: it holds a password).\n' +
+      () =>
+        '\nThe registry is DATABASE_URL (environment only: it holds a password).\n' +
         'CORRAL_WORKER_PROTOCOL_KEY (required, environment only; 64 hex digits, `openssl rand -hex 32`) signs every\n' +
         'call to a worker (corral.worker/v2, docs/worker-protocol.md); pools opt into the unsigned v1 by workerProtocol.\n' +
-        `Slots per kind of work (environment; docs/decisions/0013-fleet-scale.md): ${Object.values(workerCapacityEnv).join(', ')}.`,
+        `Slots per kind of work (environment; docs/decisions/0013-fleet-scale.md): ${Object.values(loadWorkerCapacity().workerCapacityEnv).join(', ')}.`,
     )
     .action(
       async (opts: {
@@ -90,6 +90,9 @@ export function registerWorkerCommand(program: Command): void {
           minClaimAckWindowMs,
         );
         const apiPort = opts.apiPort ?? envPort('CORRAL_API_PORT') ?? 7070;
+        const { janitorRetention, JanitorScheduleOptionsError, parseRetention } = loadJanitorSchedule();
+        const { workerCapacityFromEnv, WorkerCapacityError } = loadWorkerCapacity();
+        const { WorkerProtocolKeyError, resolveWorkerProtocolKey } = loadWorkerProtocolKey();
         let retentionMs: number;
         try {
           retentionMs = parseRetention(
@@ -115,7 +118,7 @@ export function registerWorkerCommand(program: Command): void {
           if (err instanceof WorkerProtocolKeyError) throw new UsageError(err.message);
           throw err;
         }
-        await runCorralWorker({
+        await loadCorralWorker().runCorralWorker({
           temporalAddress,
           namespace,
           taskQueue: opts.taskQueue ?? process.env.CORRAL_TASK_QUEUE,
