@@ -32,7 +32,7 @@ import { createRegistryPool } from '../src/registry/database';
 import { migrateRegistry } from '../src/registry/migrate';
 import { PoolStore } from '../src/registry/pool-store';
 import { ProcessPodRuntime } from '../src/runtime/process/process-runtime';
-import { poolWorkflowId } from '../src/workflows/pool/messages';
+import { poolWorkflowId } from '../src/common';
 import type { CorralProcessConfig } from './claims-corral';
 import { cpuSince, cpuSnapshot, type CpuUse } from './proc-cpu';
 import { rawSqlClaim } from './raw-sql-claim';

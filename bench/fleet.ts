@@ -34,8 +34,7 @@ import { failOnExit, nextMessage, startProcess } from '../src/embedded/child-pro
 import { provisionTools, repoRoot } from '../src/embedded/tools';
 import { timeoutOptions } from '../src/runtime/kubernetes/api-call';
 import { ProcessPodRuntime } from '../src/runtime/process/process-runtime';
-import { poolWorkflowId } from '../src/workflows/pool/messages';
-import { workerLifecycleWorkflowId } from '../src/workflows/worker-lifecycle/messages';
+import { poolWorkflowId, workerLifecycleWorkflowId } from '../src/common';
 import { kubeConfigFor, startKube } from '../test/harness/kube';
 import { createTestNamespace } from '../test/harness/kube-namespace';
 import { kwokFateImage, setPodFate, writeKubeconfigFile, type KwokFate } from '../test/harness/kwok';

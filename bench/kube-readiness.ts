@@ -11,12 +11,13 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { provisionTools } from '../src/embedded/tools';
 import { KubernetesPodRuntime } from '../src/runtime/kubernetes/kubernetes-runtime';
 import type { ReadinessOutcome } from '../src/runtime/pod-runtime';
-import type { WorkerPodRef, WorkerPodSpecInput } from '../src/runtime/worker-pod-spec';
+import type { WorkerPodSpecInput } from '../src/runtime/worker-pod-spec';
 import { kubeConfigFor, startKube } from '../test/harness/kube';
 import { createTestNamespace } from '../test/harness/kube-namespace';
 import { kwokFateImage, setPodFate, waitForPodStarted, type KwokFate } from '../test/harness/kwok';
 import { credentials, newWorkerId } from '../test/integration/runtime-behaviour';
 import { summarise } from './stats';
+import type { WorkerPodRef } from '../src/common';
 
 type Timed = ReturnType<typeof summarise> & { verdict: string };
 

@@ -6,7 +6,7 @@
 // Usage: node --require tsx/cjs bench/lifecycle-history.ts [hours]   → JSON on stdout
 import { temporal } from '@temporalio/proto';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { describeQuery } from '../src/workflows/worker-lifecycle/messages';
+import { describeQuery } from '../src/common';
 import {
   day,
   hour,

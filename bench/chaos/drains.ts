@@ -13,8 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
-import { poolWorkflowId } from '../../src/workflows/pool/messages';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { poolWorkflowId, workerLifecycleWorkflowId } from '../../src/common';
 import {
   allPass,
   checkInvariants,

@@ -10,7 +10,7 @@
 // A replacement replica starts after the measurement, so the next kill again leaves one survivor.
 import { performance } from 'node:perf_hooks';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
-import { poolWorkflowId } from '../../src/workflows/pool/messages';
+import { poolWorkflowId } from '../../src/common';
 import {
   activitiesHeldBy,
   activityContinued,

@@ -18,7 +18,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../../src/embedd
 import { provisionTools, repoRoot } from '../../src/embedded/tools';
 import { migrateRegistry } from '../../src/registry/migrate';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { workerLifecycleWorkflowId } from '../../src/common';
 import {
   Cleanups,
   bounded,

@@ -8,8 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { startTemporalDevServer } from '../../src/embedded/temporal-dev-server';
-import { poolWorkflowId } from '../../src/workflows/pool/messages';
-import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { poolWorkflowId, describeQuery, workerLifecycleWorkflowId } from '../../src/common';
 import {
   allPass,
   checkInvariants,

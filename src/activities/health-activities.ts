@@ -3,11 +3,15 @@
 // A healthy worker therefore costs no history events at all; heartbeats are not history.
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
-import type { WorkerFailureReason } from '../lifecycle/failure-reasons';
+import {
+  type WorkerFailureReason,
+  workerProtocolV1,
+  workerProtocolV2,
+  type WorkerProtocolName,
+  type WorkerPodRef,
+} from '../common';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { HealthProbeResult, PodRuntime } from '../runtime/pod-runtime';
-import type { WorkerPodRef } from '../runtime/worker-pod-spec';
-import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol';
 import { parseAnswer, readWorkerAnswerBytes } from '../runtime/worker-protocol-client';
 import { checkAnswer, deriveWorkerKey, proofHeader, proofHeaders } from '../runtime/worker-protocol-proof';
 

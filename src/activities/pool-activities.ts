@@ -7,11 +7,9 @@ import { startWorkerLifecycle } from '../client/worker-workflows';
 import { forEachBounded } from './bounded-concurrency';
 import { startProgressHeartbeats } from './progress-heartbeats';
 import { lifecycleSettingsFor } from '../config/pool-spec';
-import type { WorkerState } from '../lifecycle/states';
+import { type WorkerState, type BreakerState, drainUpdate, workerLifecycleWorkflowId } from '../common';
 import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { PoolStatus, PoolStore } from '../registry/pool-store';
-import type { BreakerState } from '../workflows/pool/messages';
-import { drainUpdate, workerLifecycleWorkflowId } from '../workflows/worker-lifecycle/messages';
 
 /** The part of the pool a workflow decides with: capacity numbers, breaker settings, counts. */
 export interface PoolView {

@@ -3,9 +3,7 @@
 // miss is a non-retryable `FenceMiss` ApplicationFailure carrying what the caller expected and
 // what it found, so the workflow re-reads and converges instead of retrying a stale write.
 import { ApplicationFailure } from '@temporalio/common';
-import { registryFailureTypes } from '../lifecycle/failure-types';
-import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
-import type { WorkerState } from '../lifecycle/states';
+import { registryFailureTypes, type LifecycleOperation, type TransitionOrigin, type WorkerState } from '../common';
 import type { TransitionObserver } from '../metrics/transition-observer';
 import { RegistryInputError, RegistryUnavailableError, TransitionNotAllowedError } from '../registry/errors';
 import type { ClaimStore } from '../registry/claim-store';

@@ -6,8 +6,14 @@
 import crypto from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { failoverBounds } from '../lifecycle/failover-bounds';
-import { runtimeFailureTypes } from '../lifecycle/failure-types';
+import {
+  failoverBounds,
+  runtimeFailureTypes,
+  workerProtocolV1,
+  workerProtocolV2,
+  type WorkerProtocolName,
+  type WorkerPodRef,
+} from '../common';
 import {
   RuntimeForbiddenError,
   RuntimeInputError,
@@ -18,8 +24,7 @@ import {
   WorkerPodNotFoundError,
 } from '../runtime/errors';
 import type { PodRuntime, ReadinessOutcome } from '../runtime/pod-runtime';
-import type { WorkerPodRef, WorkerPodSpecInput } from '../runtime/worker-pod-spec';
-import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol';
+import type { WorkerPodSpecInput } from '../runtime/worker-pod-spec';
 import {
   type CallSigning,
   postActivation,

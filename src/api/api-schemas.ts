@@ -4,8 +4,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../config/duration';
 import { poolSpecSchema } from '../config/pool-spec';
-import { transitionOrigins, lifecycleOperations } from '../lifecycle/operations';
-import { workerStates } from '../lifecycle/states';
+import { transitionOrigins, lifecycleOperations, workerStates } from '../common';
 import { corralErrorCodes } from '../client/errors';
 
 export const maxClaimTimeoutMs = 10 * 60_000;

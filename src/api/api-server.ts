@@ -17,7 +17,7 @@ import { z } from 'zod';
 import ms from 'ms';
 import { CorralError } from '../client/errors';
 import { janitorRetention } from '../client/janitor-schedule';
-import type { WorkerState } from '../lifecycle/states';
+import type { WorkerState } from '../common';
 import { RegistryUnavailableError } from '../registry/errors';
 import type { WorkerLifecycleStore, WorkerSnapshot } from '../registry/lifecycle-store';
 import { bearerTokenMatcher } from './api-auth';

@@ -15,7 +15,7 @@ import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { ClaimStore, GrantedLease } from '../registry/claim-store';
 import type { WorkerLifecycleStore, WorkerSnapshot } from '../registry/lifecycle-store';
 import type { PoolStore } from '../registry/pool-store';
-import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../common';
 import { postActivation } from '../runtime/worker-protocol-client';
 import { deriveWorkerKey } from '../runtime/worker-protocol-proof';
 import type { ClaimBody, ClaimResponse, LeaseCheckResponse, ReleaseResponse } from './api-schemas';

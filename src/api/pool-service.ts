@@ -5,7 +5,7 @@ import { CorralError } from '../client/errors';
 import { parsePoolSpec, PoolSpecError, workerProtocolOf, type PoolSpec } from '../config/pool-spec';
 import type { PoolRecord, PoolStore } from '../registry/pool-store';
 import { wakePoolWorkflow } from '../client/pool-workflows';
-import { describePoolQuery, poolWorkflowId } from '../workflows/pool/messages';
+import { describePoolQuery, poolWorkflowId } from '../common';
 import type { ApplyPoolResponse, DeletePoolResponse, DescribePoolResponse, PoolSummary } from './api-schemas';
 
 export class PoolService {

@@ -13,14 +13,15 @@
 // Best effort with a bound: a signal that fails is retried a few times, then dropped; the
 // workflow's next compare-and-set fence-misses and adopts the row anyway.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { WorkerState } from '../lifecycle/states';
-import type { WorkerSnapshot } from '../registry/lifecycle-store';
-import { poolWorkflowId, workerChangedSignal } from '../workflows/pool/messages';
 import {
+  type WorkerState,
+  poolWorkflowId,
+  workerChangedSignal,
   registryChangedSignal,
   workerLifecycleWorkflowId,
   type WorkerRowChange,
-} from '../workflows/worker-lifecycle/messages';
+} from '../common';
+import type { WorkerSnapshot } from '../registry/lifecycle-store';
 
 export const defaultNotifyQuietMs = 500;
 export const defaultNotifyMaxDelayMs = 1_500;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import pg from 'pg';
 import { migrationsDir } from '../registry/migrate';
 import { checkKubernetesPermissions } from '../runtime/kubernetes/doctor';
-import { corralSearchAttributeKeys } from '../workflows/search-attributes';
+import { corralSearchAttributeKeys } from '../common/search-attributes';
 import {
   connectTemporalClient,
   describeTemporalConnection,

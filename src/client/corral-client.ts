@@ -15,8 +15,7 @@ import type {
 } from '../api/api-schemas';
 import { parseDuration } from '../config/duration';
 import type { PoolSpec, PoolSpecInput } from '../config/pool-spec';
-import type { WorkerState } from '../lifecycle/states';
-import type { PoolDescription } from '../workflows/pool/messages';
+import type { WorkerState, PoolDescription } from '../common';
 import { CorralError, corralErrorCodes, type CorralErrorCode } from './errors';
 
 export type ClaimResult = ClaimResponse;

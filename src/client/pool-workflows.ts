@@ -1,9 +1,8 @@
 // Starting (or waking) a pool's workflow: shared by the corral API (every apply, scale and drain)
 // and the pool keeper of every `corral worker` (a pool workflow that is not running), so both
 // start it the same way.
-import { failoverBounds } from '../lifecycle/failover-bounds';
+import { failoverBounds, poolSpecChangedSignal, poolWorkflowId, poolWorkflowType } from '../common';
 import type { Client } from '@temporalio/client';
-import { poolSpecChangedSignal, poolWorkflowId, poolWorkflowType } from '../workflows/pool/messages';
 
 /**
  * `signalWithStart` of `corral/<pool>/pool`: a running pool workflow is woken (it re-reads the

@@ -2,9 +2,7 @@
 // cold path, so both name, place and configure workers the same way.
 import crypto from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import type { BoundClaim, WorkerLifecycleSettings } from '../workflows/worker-lifecycle/messages';
-import { workerLifecycleWorkflowId } from '../workflows/worker-lifecycle/messages';
-import { failoverBounds } from '../lifecycle/failover-bounds';
+import { type BoundClaim, type WorkerLifecycleSettings, workerLifecycleWorkflowId, failoverBounds } from '../common';
 
 /** `w` + 12 hex: short enough for `<pool>-<id>-<attempt>` to stay a DNS label (pool ≤ 20). */
 export function newWorkerId(): string {

@@ -5,11 +5,15 @@
 import ms from 'ms';
 import { parseDuration } from './duration';
 import { z } from 'zod';
-import type { WorkerLifecycleSettings } from '../workflows/worker-lifecycle/messages';
-import { releasePolicies } from '../workflows/worker-lifecycle/messages';
+import {
+  type WorkerLifecycleSettings,
+  releasePolicies,
+  workerProtocolV2,
+  workerProtocols,
+  type WorkerProtocolName,
+} from '../common';
 import { firstIssue } from './first-issue';
 import { envValueSchema } from '../runtime/worker-pod-spec';
-import { workerProtocolV2, workerProtocols, type WorkerProtocolName } from '../runtime/worker-protocol';
 
 export class PoolSpecError extends Error {
   constructor(

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { workerProtocolV1, workerProtocolV2 } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2 } from '../common/worker-protocol';
 import {
   ReplayGuard,
   checkProof,

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { repoRoot } from '../embedded/tools';
-import { workerProtocolV1, workerProtocolV2 } from '../runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2 } from '../common/worker-protocol';
 
 const run = promisify(execFile);
 const sourceDir = path.join(repoRoot, 'src', 'demo-worker', 'small');

@@ -1,7 +1,7 @@
 // The Temporal CLI's dev server: frontend, history, matching and the Web UI in one process on
 // a SQLite file (or in memory). This is corral's embedded default and the end-to-end test server.
 import { Connection } from '@temporalio/client';
-import { corralSearchAttributeKeys } from '../workflows/search-attributes';
+import { corralSearchAttributeKeys } from '../common';
 import { startProcess, failOnExit, type ManagedProcess } from './child-process';
 import { freePort } from './ports';
 import { toolPath } from './tools';

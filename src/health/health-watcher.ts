@@ -8,7 +8,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { WorkerMetrics } from '../metrics/worker-metrics';
 import type { ReplicaMembership } from '../registry/replica-membership';
 import type { PodHealthVerdict, PodHealthWatch, PodRuntime } from '../runtime/pod-runtime';
-import { healthVerdictSignal, workerLifecycleWorkflowId } from '../workflows/worker-lifecycle/messages';
+import { healthVerdictSignal, workerLifecycleWorkflowId } from '../common';
 
 export interface HealthWatcherOptions {
   runtime: PodRuntime;

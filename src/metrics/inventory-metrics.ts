@@ -5,7 +5,7 @@
 // A scrape whose registry read fails or times out reports no series for it (absent, not stale:
 // alert with absent()), and the error is logged at most once a minute.
 import { Gauge, type Registry } from 'prom-client';
-import { nonTerminalStates } from '../lifecycle/states';
+import { nonTerminalStates } from '../common';
 import { throttledLog, withTimeout } from './bounded';
 import type { LiveWorkerCount } from './registry-readings';
 

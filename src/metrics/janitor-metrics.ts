@@ -4,26 +4,14 @@
 // a small closed set.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { throttledLog, withTimeout } from './bounded';
-
-/** What the janitor reconciles: a pod (with its secret), a secret alone, or a registry row. */
-export const strandedResourceKinds = ['pod', 'secret', 'row'] as const;
-export type StrandedResourceKind = (typeof strandedResourceKinds)[number];
-
-/**
- * `deleted`: the resource is gone (for a row: retired by a fenced compare-and-set; the row itself
- * stays for the retention period). `delete_failed`: the attempt failed or its outcome is unknown;
- * the next run looks again. `kept`: divergence seen but deliberately left alone (within the grace
- * period, someone else moved the row first, or its workflow could not be described).
- */
-export const reconcileOutcomes = ['deleted', 'delete_failed', 'kept'] as const;
-export type ReconcileOutcome = (typeof reconcileOutcomes)[number];
-
-/**
- * States a worker should leave within a pool deadline (spawn, activation, drain). A row whose
- * workflow runs but that has sat in one of them past the deadline plus a margin is wedged.
- */
-export const wedgeableStates = ['spawning', 'activating', 'draining'] as const;
-export type WedgeableState = (typeof wedgeableStates)[number];
+import {
+  reconcileOutcomes,
+  strandedResourceKinds,
+  wedgeableStates,
+  type ReconcileOutcome,
+  type StrandedResourceKind,
+  type WedgeableState,
+} from '../common';
 
 /** What retention deletes: worker rows (retired/lost), their audit rows, ended claims. */
 export const retainedRecordKinds = ['worker', 'transition', 'claim'] as const;

@@ -1,7 +1,7 @@
 // Registry transition metrics. Label values come from typed constants (operation, origin,
 // outcome) or from the pool's configured image; an empty origin or image is `unknown`.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
+import type { LifecycleOperation, TransitionOrigin } from '../common';
 
 export const transitionOutcomes = [
   'transitioned',

@@ -1,7 +1,7 @@
 // Pool and claim metrics. Label values: the pool name (operator-configured, a bounded set), the
 // claim path and the miss reason (typed constants below). Never a tenant or a request id.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { BreakerState } from '../workflows/pool/messages';
+import type { BreakerState } from '../common';
 import { throttledLog, withTimeout } from './bounded';
 
 export const claimPaths = ['warm', 'cold'] as const;

@@ -3,9 +3,8 @@
 // is a single bounded statement with its own short client-side timeout, so a slow registry makes
 // a scrape or a probe answer without those numbers, never hang.
 import type pg from 'pg';
-import type { WorkerState } from '../lifecycle/states';
+import type { WorkerState, BreakerState } from '../common';
 import { liveRowPredicate } from '../registry/lifecycle-store';
-import type { BreakerState } from '../workflows/pool/messages';
 import { withTimeout } from './bounded';
 
 export interface LiveWorkerCount {

@@ -7,8 +7,7 @@
 // the one, rare, undercount). Durations need the start of the state being left, which the
 // registry's audit trail (or the claim request) holds: read after the transition, off the
 // activity's path, and dropped if that read fails.
-import type { LifecycleOperation } from '../lifecycle/operations';
-import type { WorkerState } from '../lifecycle/states';
+import type { LifecycleOperation, WorkerState } from '../common';
 import type { WorkerMetrics } from './worker-metrics';
 
 export interface AppliedTransition {

@@ -3,7 +3,7 @@
 // pool's configured image (operator-chosen, a bounded set). Never a tenant, a worker id or an
 // endpoint. A reason that is not one of the typed constants is counted as `unknown`.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { workerFailureReasons, type WorkerFailureReason } from '../lifecycle/failure-reasons';
+import { workerFailureReasons, type WorkerFailureReason } from '../common';
 import type { HealthProbeResult } from '../runtime/pod-runtime';
 
 export type FailureReasonLabel = WorkerFailureReason | 'unknown';

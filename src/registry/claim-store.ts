@@ -4,9 +4,8 @@
 // call is time-bounded by the pool; a database failure is a RegistryUnavailableError.
 import type pg from 'pg';
 import { performance } from 'node:perf_hooks';
-import type { LifecycleOperation, TransitionOrigin } from '../lifecycle/operations';
+import type { LifecycleOperation, TransitionOrigin, WorkerState } from '../common';
 import type { LifecycleMetrics } from '../metrics/lifecycle-metrics';
-import type { WorkerState } from '../lifecycle/states';
 import { RegistryUnavailableError } from './errors';
 import { describeError, toSnapshot, type WorkerSnapshot } from './lifecycle-store';
 

@@ -1,4 +1,4 @@
-import type { WorkerState } from '../lifecycle/states';
+import type { WorkerState } from '../common';
 
 /** Input that fails validation before any SQL runs. `field` names the offending input. */
 export class RegistryInputError extends Error {

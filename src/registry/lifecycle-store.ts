@@ -3,8 +3,14 @@
 // what happened; inputs are validated before any SQL; every call is time-bounded by the pool.
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { bumpsEpoch, type LifecycleOperation, type TransitionOrigin } from '../lifecycle/operations';
-import { canTransition, terminalStates, type WorkerState } from '../lifecycle/states';
+import {
+  bumpsEpoch,
+  type LifecycleOperation,
+  type TransitionOrigin,
+  canTransition,
+  terminalStates,
+  type WorkerState,
+} from '../common';
 import type { LifecycleMetrics, TransitionOutcome } from '../metrics/lifecycle-metrics';
 import { RegistryUnavailableError, TransitionNotAllowedError } from './errors';
 

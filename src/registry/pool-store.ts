@@ -3,10 +3,7 @@
 // decision that must be atomic is one SQL function (migrations/1732400000000_pools-and-claims.sql).
 import type pg from 'pg';
 import type { PoolSpec } from '../config/pool-spec';
-import { workerProtocolV2 } from '../runtime/worker-protocol';
-import type { TransitionOrigin } from '../lifecycle/operations';
-import type { WorkerState } from '../lifecycle/states';
-import type { BreakerState } from '../workflows/pool/messages';
+import { workerProtocolV2, type TransitionOrigin, type WorkerState, type BreakerState } from '../common';
 import { RegistryUnavailableError } from './errors';
 import { liveRowPredicate } from './lifecycle-store';
 

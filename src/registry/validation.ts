@@ -2,8 +2,7 @@
 // RegistryInputError naming its field, never a half-applied write or a database error.
 import { z } from 'zod';
 import { firstIssue } from '../config/first-issue';
-import { lifecycleOperations, transitionOrigins } from '../lifecycle/operations';
-import { workerStates } from '../lifecycle/states';
+import { lifecycleOperations, transitionOrigins, workerStates } from '../common';
 import { RegistryInputError } from './errors';
 
 export const maxIdLength = 128;

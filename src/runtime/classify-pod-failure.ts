@@ -4,7 +4,7 @@
 //
 // Timestamps arrive as Date (objects read through client-node's deserialiser) or as RFC 3339
 // strings (raw watch events); both are accepted.
-import type { PodFailureReason, WorkerFailureReason } from '../lifecycle/failure-reasons';
+import type { PodFailureReason, WorkerFailureReason } from '../common';
 
 type Timestamp = Date | string;
 

@@ -1,7 +1,7 @@
 // The PodRuntime contract. Two implementations keep the same semantics: `kubernetes` (a Pod and
 // a Secret per worker) and `process` (a child process and a 0600 credentials file per worker).
-import type { PodFailureReason, WorkerFailureReason } from '../lifecycle/failure-reasons';
-import type { WorkerCredentials, WorkerPodRef, WorkerPodSpecInput } from './worker-pod-spec';
+import type { PodFailureReason, WorkerFailureReason, WorkerPodRef } from '../common';
+import type { WorkerCredentials, WorkerPodSpecInput } from './worker-pod-spec';
 
 export const runtimeKinds = ['kubernetes', 'process'] as const;
 export type RuntimeKind = (typeof runtimeKinds)[number];

@@ -2,7 +2,7 @@
 // are derived here, deterministically, so a retried create lands on the same pod and adopts it.
 import { z } from 'zod';
 import { firstIssue } from '../config/first-issue';
-import { workerPodName } from '../lifecycle/pod-names';
+import { workerPodName, type WorkerEnvValue, type WorkerPodRef, type WorkerResources } from '../common';
 import { RuntimeInputError } from './errors';
 
 /** RFC 1123 label: what Kubernetes requires of pod names used as hostnames, and of label values. */
@@ -116,6 +116,13 @@ export const workerPodSpecSchema = z.strictObject({
 });
 
 export type WorkerPodSpecInput = z.input<typeof workerPodSpecSchema>;
+// The plain types workflows carry (src/common/worker-pod.ts) are what this schema takes: a pool's
+// settings pass its env and resources to every spawn unchanged.
+type Accepts<Schema, Plain extends Schema> = Plain;
+export type _WorkerPodSpecAcceptsSettings = Accepts<
+  WorkerPodSpecInput,
+  WorkerPodSpecInput & { env?: Record<string, WorkerEnvValue>; resources: WorkerResources }
+>;
 export type WorkerPodSpec = z.output<typeof workerPodSpecSchema>;
 
 /**
@@ -152,15 +159,6 @@ export function parseWorkerPodSpec(input: unknown): WorkerPodSpec {
   // The derived name must also be a DNS label: refuse now rather than get a 422 mid-spawn.
   podNameFor(spec);
   return spec;
-}
-
-/** Identifies one spawn of one worker; everything a runtime needs to find it again. */
-export interface WorkerPodRef {
-  workerId: string;
-  pool: string;
-  spawnAttempt: number;
-  /** The pod (or process directory) name: `<pool>-<workerId>-<spawnAttempt>`. */
-  name: string;
 }
 
 /**

@@ -17,7 +17,7 @@
 // replay); BODY the exact request body bytes. The proof is
 // hex(HMAC-SHA256(workerKey, canonical)), lower case, in the `corral-proof` header.
 import crypto from 'node:crypto';
-import { workerProtocolV2 } from './worker-protocol';
+import { workerProtocolV2 } from '../common';
 
 export const timestampHeader = 'corral-timestamp';
 export const proofHeader = 'corral-proof';

@@ -9,10 +9,9 @@
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { CorralActivities } from '../activities';
 import type { WorkerCapacity } from '../config/worker-capacity';
-import { failoverBounds } from '../lifecycle/failover-bounds';
+import { failoverBounds, janitorTaskQueueOf, runtimeTaskQueueOf } from '../common';
 import type { ActivityRetryMetrics } from '../metrics/activity-metrics';
 import { corralActivityInterceptors } from './activity-interceptors';
-import { janitorTaskQueueOf, runtimeTaskQueueOf } from '../lifecycle/task-queues';
 
 export interface CorralPollersOptions {
   connection: NativeConnection;

@@ -30,7 +30,7 @@ import { PoolStore } from '../registry/pool-store';
 import { createPodRuntime, type PodRuntimeConfig } from '../runtime/create-pod-runtime';
 import { parseWorkerCapacity, type WorkerCapacityInput } from '../config/worker-capacity';
 import { HealthWatcher } from '../health/health-watcher';
-import { corralTaskQueue } from '../lifecycle/task-queues';
+import { corralTaskQueue } from '../common';
 import { createCorralPollers, runCorralPollers } from './corral-pollers';
 import { PoolKeeper } from './pool-keeper';
 import { checkPoolCheckIntervalMs, poolCheckIntervalFromEnv } from '../config/pool-keeper';

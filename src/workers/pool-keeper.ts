@@ -14,7 +14,7 @@ import { wakePoolWorkflow } from '../client/pool-workflows';
 import { checkPoolCheckIntervalMs } from '../config/pool-keeper';
 import type { PoolKeeperMetrics } from '../metrics/pool-metrics';
 import type { PoolStore } from '../registry/pool-store';
-import { poolWorkflowId } from '../workflows/pool/messages';
+import { poolWorkflowId } from '../common';
 
 /** Each call of a check (the registry read, a describe, a start) may take this long. */
 export const poolKeeperCallTimeoutMs = 10_000;

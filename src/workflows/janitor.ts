@@ -4,35 +4,16 @@
 // reconciliation, then retention. The workflow only bounds them, so a run costs a handful of
 // history events. docs/decisions/0008-janitor.md, docs/decisions/0015-registry-retention-and-janitor-at-scale.md
 import { ActivityFailure, isCancellation, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type {
-  JanitorActivities,
-  JanitorReport,
-  ReconcileInput,
-  RetentionInput,
-  RetentionReport,
-} from '../activities/janitor-activities';
-import { janitorTaskQueueOf } from '../lifecycle/task-queues';
-import { emptyJanitorReport } from './janitor-report';
-
-export type JanitorInput = ReconcileInput & RetentionInput;
-
-/** The janitor's activities, by name: what a run's `failures` name. */
-export const janitorActivityNames = ['reconcileStrandedResources', 'deleteExpiredRecords'] as const;
-export type JanitorActivityName = (typeof janitorActivityNames)[number];
-
-/** An activity that failed past its retries; the run went on and returned (the schedule runs again). */
-export interface JanitorFailure {
-  activity: JanitorActivityName;
-  message: string;
-}
-
-/**
- * A run's report: the reconciliation's, plus what retention deleted (absent in runs from before
- * retention, or when retention failed), plus the activities that failed (absent in runs from
- * before `corral-janitor-never-fails`, and in clean passes). A failed reconciliation reports no
- * pods, rows or actions.
- */
-export type JanitorRunReport = JanitorReport & { retention?: RetentionReport; failures?: JanitorFailure[] };
+import type { JanitorActivities } from '../activities/janitor-activities';
+import {
+  emptyJanitorReport,
+  janitorTaskQueueOf,
+  type JanitorActivityName,
+  type JanitorFailure,
+  type JanitorInput,
+  type JanitorReport,
+  type JanitorRunReport,
+} from '../common';
 
 /** Runs started before the janitor had its own queue replay this: the activity on the workflow's queue. */
 const legacyActivities = () =>

@@ -8,7 +8,7 @@ import type { RunningCorralApi } from '../../src/api/corral-api';
 import { CorralClient, type ClaimResult } from '../../src/client/corral-client';
 import { CorralError } from '../../src/client/errors';
 import { waitFor } from '../../src/embedded/wait';
-import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { describeQuery, workerLifecycleWorkflowId } from '../../src/common';
 import { recordHistory } from '../harness/lifecycle-env';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 

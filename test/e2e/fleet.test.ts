@@ -9,7 +9,7 @@ import { CorralClient } from '../../src/client/corral-client';
 import type { PoolSpecInput } from '../../src/config/pool-spec';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { waitFor } from '../../src/embedded/wait';
-import type { WorkerState } from '../../src/lifecycle/states';
+import type { WorkerState } from '../../src/common';
 import { PoolStore } from '../../src/registry/pool-store';
 import { startCorralWorkerProcess, type CorralWorkerProcess } from '../harness/corral-worker-process';
 import { useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';

@@ -18,20 +18,19 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { Registry } from 'prom-client';
-import {
-  createJanitorActivities,
-  podRefOf,
-  type JanitorAction,
-  type JanitorActivities,
-} from '../../src/activities/janitor-activities';
+import { createJanitorActivities, podRefOf, type JanitorActivities } from '../../src/activities/janitor-activities';
 import { ensureJanitorSchedule, janitorRetention } from '../../src/client/janitor-schedule';
 import { waitFor } from '../../src/embedded/wait';
-import { janitorTaskQueueOf } from '../../src/lifecycle/task-queues';
+import {
+  janitorTaskQueueOf,
+  describeQuery,
+  workerLifecycleWorkflowId,
+  type WorkerPodRef,
+  type JanitorAction,
+  type JanitorRunReport,
+} from '../../src/common';
 import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import type { ManagedWorker, PodRuntime } from '../../src/runtime/pod-runtime';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
-import type { JanitorRunReport } from '../../src/workflows/janitor';
-import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import { demoWorkerSettings, historyText } from '../harness/lifecycle-e2e';
 import { newWorkerId, waitForState } from '../harness/lifecycle-env';
 import { usePoolE2e, type PoolE2e } from '../harness/pool-e2e';

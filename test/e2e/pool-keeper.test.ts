@@ -11,7 +11,7 @@ import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import { createPoolKeeperMetrics } from '../../src/metrics/pool-metrics';
 import { RegistryReadings } from '../../src/metrics/registry-readings';
 import { PoolKeeper, type PoolKeeperCheck } from '../../src/workers/pool-keeper';
-import { describePoolQuery, poolWorkflowId } from '../../src/workflows/pool/messages';
+import { describePoolQuery, poolWorkflowId } from '../../src/common';
 import { parsePoolSpec } from '../../src/config/pool-spec';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 import { workerProcessGroups } from '../harness/process-inspection';

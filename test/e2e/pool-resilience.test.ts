@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { waitFor } from '../../src/embedded/wait';
-import { describePoolQuery, poolWorkflowId } from '../../src/workflows/pool/messages';
+import { describePoolQuery, poolWorkflowId } from '../../src/common';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 
 let e2e: PoolE2e;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { isCorralError } from '../../src/client/errors';
 import { parsePoolSpec } from '../../src/config/pool-spec';
-import { describePoolQuery, poolWorkflowId } from '../../src/workflows/pool/messages';
+import { describePoolQuery, poolWorkflowId } from '../../src/common';
 import { workerProcessGroups } from '../harness/process-inspection';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 import { waitFor } from '../../src/embedded/wait';

@@ -13,7 +13,7 @@ import type { Locator, Page } from 'playwright-core';
 import { freePort } from '../../src/embedded/ports';
 import { demoPoolName, startEmbeddedStack, type EmbeddedStack } from '../../src/embedded/stack';
 import { waitFor } from '../../src/embedded/wait';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { workerLifecycleWorkflowId } from '../../src/common';
 import { artifactPath, launchHeadlessChromium, tempDir, type HeadlessBrowser } from '../harness/browser';
 
 const idleQuery = 'CorralState="idle"';

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { after, before, test } from 'node:test';
 import type { ManagedProcess } from '../../src/embedded/child-process';
 import { waitFor } from '../../src/embedded/wait';
-import { drainUpdate, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { drainUpdate, workerLifecycleWorkflowId } from '../../src/common';
 import { startCorralWorkerProcess } from '../harness/corral-worker-process';
 import { demoWorkerSettings, useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
 import { newWorkerId, waitForState } from '../harness/lifecycle-env';

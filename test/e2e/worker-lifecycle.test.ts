@@ -12,7 +12,7 @@ import { parseWorkerCapacity } from '../../src/config/worker-capacity';
 import { waitFor } from '../../src/embedded/wait';
 import { createCorralPollers, runCorralPollers } from '../../src/workers/corral-pollers';
 import { PoolStore } from '../../src/registry/pool-store';
-import { describeQuery, workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { describeQuery, workerLifecycleWorkflowId } from '../../src/common';
 import {
   demoWorkerSettings,
   historyText,

@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { generateWorkerProtocolKey } from '../../src/runtime/worker-protocol-proof';
-import { workerProtocolV1, workerProtocolV2 } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, workerLifecycleWorkflowId } from '../../src/common';
 import { CorralError } from '../../src/client/errors';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
 import { demoPoolSpec, usePoolE2e, type PoolE2e } from '../harness/pool-e2e';
 
 let e2e: PoolE2e;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { ManagedProcess } from '../../src/embedded/child-process';
 import { waitFor } from '../../src/embedded/wait';
-import { workerLifecycleWorkflowId } from '../../src/workflows/worker-lifecycle/messages';
+import { workerLifecycleWorkflowId } from '../../src/common';
 import { startCorralWorkerProcess } from '../harness/corral-worker-process';
 import { demoWorkerSettings, useLifecycleE2e, type LifecycleE2e } from '../harness/lifecycle-e2e';
 import { newWorkerId } from '../harness/lifecycle-env';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { repoRoot } from '../../src/embedded/tools';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import type { WorkerLifecycleSettings } from '../../src/workflows/worker-lifecycle/messages';
+import type { WorkerLifecycleSettings } from '../../src/common';
 import { historyToJsonText } from './history-files';
 import { useTemporalDevServer, type TemporalEndpoint } from './shared';
 import { useTestRegistry, type TestRegistry } from './registry';

@@ -8,10 +8,9 @@ import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { repoRoot } from '../../src/embedded/tools';
-import { runtimeTaskQueueOf } from '../../src/lifecycle/task-queues';
-import { waitFor } from '../../src/embedded/wait';
-import { corralSearchAttributeKeys } from '../../src/workflows/search-attributes';
 import {
+  runtimeTaskQueueOf,
+  corralSearchAttributeKeys,
   describeQuery,
   healthVerdictSignal,
   registryChangedSignal,
@@ -19,7 +18,8 @@ import {
   type WorkerDescription,
   type WorkerLifecycleInput,
   type WorkerLifecycleSettings,
-} from '../../src/workflows/worker-lifecycle/messages';
+} from '../../src/common';
+import { waitFor } from '../../src/embedded/wait';
 import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecycle/worker-lifecycle';
 import { historyToJsonText } from './history-files';
 import { LifecycleWorld } from './lifecycle-world';

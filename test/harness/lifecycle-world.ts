@@ -9,17 +9,20 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CorralActivities } from '../../src/activities';
 import type { FenceMissDetails, TransitionWorkerInput, WorkerView } from '../../src/activities/registry-activities';
-import type { PodFailureReason, WorkerFailureReason } from '../../src/lifecycle/failure-reasons';
-import { registryFailureTypes, runtimeFailureTypes } from '../../src/lifecycle/failure-types';
-import { bumpsEpoch } from '../../src/lifecycle/operations';
-import { canTransition, type WorkerState } from '../../src/lifecycle/states';
+import {
+  type PodFailureReason,
+  type WorkerFailureReason,
+  registryFailureTypes,
+  runtimeFailureTypes,
+  bumpsEpoch,
+  canTransition,
+  type WorkerState,
+  type HealthVerdictNotice,
+  type ReleasePolicy,
+  type WorkerRowChange,
+  type WorkerPodRef,
+} from '../../src/common';
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
-import type {
-  HealthVerdictNotice,
-  ReleasePolicy,
-  WorkerRowChange,
-} from '../../src/workflows/worker-lifecycle/messages';
 
 export type ReadinessScript = { status: 'ready' } | { status: 'failed'; reason: PodFailureReason } | { status: 'hang' };
 export type ActivationScript = 'ok' | 'type_mismatch' | 'refused' | 'hang';

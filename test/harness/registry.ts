@@ -2,7 +2,7 @@
 // row straight into any state (so transition tests need not walk a whole life first).
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import type { WorkerState } from '../../src/lifecycle/states';
+import type { WorkerState } from '../../src/common';
 import { createRegistryPool } from '../../src/registry/database';
 import { WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import { migrateRegistry } from '../../src/registry/migrate';

@@ -19,7 +19,7 @@ import { freePort } from '../../src/embedded/ports';
 import { waitFor } from '../../src/embedded/wait';
 import { workerUid } from '../../src/runtime/kubernetes/pod-manifest';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1, type WorkerPodRef } from '../../src/common';
 import {
   deriveWorkerKey,
   generateWorkerProtocolKey,
@@ -28,7 +28,6 @@ import {
   signRequest,
   timestampHeader,
 } from '../../src/runtime/worker-protocol-proof';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { credentials, newWorkerId } from './runtime-behaviour';
 
 interface Implementation {

@@ -16,10 +16,10 @@ import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@ku
 import { timeoutOptions } from '../../src/runtime/kubernetes/api-call';
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import type { PodHealthVerdict } from '../../src/runtime/pod-runtime';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { kubeConfigFor, startKube, type RunningKube } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { credentials, newWorkerId } from './runtime-behaviour';
+import type { WorkerPodRef } from '../../src/common';
 
 let kube: RunningKube;
 let admin: KubeConfig;

@@ -10,12 +10,12 @@ import { after, before, test } from 'node:test';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { startFaultProxy } from '../harness/fault-proxy';
 import { kubeConfigFor, startKube, type RunningKube } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { kwokFateImage, setPodFate } from '../harness/kwok';
 import { credentials, newWorkerId } from './runtime-behaviour';
+import type { WorkerPodRef } from '../../src/common';
 
 let kube: RunningKube;
 let admin: KubeConfig;

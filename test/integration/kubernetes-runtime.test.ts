@@ -10,7 +10,7 @@ import { RuntimeInputError, WorkerNameConflictError } from '../../src/runtime/er
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import { corralLabels } from '../../src/runtime/kubernetes/pod-manifest';
 import { createPodRuntime } from '../../src/runtime/create-pod-runtime';
-import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1 } from '../../src/common';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { kwokFateImage, setPodFate, shortenPodDeadline, waitForPodStarted, type KwokFate } from '../harness/kwok';

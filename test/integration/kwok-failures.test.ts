@@ -9,8 +9,8 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import { waitFor } from '../../src/embedded/wait';
 import { KubernetesPodRuntime } from '../../src/runtime/kubernetes/kubernetes-runtime';
 import type { ReadinessOutcome } from '../../src/runtime/pod-runtime';
-import type { WorkerPodRef, WorkerPodSpecInput } from '../../src/runtime/worker-pod-spec';
-import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
+import type { WorkerPodSpecInput } from '../../src/runtime/worker-pod-spec';
+import { workerProtocolV1, type WorkerPodRef } from '../../src/common';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
 import { createTestNamespace } from '../harness/kube-namespace';
 import { kwokAnnotations, kwokFateImage, kwokNodeAnnotation, waitForPodStarted, type KwokFate } from '../harness/kwok';

@@ -10,9 +10,9 @@ import { after, before, test } from 'node:test';
 import { repoRoot } from '../../src/embedded/tools';
 import type { PodHealthVerdict, PodHealthWatch } from '../../src/runtime/pod-runtime';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { workerProcessGroups } from '../harness/process-inspection';
 import { credentials, newWorkerId } from './runtime-behaviour';
+import type { WorkerPodRef } from '../../src/common';
 
 const pool = 'hpool';
 let stateDir: string;

@@ -13,9 +13,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRuntimeActivities } from '../../src/activities/runtime-activities';
 import { repoRoot } from '../../src/embedded/tools';
-import { runtimeFailureTypes } from '../../src/lifecycle/failure-types';
+import { runtimeFailureTypes, type WorkerPodRef } from '../../src/common';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
-import type { WorkerPodRef } from '../../src/runtime/worker-pod-spec';
 import { workerProcessGroups } from '../harness/process-inspection';
 import { credentials, newWorkerId } from './runtime-behaviour';
 

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Registry } from 'prom-client';
-import { createJanitorActivities, type RetentionReport } from '../../src/activities/janitor-activities';
+import { createJanitorActivities } from '../../src/activities/janitor-activities';
 import { buildCorralApi } from '../../src/api/api-server';
 import type { ClaimService } from '../../src/api/claim-service';
 import type { PoolService } from '../../src/api/pool-service';
@@ -25,6 +25,7 @@ import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
 import type { RetentionBatch, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
 import { useTestRegistry, type TestRegistry } from '../harness/registry';
+import type { RetentionReport } from '../../src/common';
 
 const day = 24 * 3_600_000;
 const retentionMs = 7 * day;

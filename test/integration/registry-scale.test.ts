@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { nonTerminalStates } from '../../src/lifecycle/states';
+import { nonTerminalStates } from '../../src/common';
 import { RegistryReadings } from '../../src/metrics/registry-readings';
 import { ClaimStore } from '../../src/registry/claim-store';
 import { WorkerLifecycleStore } from '../../src/registry/lifecycle-store';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { allowedTransitions, workerStates, type WorkerState } from '../../src/lifecycle/states';
+import { allowedTransitions, workerStates, type WorkerState } from '../../src/common';
 import { RegistryInputError, TransitionNotAllowedError } from '../../src/registry/errors';
 import { createRegistryPool } from '../../src/registry/database';
 import { ClaimStore } from '../../src/registry/claim-store';

@@ -13,7 +13,7 @@ import { createRuntimeActivities, type RuntimeActivities } from '../../src/activ
 import { repoRoot } from '../../src/embedded/tools';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
 import { deriveWorkerKey, generateWorkerProtocolKey } from '../../src/runtime/worker-protocol-proof';
-import { workerProtocolV2 } from '../../src/runtime/worker-protocol';
+import { workerProtocolV2 } from '../../src/common';
 import { newWorkerId } from './runtime-behaviour';
 
 let stateDir: string;

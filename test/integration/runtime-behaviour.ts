@@ -8,7 +8,8 @@ import crypto from 'node:crypto';
 import { test } from 'node:test';
 import { RuntimeInputError, StaleRuntimeWriteError, WorkerPodNotFoundError } from '../../src/runtime/errors';
 import type { PodRuntime, ReadinessOutcome } from '../../src/runtime/pod-runtime';
-import type { WorkerCredentials, WorkerPodRef, WorkerPodSpecInput } from '../../src/runtime/worker-pod-spec';
+import type { WorkerCredentials, WorkerPodSpecInput } from '../../src/runtime/worker-pod-spec';
+import type { WorkerPodRef } from '../../src/common';
 
 export type ScenarioKind = 'ready' | 'crash' | 'invalidImage' | 'neverReady';
 

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRuntimeActivities } from '../../src/activities/runtime-activities';
-import { workerProtocolV1 } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1 } from '../../src/common';
 import { maxWorkerTextLength, postActivation, postDrain } from '../../src/runtime/worker-protocol-client';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
 

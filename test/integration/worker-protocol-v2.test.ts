@@ -19,7 +19,7 @@ import { repoRoot } from '../../src/embedded/tools';
 import { freePort } from '../../src/embedded/ports';
 import { waitFor } from '../../src/embedded/wait';
 import type { PodRuntime } from '../../src/runtime/pod-runtime';
-import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../../src/runtime/worker-protocol';
+import { workerProtocolV1, workerProtocolV2, type WorkerProtocolName } from '../../src/common';
 import { postActivation, postDrain } from '../../src/runtime/worker-protocol-client';
 import {
   checkAnswer,

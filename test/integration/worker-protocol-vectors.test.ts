@@ -16,7 +16,7 @@ import {
   signAnswer,
   signRequest,
 } from '../../src/runtime/worker-protocol-proof';
-import { workerProtocolV2 } from '../../src/runtime/worker-protocol';
+import { workerProtocolV2 } from '../../src/common';
 
 interface Vector {
   workerId: string;

@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import { Client, Connection, ScheduleOverlapPolicy } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { waitFor } from '../../src/embedded/wait';
-import { corralPoolKey } from '../../src/workflows/search-attributes';
+import { corralPoolKey } from '../../src/common';
 import { useTemporalDevServer, type Lease, type TemporalEndpoint } from '../harness/shared';
 import { greetingWorkflow } from '../workflows/smoke';
 

@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { lifecycleRejections } from '../../src/lifecycle/failure-types';
 import {
+  lifecycleRejections,
   abandonClaimSignal,
   claimUpdate,
   describeQuery,
   drainUpdate,
   releaseUpdate,
-} from '../../src/workflows/worker-lifecycle/messages';
+} from '../../src/common';
 import {
   rejectionOf,
   startLifecycle,

@@ -9,19 +9,20 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { PoolActivities, PoolView } from '../../src/activities/pool-activities';
-import type { WorkerState } from '../../src/lifecycle/states';
 import {
+  type WorkerState,
   describePoolQuery,
   drainPoolUpdate,
   poolActivityNames,
   poolWorkflowId,
   type PoolDescription,
   type PoolWorkflowInput,
-} from '../../src/workflows/pool/messages';
+  janitorTaskQueueOf,
+  type RetentionReport,
+  type JanitorRunReport,
+} from '../../src/common';
 import { countsTowardBreaker, nextBreakerSequence } from '../../src/workflows/pool/spawn-breaker';
-import type { JanitorActivities, RetentionReport } from '../../src/activities/janitor-activities';
-import { janitorTaskQueueOf } from '../../src/lifecycle/task-queues';
-import type { JanitorRunReport } from '../../src/workflows/janitor';
+import type { JanitorActivities } from '../../src/activities/janitor-activities';
 import { recordHistory } from '../harness/lifecycle-env';
 import { createTimeSkippingEnv } from '../harness/time-skipping';
 

@@ -13,11 +13,14 @@ import {
   nonRetryableFailureReasons,
   podFailureReasons,
   type PodFailureReason,
-} from '../../src/lifecycle/failure-reasons';
-import { lifecycleRejections } from '../../src/lifecycle/failure-types';
+  lifecycleRejections,
+  corralStateKey,
+  corralTenantKey,
+  describeQuery,
+  drainUpdate,
+  type WorkerDescription,
+} from '../../src/common';
 import { waitFor } from '../../src/embedded/wait';
-import { corralStateKey, corralTenantKey } from '../../src/workflows/search-attributes';
-import { describeQuery, drainUpdate, type WorkerDescription } from '../../src/workflows/worker-lifecycle/messages';
 import {
   day,
   hour,

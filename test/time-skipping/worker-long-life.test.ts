@@ -7,7 +7,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { waitFor } from '../../src/embedded/wait';
 import { describeWorker } from '../../src/workflows/worker-lifecycle/lifecycle-rules';
-import { describeQuery, type WorkerLifecycleInput } from '../../src/workflows/worker-lifecycle/messages';
+import { describeQuery, type WorkerLifecycleInput } from '../../src/common';
 import {
   day,
   hour,

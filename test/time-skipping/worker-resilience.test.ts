@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowUpdateStage } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { waitFor } from '../../src/embedded/wait';
-import { drainUpdate } from '../../src/workflows/worker-lifecycle/messages';
+import { drainUpdate } from '../../src/common';
 import {
   hour,
   minute,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyAtDeadline, classifyPodFailure, type PodView } from '../../src/runtime/classify-pod-failure';
-import { podFailureReasons } from '../../src/lifecycle/failure-reasons';
+import { podFailureReasons } from '../../src/common';
 import { kubeletScenarios } from '../fixtures/kubelet-pod-statuses';
 
 const now = new Date('2026-11-23T10:00:00Z');

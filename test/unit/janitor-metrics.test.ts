@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import { createJanitorMetrics, reconcileOutcomes, strandedResourceKinds } from '../../src/metrics/janitor-metrics';
+import { createJanitorMetrics } from '../../src/metrics/janitor-metrics';
+import { reconcileOutcomes, strandedResourceKinds } from '../../src/common';
 
 test('every kind × outcome series starts at 0, and a reconciliation counts once under its own labels', async () => {
   const register = new Registry();

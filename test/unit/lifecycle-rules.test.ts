@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { lifecycleRejections } from '../../src/lifecycle/failure-types';
+import { lifecycleRejections, type WorkerRowChange } from '../../src/common';
 import {
   adoptRegistryRow,
   checkClaim,
@@ -10,7 +10,6 @@ import {
   isNewerChange,
   nextDeadline,
 } from '../../src/workflows/worker-lifecycle/lifecycle-rules';
-import type { WorkerRowChange } from '../../src/workflows/worker-lifecycle/messages';
 import { testSettings } from '../harness/lifecycle-env';
 
 const { invalidRequest, wrongState, staleLease, draining } = lifecycleRejections;

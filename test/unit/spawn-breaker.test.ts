@@ -9,7 +9,7 @@ import {
   recordSpawnSuccess,
   spawnAllowance,
 } from '../../src/workflows/pool/spawn-breaker';
-import type { SpawnBreaker } from '../../src/workflows/pool/messages';
+import type { SpawnBreaker } from '../../src/common';
 
 const settings = { failureThreshold: 3, cooldownMs: 60_000, successThreshold: 2 };
 

@@ -3,8 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Registry } from 'prom-client';
-import type { LifecycleOperation } from '../../src/lifecycle/operations';
-import type { WorkerState } from '../../src/lifecycle/states';
+import type { LifecycleOperation, WorkerState } from '../../src/common';
 import { parseExposition, sampleSum } from '../../src/metrics/exposition';
 import { createWorkerInventoryMetrics } from '../../src/metrics/inventory-metrics';
 import { createPoolMetrics } from '../../src/metrics/pool-metrics';

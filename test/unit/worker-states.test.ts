@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bumpsEpoch } from '../../src/lifecycle/operations';
 import {
+  bumpsEpoch,
   allowedTransitions,
   canTransition,
   nonTerminalStates,
   terminalStates,
   workerStates,
-} from '../../src/lifecycle/states';
+} from '../../src/common';
 
 test('terminal states go nowhere; every non-terminal state can drain, be lost or be reaped', () => {
   for (const s of terminalStates) assert.deepEqual(allowedTransitions[s], []);

@@ -8,7 +8,7 @@ import { ESLint } from 'eslint';
 import { repoRoot } from '../../src/embedded/tools';
 
 const eslint = new ESLint({ cwd: repoRoot });
-const probePath = path.join(repoRoot, 'src', 'workflows', 'search-attributes.ts');
+const probePath = path.join(repoRoot, 'src', 'workflows', 'index.ts');
 
 async function restrictedImportErrors(code: string): Promise<string[]> {
   // Lint the text as if it were a file under src/workflows (an existing path, so the

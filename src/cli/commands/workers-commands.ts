@@ -1,6 +1,6 @@
 // `corral workers list`: the registry's view of workers, newest state first per pool.
 import type { Command } from 'commander';
-import { nonTerminalStates, workerStates, type WorkerState } from '../../lifecycle/states';
+import { nonTerminalStates, workerStates, type WorkerState } from '../../common/states';
 import { UsageError } from '../cli-errors';
 import { withCorralClient } from '../client-session';
 import { parsePositiveInt } from '../option-parsers';

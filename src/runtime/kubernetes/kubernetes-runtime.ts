@@ -10,7 +10,7 @@ import {
   type V1Pod,
   type V1Secret,
 } from '@kubernetes/client-node';
-import { kubernetesApiDefaults, kubernetesMethodBudgetsMs } from '../../lifecycle/runtime-bounds';
+import { kubernetesApiDefaults, kubernetesMethodBudgetsMs, type WorkerPodRef } from '../../common';
 import { classifyPodFailure } from '../classify-pod-failure';
 import {
   RuntimeInputError,
@@ -41,7 +41,6 @@ import {
   parseWorkerPodSpec,
   refFor,
   type WorkerCredentials,
-  type WorkerPodRef,
   type WorkerPodSpecInput,
 } from '../worker-pod-spec';
 import { apiMessage, callKubernetes, statusCodeOf, timeoutOptions, type ApiCallContext } from './api-call';

@@ -7,7 +7,7 @@
 // e.g. after corral restarted — with containers that had started. Before that a pod belongs to
 // its readiness wait, which reports its failures itself. One verdict per pod: it is not repeated
 // for later status updates, and the pod is forgotten once deleted. Each change costs O(1).
-import type { WorkerFailureReason } from '../../lifecycle/failure-reasons';
+import type { WorkerFailureReason } from '../../common';
 import { classifyPodFailure } from '../classify-pod-failure';
 import type { PodHealthWatch, PodHealthWatchOptions } from '../pod-runtime';
 import { apiMessage } from './api-call';

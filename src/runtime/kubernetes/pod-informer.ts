@@ -27,10 +27,9 @@
 // The informer never keeps a process alive by itself (its timers and watch socket are unref'd):
 // it is a background cache. Whoever waits on it holds its own timer (awaitReady's deadline).
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { workerPodName } from '../../lifecycle/pod-names';
+import { workerPodName, type WorkerPodRef } from '../../common';
 import type { ContainerStatusView, PodConditionView, PodView } from '../classify-pod-failure';
 import { RuntimeForbiddenError } from '../errors';
-import type { WorkerPodRef } from '../worker-pod-spec';
 import { apiMessage, isTransient, statusCodeOf, timeoutOptions } from './api-call';
 import { corralLabels } from './pod-manifest';
 import { openWatchStream } from './watch-stream';

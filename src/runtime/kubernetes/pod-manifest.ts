@@ -2,13 +2,8 @@
 // service-account token, RuntimeDefault seccomp, no privilege escalation, read-only root, and
 // explicit requests and limits so a worker never lands BestEffort.
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import {
-  credentialsFileContent,
-  isSecretRef,
-  type WorkerCredentials,
-  type WorkerPodRef,
-  type WorkerPodSpec,
-} from '../worker-pod-spec';
+import { credentialsFileContent, isSecretRef, type WorkerCredentials, type WorkerPodSpec } from '../worker-pod-spec';
+import type { WorkerPodRef } from '../../common';
 
 export const corralLabels = {
   managedBy: 'app.kubernetes.io/managed-by',

@@ -8,10 +8,10 @@ import { isIPv6 } from 'node:net';
 import { classifyAtDeadline, classifyPodFailure, type PodVerdict } from '../classify-pod-failure';
 import { RuntimeForbiddenError, WorkerNameConflictError } from '../errors';
 import type { ReadinessDiagnostics, ReadinessOutcome } from '../pod-runtime';
-import type { WorkerPodRef } from '../worker-pod-spec';
 import { apiMessage, isTransient, sleep, statusCodeOf, timeoutOptions } from './api-call';
 import { isOursFor } from './pod-manifest';
 import { summarizePod, type CachedPod, type PodInformer } from './pod-informer';
+import type { WorkerPodRef } from '../../common';
 
 export interface ReadinessWaitOptions {
   informer: PodInformer;

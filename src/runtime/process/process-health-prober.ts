@@ -6,7 +6,7 @@
 // - its health hook is probed every `healthIntervalMs` (its record's, like a pod's readinessProbe),
 //   and `healthFailureThreshold` failures in a row are a `health_check_failed` verdict.
 // A worker being deleted (its record says so, or its directory is gone) is never a verdict.
-import type { WorkerFailureReason } from '../../lifecycle/failure-reasons';
+import type { WorkerFailureReason } from '../../common';
 import type { HealthProbeResult, PodHealthWatch, PodHealthWatchOptions } from '../pod-runtime';
 import type { ProcessIdentity } from './process-identity';
 import { refOfRecord, type WorkerRecord } from './process-record';

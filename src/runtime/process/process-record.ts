@@ -1,6 +1,5 @@
 // The on-disk record of one process worker: what the runtime and its health prober share.
-import type { PodFailureReason } from '../../lifecycle/failure-reasons';
-import type { WorkerPodRef } from '../worker-pod-spec';
+import type { PodFailureReason, WorkerPodRef } from '../../common';
 import type { ProcessIdentity } from './process-identity';
 
 /** The on-disk record of one worker spawn; plain JSON, written atomically. */

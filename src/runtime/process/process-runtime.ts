@@ -8,8 +8,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { PodFailureReason, WorkerFailureReason } from '../../lifecycle/failure-reasons';
-import { processRuntimeBoundsMs } from '../../lifecycle/runtime-bounds';
+import {
+  type PodFailureReason,
+  type WorkerFailureReason,
+  processRuntimeBoundsMs,
+  type WorkerPodRef,
+} from '../../common';
 import { freePort } from '../../embedded/ports';
 import {
   RuntimeInputError,
@@ -40,7 +44,6 @@ import {
   parseWorkerPodSpec,
   refFor,
   type WorkerCredentials,
-  type WorkerPodRef,
   type WorkerPodSpec,
   type WorkerPodSpecInput,
 } from '../worker-pod-spec';

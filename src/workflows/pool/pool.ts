@@ -28,9 +28,8 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { failoverBounds } from '../../lifecycle/failover-bounds';
-import type { PoolActivities, PoolView } from '../../activities/pool-activities';
 import {
+  failoverBounds,
   describePoolQuery,
   drainPoolUpdate,
   poolSpecChangedSignal,
@@ -42,7 +41,8 @@ import {
   type PoolWorkflowInput,
   type PoolWorkflowResult,
   type WorkerChange,
-} from './messages';
+} from '../../common';
+import type { PoolActivities, PoolView } from '../../activities/pool-activities';
 import {
   advanceBreaker,
   breakerWakeAt,

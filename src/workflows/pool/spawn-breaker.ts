@@ -5,8 +5,7 @@
 //    ▲                                 ▲                                   │ exactly one probe at a time
 //    └────────── M probe successes ────┼───────────────────────────────────┤
 //                                      └─────────── probe failed ──────────┘
-import { isCapacityFailure } from '../../lifecycle/failure-reasons';
-import type { SpawnBreaker } from './messages';
+import { isCapacityFailure, type SpawnBreaker } from '../../common';
 
 export interface BreakerSettings {
   failureThreshold: number;

@@ -42,18 +42,43 @@ import type {
   WorkerView,
 } from '../../activities/registry-activities';
 import type { RuntimeActivities } from '../../activities/runtime-activities';
-import { failoverBounds } from '../../lifecycle/failover-bounds';
-import { runtimeCallWorstCaseMs } from '../../lifecycle/runtime-bounds';
-import { isRetryableFailure, isWorkerFailureReason, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
-import { lifecycleRejections, registryFailureTypes, runtimeFailureTypes } from '../../lifecycle/failure-types';
-import type { LifecycleOperation } from '../../lifecycle/operations';
-import { workerPodName } from '../../lifecycle/pod-names';
-import { workerStates, type WorkerState } from '../../lifecycle/states';
-import { runtimeTaskQueueOf } from '../../lifecycle/task-queues';
-import type { WorkerPodRef, WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
-import type { WorkerProtocolName } from '../../runtime/worker-protocol';
-import { poolWorkflowId, workerChangedSignal, type WorkerChange } from '../pool/messages';
-import { corralImageKey, corralPoolKey, corralStateKey, corralTenantKey } from '../search-attributes';
+import {
+  failoverBounds,
+  runtimeCallWorstCaseMs,
+  isRetryableFailure,
+  isWorkerFailureReason,
+  type WorkerFailureReason,
+  lifecycleRejections,
+  registryFailureTypes,
+  runtimeFailureTypes,
+  type LifecycleOperation,
+  workerPodName,
+  workerStates,
+  type WorkerState,
+  runtimeTaskQueueOf,
+  type WorkerProtocolName,
+  poolWorkflowId,
+  workerChangedSignal,
+  type WorkerChange,
+  corralImageKey,
+  corralPoolKey,
+  corralStateKey,
+  corralTenantKey,
+  maxUpdatesPerRun,
+  type BoundClaim,
+  type ClaimRequest,
+  type DrainRequest,
+  type LifecycleState,
+  type ReleaseRequest,
+  type HealthVerdictNotice,
+  type ReleaseResult,
+  type WorkerDescription,
+  type WorkerLease,
+  type WorkerLifecycleInput,
+  type WorkerLifecycleSettings,
+  type WorkerRowChange,
+  type WorkerPodRef,
+} from '../../common';
 import {
   adoptRegistryRow,
   adoptRow,
@@ -68,21 +93,6 @@ import {
   type DeadlineKind,
   type Rejection,
 } from './lifecycle-rules';
-import {
-  maxUpdatesPerRun,
-  type BoundClaim,
-  type ClaimRequest,
-  type DrainRequest,
-  type LifecycleState,
-  type ReleaseRequest,
-  type HealthVerdictNotice,
-  type ReleaseResult,
-  type WorkerDescription,
-  type WorkerLease,
-  type WorkerLifecycleInput,
-  type WorkerLifecycleSettings,
-  type WorkerRowChange,
-} from './messages';
 
 type LifecycleActivities = RegistryActivities & RuntimeActivities & HealthActivities;
 
@@ -718,7 +728,7 @@ export class WorkerLifecycle {
     return this.settings.workerProtocol ? { protocol: this.settings.workerProtocol } : {};
   }
 
-  private podSpec(): WorkerPodSpecInput {
+  private podSpec(): Parameters<RuntimeActivities['spawnWorkerPod']>[0]['spec'] {
     const { settings, s } = this;
     return {
       workerId: this.workerId,

@@ -1,21 +1,24 @@
 // The workerLifecycle workflow's decisions as pure functions of its state: which deadline comes
 // next, whether a message may be accepted, how a registry row is adopted. No Temporal calls
 // here, so the rules are unit-tested directly and the workflow file stays about sequencing.
-import { isPodFailureReason, workerFailureReasons, type WorkerFailureReason } from '../../lifecycle/failure-reasons';
-import { lifecycleRejections, type LifecycleRejection } from '../../lifecycle/failure-types';
+import {
+  isPodFailureReason,
+  workerFailureReasons,
+  type WorkerFailureReason,
+  lifecycleRejections,
+  type LifecycleRejection,
+  type BoundClaim,
+  type ClaimRequest,
+  type DrainRequest,
+  type LifecycleDeadlines,
+  type LifecycleState,
+  type ReleaseRequest,
+  type WorkerDescription,
+  type WorkerLifecycleInput,
+  type WorkerLifecycleSettings,
+  type WorkerRowChange,
+} from '../../common';
 import type { WorkerView } from '../../activities/registry-activities';
-import type {
-  BoundClaim,
-  ClaimRequest,
-  DrainRequest,
-  LifecycleDeadlines,
-  LifecycleState,
-  ReleaseRequest,
-  WorkerDescription,
-  WorkerLifecycleInput,
-  WorkerLifecycleSettings,
-  WorkerRowChange,
-} from './messages';
 
 export type DeadlineKind = keyof LifecycleDeadlines;
 

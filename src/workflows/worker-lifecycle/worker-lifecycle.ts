@@ -43,7 +43,7 @@ import {
   releaseUpdate,
   type WorkerLifecycleInput,
   type WorkerLifecycleResult,
-} from './messages';
+} from '../../common';
 
 export async function workerLifecycleWorkflow(input: WorkerLifecycleInput): Promise<WorkerLifecycleResult> {
   // Decided once, before any await: a history recorded before registry claims has no marker here,

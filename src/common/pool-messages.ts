@@ -1,7 +1,7 @@
 // The pool workflow's contract: input, carried state, messages. Exported as constants so the
 // workflow, the worker workflows that notify it, CorralClient and the tests share them.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { WorkerState } from '../../lifecycle/states';
+import type { WorkerState } from './states';
 
 export const breakerStates = ['closed', 'open', 'half_open'] as const;
 export type BreakerState = (typeof breakerStates)[number];

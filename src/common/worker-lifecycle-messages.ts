@@ -1,10 +1,10 @@
 // The workerLifecycle workflow's contract: its input, its messages and their answers. Exported
 // as constants so the workflow, CorralClient, the CLI and the tests share one definition.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { WorkerFailureReason } from '../../lifecycle/failure-reasons';
-import type { WorkerState } from '../../lifecycle/states';
-import type { WorkerPodSpecInput } from '../../runtime/worker-pod-spec';
-import type { WorkerProtocolName } from '../../runtime/worker-protocol';
+import type { WorkerFailureReason } from './failure-reasons';
+import type { WorkerState } from './states';
+import type { WorkerEnvValue, WorkerResources } from './worker-pod';
+import type { WorkerProtocolName } from './worker-protocol';
 
 /** What release does with a worker: keep it for the same tenant, return it to the pool, or retire it. */
 export const releasePolicies = ['hot_idle', 'recycle', 'retire'] as const;
@@ -18,12 +18,12 @@ export interface WorkerLifecycleSettings {
   image: string;
   args?: string[];
   /** Literal values or Secret references (never a secret's value: decision 0021). */
-  env?: WorkerPodSpecInput['env'];
+  env?: Record<string, WorkerEnvValue>;
   port?: number;
   /** The pool's worker protocol (absent in runs started before it existed: corral.worker/v2 where corral has a key). */
   workerProtocol?: WorkerProtocolName;
   healthPath?: string;
-  resources: WorkerPodSpecInput['resources'];
+  resources: WorkerResources;
   /** From asking the runtime for a pod to the pod being ready, per spawn attempt. */
   spawnDeadlineMs: number;
   /** From ready to the worker having accepted its identity. */
@@ -157,7 +157,7 @@ export interface WorkerDescription {
 }
 
 /** Why an update was refused: the ApplicationFailure `type` a client sees (defined with the other failure types). */
-export { lifecycleRejections, type LifecycleRejection } from '../../lifecycle/failure-types';
+export { lifecycleRejections, type LifecycleRejection } from './failure-types';
 
 /**
  * Legacy: claims and releases as updates of the worker's workflow. Kept, unchanged, only for runs
