@@ -17,6 +17,12 @@ const ioPackages = [
   '@temporalio/testing',
 ];
 
+const workflowGlobals = [
+  'error',
+  { name: 'process', message: 'No process access in workflow code.' },
+  { name: 'require', message: 'No dynamic require in workflow code.' },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.corral/**', 'test-results/**', 'test/histories/**'] },
   js.configs.recommended,
@@ -44,7 +50,36 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/workflows/**/*.ts', 'test/workflows/**/*.ts'],
+    // Workflow code is an allow-list (docs/decisions/0028-shared-contracts-module.md): the Temporal
+    // workflow API, @temporalio/common, corral's shared contracts (src/common) and its own folder.
+    // Activities are reached only through their types (`proxyActivities<typeof …>`: erased at
+    // compile time, never bundled); everything else (Node, I/O packages, the registry, the
+    // runtime, metrics, config, other layers) is an error.
+    files: ['src/workflows/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: String.raw`^(?!@temporalio/(workflow|common)$|\./|(\.\./)+common$|(\.\./)+activities(/[\w-]+)?$)`,
+              message:
+                'Workflow code may import only @temporalio/workflow, @temporalio/common, src/common and its own folder (types from src/activities).',
+            },
+            {
+              regex: String.raw`^(\.\./)+activities(/[\w-]+)?$`,
+              allowTypeImports: true,
+              message: 'Workflows may import types from activities, never implementations.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': workflowGlobals,
+    },
+  },
+  {
+    // Test workflows (the smoke bundle): the deny-list of Node built-ins and I/O packages.
+    files: ['test/workflows/**/*.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
@@ -53,20 +88,9 @@ export default tseslint.config(
             name,
             message: 'Workflow code is replayed deterministically: no Node built-ins or I/O packages.',
           })),
-          patterns: [
-            {
-              group: ['**/activities', '**/activities/*', '**/registry/*', '**/runtime/*', '**/metrics/*'],
-              allowTypeImports: true,
-              message: 'Workflows may import types from activities, never implementations.',
-            },
-          ],
         },
       ],
-      'no-restricted-globals': [
-        'error',
-        { name: 'process', message: 'No process access in workflow code.' },
-        { name: 'require', message: 'No dynamic require in workflow code.' },
-      ],
+      'no-restricted-globals': workflowGlobals,
     },
   },
   {

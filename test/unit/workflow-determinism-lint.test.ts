@@ -1,6 +1,7 @@
-// The determinism fence is enforced by ESLint: workflow code may not import Node built-ins, I/O
-// packages or activity implementations. These cases prove the rule fires (and stays quiet on
-// what is allowed), so a config change cannot silently disable it.
+// The determinism fence is enforced by ESLint as an allow-list (decision 0028): workflow code may
+// import only @temporalio/workflow, @temporalio/common, src/common and its own folder, plus types
+// from activities. These cases prove the rule fires (and stays quiet on what is allowed), so a
+// config change cannot silently disable it.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -27,15 +28,27 @@ test('workflow code importing a Node built-in, an I/O package or an activity imp
     "import { Client } from '@temporalio/client';\nexport const x = Client;\n",
     "import * as activities from '../activities';\nexport const x = activities;\n",
     'export const x = process.env.HOME;\n',
+    // Not on the allow-list, even though nothing here does I/O: lower layers and other packages.
+    "import { z } from 'zod';\nexport const x = z;\n",
+    "import { parsePoolSpec } from '../config/pool-spec';\nexport const x = parsePoolSpec;\n",
+    "import type { PoolStore } from '../registry/pool-store';\nexport type X = PoolStore;\n",
+    "import type { WorkerPodSpecInput } from '../runtime/worker-pod-spec';\nexport type X = WorkerPodSpecInput;\n",
+    "import { startWorkerLifecycle } from '../client/worker-workflows';\nexport const x = startWorkerLifecycle;\n",
+    "import { workerStates } from '../common/states';\nexport const x = workerStates;\n",
+    "import { ms } from 'ms';\nexport const x = ms;\n",
   ]) {
     const errors = await restrictedImportErrors(code);
     assert.ok(errors.length > 0, `expected a determinism lint error for:\n${code}`);
   }
 });
 
-test('workflow code may import @temporalio/workflow and types from activities', async () => {
+test('workflow code may import the allow-list: Temporal, src/common, its own folder, types from activities', async () => {
   const code =
     "import { sleep } from '@temporalio/workflow';\nimport type * as activities from '../activities';\n" +
-    'export type A = typeof activities;\nexport const s = sleep;\n';
+    "import type { PoolActivities } from '../activities/pool-activities';\n" +
+    "import type { SearchAttributeUpdatePair } from '@temporalio/common';\n" +
+    "import { workerStates } from '../common';\nimport { poolWorkflow } from './pool/pool';\n" +
+    'export type A = typeof activities | PoolActivities | SearchAttributeUpdatePair;\n' +
+    'export const s = [sleep, workerStates, poolWorkflow];\n';
   assert.deepEqual(await restrictedImportErrors(code), []);
 });
