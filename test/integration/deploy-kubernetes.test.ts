@@ -6,7 +6,6 @@
 // them), and the real `corral doctor`, run as the manifests' ServiceAccount with a TokenRequest
 // token, passes — and names the verb once the Role loses it.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,13 @@ import { timeoutOptions } from '../../src/runtime/kubernetes/api-call';
 import { checkKubernetesPermissions, requiredKubernetesPermissions } from '../../src/runtime/kubernetes/doctor';
 import { applyManifests, manifestsDir, type Manifest } from '../harness/deploy-manifests';
 import { kubeConfigFor, type KubeEndpoint } from '../harness/kube';
+import {
+  parseDoctorJson,
+  plain,
+  runDoctor as runDoctorAs,
+  serviceAccountKubeconfigFile as serviceAccountKubeconfigFileFor,
+  sortedRules,
+} from '../harness/kube-doctor';
 import { useKube, type Lease } from '../harness/shared';
 
 const apiTimeoutMs = 10_000;
@@ -49,82 +55,13 @@ after(async () => {
   await kube?.release();
 });
 
-/** client-node returns class instances; deepEqual compares prototypes too. */
-const plain = (value: unknown): unknown => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+/** `corral doctor` as whoever `kubeconfigFile` authenticates, for the workers' namespace. */
+const runDoctor = (kubeconfigFile: string, opts: { json: boolean }) =>
+  runDoctorAs({ kubeconfigFile, workersNamespace, stateDir: tempDir, json: opts.json });
 
-const sortedRules = (rules: { apiGroups?: string[]; resources?: string[]; verbs: string[] }[]) =>
-  rules
-    .map((r) => ({ apiGroups: r.apiGroups ?? [], resources: r.resources ?? [], verbs: [...r.verbs].sort() }))
-    .sort((a, b) => a.resources.join().localeCompare(b.resources.join()));
-
-// --- the CLI as the ServiceAccount ---------------------------------------------------------------
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `bin/corral doctor` for the kubernetes runtime, as whoever `kubeconfigFile` authenticates. */
-function runDoctor(kubeconfigFile: string, opts: { json: boolean }): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    KUBECONFIG: kubeconfigFile,
-    // An empty state dir: no .corral/endpoints.json from a `make start` in this checkout.
-    CORRAL_STATE_DIR: tempDir,
-  };
-  // Without a registry or Temporal configured, doctor checks only the RBAC.
-  for (const name of ['TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'DATABASE_URL', 'CORRAL_RUNTIME']) delete env[name];
-  const args = [
-    'doctor',
-    '--runtime',
-    'kubernetes',
-    '--kube-namespace',
-    workersNamespace,
-    ...(opts.json ? ['--json'] : []),
-  ];
-  return new Promise((resolve, reject) => {
-    execFile(
-      path.join(repoRoot, 'bin', 'corral'),
-      args,
-      { env, timeout: 60_000, encoding: 'utf8', maxBuffer: 1024 * 1024 },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`corral ${args.join(' ')}: ${err.message} (signal ${err.signal ?? '-'})\n${stderr}`));
-          return;
-        }
-        resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-interface DoctorJson {
-  ok: boolean;
-  checks: { name: string; ok: boolean; detail: string }[];
-}
-
-function parseDoctorJson(result: CliResult): DoctorJson {
-  try {
-    return JSON.parse(result.stdout) as DoctorJson;
-  } catch {
-    throw new Error(`doctor printed no JSON (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
-  }
-}
-
-/** A kubeconfig file that authenticates as `serviceAccount` with a TokenRequest token. */
-async function serviceAccountKubeconfigFile(serviceAccount: string): Promise<string> {
-  const core = admin.makeApiClient(CoreV1Api);
-  const request = await core.createNamespacedServiceAccountToken(
-    { namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } },
-    timeoutOptions(apiTimeoutMs),
-  );
-  const token = request.status?.token;
-  assert.ok(token, `the apiserver issued a token for ${namespace}/${serviceAccount}`);
-  const file = path.join(tempDir, `${serviceAccount}.kubeconfig`);
-  fs.writeFileSync(file, kubeConfigFor(kube.value, token).exportConfig(), { mode: 0o600 });
-  return file;
-}
+/** A kubeconfig file that authenticates as `serviceAccount` of corral's namespace. */
+const serviceAccountKubeconfigFile = (serviceAccount: string) =>
+  serviceAccountKubeconfigFileFor({ endpoint: kube.value, admin, namespace, serviceAccount, dir: tempDir });
 
 // --- the tests ----------------------------------------------------------------------------------
 
