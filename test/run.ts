@@ -1,7 +1,12 @@
-// `make test`: provisions every server, starts one Temporal dev server, one Postgres and one
-// Kubernetes control plane (etcd, kube-apiserver, kube-scheduler, and KWOK with its fake nodes
-// playing the kubelet) for the whole run, and runs every *.test.ts file with node's test runner
-// against them. Server logs land in test-results/logs and are kept only if something failed.
+// `make test`: runs the *.test.ts files under test/ (all of them, or those whose path contains one
+// of the arguments) with node's test runner, against shared servers started once for the run. It
+// starts and provisions only what the selected files declare (`// corral-test-needs: …` in a file's
+// header, else its directory's default: test/harness/test-needs.ts, decision 0027): a Temporal dev
+// server, a Postgres, a Kubernetes control plane (etcd, kube-apiserver, kube-scheduler, and KWOK
+// with its fake nodes playing the kubelet). Every file is told what it declared; asking for an
+// undeclared shared server fails that file (test/harness/shared.ts). So `make test-unit` starts
+// nothing and `make test` everything. Server logs land in test-results/logs and are kept only if
+// something failed.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +15,14 @@ import { startEmbeddedPostgres } from '../src/embedded/postgres';
 import { startTemporalDevServer } from '../src/embedded/temporal-dev-server';
 import { startKube } from './harness/kube';
 import { sharedEnvNames } from './harness/shared';
+import {
+  declaredNeedsEnv,
+  declaredNeeds,
+  serverNeeds,
+  toolGroupsFor,
+  type ServerNeed,
+  type TestNeed,
+} from './harness/test-needs';
 
 const say = (line: string) => console.log(`[test] ${line}`);
 
@@ -30,29 +43,67 @@ async function main(): Promise<number> {
   fs.rmSync(logs, { recursive: true, force: true });
   process.env.CORRAL_LOGS_DIR = logs;
 
-  say('provisioning tools (a no-op on a warm cache)');
-  Object.assign(process.env, provisionTools(['temporal', 'test-server', 'kube', 'chromium', 'helm', 'prometheus']));
-
-  say('starting shared servers: Temporal dev server, Postgres, kube-apiserver + etcd + kube-scheduler + KWOK');
-  const [temporal, postgres, kube] = await Promise.all([
-    startTemporalDevServer(),
-    startEmbeddedPostgres(),
-    startKube(),
-  ]);
-  say(`Temporal ${temporal.address} (UI ${temporal.uiUrl}), Postgres :${postgres.port}, kube ${kube.server}`);
-
-  const files = findTestFiles(path.join(repoRoot, 'test')).filter(
+  const testRoot = path.join(repoRoot, 'test');
+  const files = findTestFiles(testRoot).filter(
     (f) => filters.length === 0 || filters.some((filter) => f.includes(filter)),
   );
-  const env = {
-    ...process.env,
-    [sharedEnvNames.temporalAddress]: temporal.address,
-    [sharedEnvNames.temporalUiUrl]: temporal.uiUrl,
-    [sharedEnvNames.postgresUrl]: postgres.connectionString,
-    [sharedEnvNames.kubeServer]: kube.server,
-    [sharedEnvNames.kubeToken]: kube.adminToken,
-    [sharedEnvNames.kubeCaFile]: kube.caFile,
+  const needsByFile: Record<string, TestNeed[]> = {};
+  for (const file of files) needsByFile[file] = declaredNeeds(file, fs.readFileSync(file, 'utf8'), testRoot);
+  const needed = new Set(Object.values(needsByFile).flat());
+
+  const groups = toolGroupsFor(needed);
+  if (groups.length > 0) {
+    say(`provisioning tools: ${groups.join(' ')} (a no-op on a warm cache)`);
+    Object.assign(process.env, provisionTools(groups));
+  }
+
+  const servers = serverNeeds.filter((server) => needed.has(server));
+  const names = {
+    temporal: 'Temporal dev server',
+    postgres: 'Postgres',
+    kube: 'kube-apiserver + etcd + kube-scheduler + KWOK',
   };
+  say(
+    servers.length > 0
+      ? `starting shared servers: ${servers.map((server) => names[server]).join(', ')}`
+      : 'no shared servers: the selected files declare none',
+  );
+  const startIf = <T>(server: ServerNeed, start: () => Promise<T>): Promise<T | null> =>
+    needed.has(server) ? start() : Promise.resolve(null);
+  const starts = await Promise.allSettled([
+    startIf('temporal', startTemporalDevServer),
+    startIf('postgres', startEmbeddedPostgres),
+    startIf('kube', startKube),
+  ]);
+  const valueOf = <T>(settled: PromiseSettledResult<T | null>): T | null =>
+    settled.status === 'fulfilled' ? settled.value : null;
+  const temporal = valueOf(starts[0]);
+  const postgres = valueOf(starts[1]);
+  const kube = valueOf(starts[2]);
+  const failed = starts.find((s) => s.status === 'rejected');
+  if (failed) {
+    // One server would not start: stop the others before giving up.
+    await Promise.allSettled([temporal?.stop(), postgres?.stop(), kube?.stop()]);
+    throw failed.reason;
+  }
+  const started = [
+    temporal && `Temporal ${temporal.address} (UI ${temporal.uiUrl})`,
+    postgres && `Postgres :${postgres.port}`,
+    kube && `kube ${kube.server}`,
+  ].filter(Boolean);
+  if (started.length > 0) say(started.join(', '));
+
+  const env: NodeJS.ProcessEnv = { ...process.env, [declaredNeedsEnv]: JSON.stringify(needsByFile) };
+  if (temporal) {
+    env[sharedEnvNames.temporalAddress] = temporal.address;
+    env[sharedEnvNames.temporalUiUrl] = temporal.uiUrl;
+  }
+  if (postgres) env[sharedEnvNames.postgresUrl] = postgres.connectionString;
+  if (kube) {
+    env[sharedEnvNames.kubeServer] = kube.server;
+    env[sharedEnvNames.kubeToken] = kube.adminToken;
+    env[sharedEnvNames.kubeCaFile] = kube.caFile;
+  }
   let code = 1;
   try {
     say(`running ${files.length} test files`);
@@ -71,7 +122,7 @@ async function main(): Promise<number> {
     );
     code = await new Promise<number>((resolve) => runner.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
   } finally {
-    await Promise.allSettled([temporal.stop(), postgres.stop(), kube.stop()]);
+    await Promise.allSettled([temporal?.stop(), postgres?.stop(), kube?.stop()]);
   }
   if (code === 0) {
     fs.rmSync(logs, { recursive: true, force: true });

@@ -1,6 +1,8 @@
-// Servers shared across one test run. `test/run.ts` starts one dev server, one Postgres and one
-// Kubernetes control plane (with kube-scheduler and KWOK) and hands their addresses to every test
-// file through the environment; a test file run on its own starts private instances instead.
+// Servers shared across one test run. `test/run.ts` starts the dev server, Postgres and
+// Kubernetes control plane (with kube-scheduler and KWOK) that the selected files declare
+// (`// corral-test-needs: …`, test/harness/test-needs.ts, decision 0027) and hands their addresses
+// to every test file through the environment. Under the runner, a file that asks for a server it
+// did not declare fails at once; a test file run on its own starts private instances instead.
 // Sharing is safe because every test isolates itself: its own database, namespace, task queue
 // and workflow ids.
 import crypto from 'node:crypto';
@@ -8,6 +10,7 @@ import pg from 'pg';
 import { startEmbeddedPostgres } from '../../src/embedded/postgres';
 import { startTemporalDevServer } from '../../src/embedded/temporal-dev-server';
 import { startKube, type KubeEndpoint } from './kube';
+import { usesSharedServer, type ServerNeed } from './test-needs';
 
 export interface Lease<T> {
   value: T;
@@ -26,6 +29,11 @@ export const sharedEnvNames = {
 
 const noop = async (): Promise<void> => undefined;
 
+/** The runner declared and started `server` for this file, but its address is not in the environment. */
+function missing(server: ServerNeed, names: string[]): Error {
+  return new Error(`test/run.ts did not pass the shared ${server} server (${names.join(', ')} unset)`);
+}
+
 export interface TemporalEndpoint {
   address: string;
   uiUrl: string;
@@ -33,18 +41,25 @@ export interface TemporalEndpoint {
 }
 
 export async function useTemporalDevServer(): Promise<Lease<TemporalEndpoint>> {
-  const address = process.env[sharedEnvNames.temporalAddress];
-  const uiUrl = process.env[sharedEnvNames.temporalUiUrl];
-  if (address && uiUrl) return { value: { address, uiUrl, namespace: 'default' }, release: noop };
+  if (usesSharedServer('temporal')) {
+    const address = process.env[sharedEnvNames.temporalAddress];
+    const uiUrl = process.env[sharedEnvNames.temporalUiUrl];
+    if (!address || !uiUrl) throw missing('temporal', [sharedEnvNames.temporalAddress, sharedEnvNames.temporalUiUrl]);
+    return { value: { address, uiUrl, namespace: 'default' }, release: noop };
+  }
   const server = await startTemporalDevServer();
   return { value: { address: server.address, uiUrl: server.uiUrl, namespace: server.namespace }, release: server.stop };
 }
 
 /** A fresh, empty database on the shared (or a private) Postgres server. */
 export async function usePostgresDatabase(): Promise<Lease<{ connectionString: string }>> {
-  let serverUrl = process.env[sharedEnvNames.postgresUrl];
+  let serverUrl: string;
   let release = noop;
-  if (!serverUrl) {
+  if (usesSharedServer('postgres')) {
+    const shared = process.env[sharedEnvNames.postgresUrl];
+    if (!shared) throw missing('postgres', [sharedEnvNames.postgresUrl]);
+    serverUrl = shared;
+  } else {
     const server = await startEmbeddedPostgres();
     serverUrl = server.connectionString;
     release = server.stop;
@@ -68,10 +83,15 @@ export async function usePostgresDatabase(): Promise<Lease<{ connectionString: s
  * namespace (test/harness/kwok-workers.ts); more nodes come from createKwokNodes.
  */
 export async function useKube(): Promise<Lease<KubeEndpoint>> {
-  const server = process.env[sharedEnvNames.kubeServer];
-  const adminToken = process.env[sharedEnvNames.kubeToken];
-  const caFile = process.env[sharedEnvNames.kubeCaFile];
-  if (server && adminToken && caFile) return { value: { server, adminToken, caFile }, release: noop };
+  if (usesSharedServer('kube')) {
+    const server = process.env[sharedEnvNames.kubeServer];
+    const adminToken = process.env[sharedEnvNames.kubeToken];
+    const caFile = process.env[sharedEnvNames.kubeCaFile];
+    if (!server || !adminToken || !caFile) {
+      throw missing('kube', [sharedEnvNames.kubeServer, sharedEnvNames.kubeToken, sharedEnvNames.kubeCaFile]);
+    }
+    return { value: { server, adminToken, caFile }, release: noop };
+  }
   const kube = await startKube();
   return { value: { server: kube.server, adminToken: kube.adminToken, caFile: kube.caFile }, release: kube.stop };
 }

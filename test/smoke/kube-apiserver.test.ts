@@ -1,3 +1,4 @@
+// corral-test-needs: kube
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, test } from 'node:test';

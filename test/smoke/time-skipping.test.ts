@@ -1,3 +1,4 @@
+// corral-test-needs: test-server
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
