@@ -1,3 +1,4 @@
+// corral-test-needs: kube helm
 // deploy/helm/corral: `helm lint --strict` passes; with default values (release `corral` in
 // namespace `corral`) `helm template` renders the very objects of deploy/kubernetes (kustomize) —
 // the same kinds, names and namespaces, and every field equal but Helm's own bookkeeping labels;
