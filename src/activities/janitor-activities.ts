@@ -21,6 +21,7 @@ import {
   terminalStates,
   wedgeableStates,
   workerLifecycleWorkflowId,
+  workerLifecycleWorkflowType,
   type JanitorAction,
   type JanitorReason,
   type JanitorReport,
@@ -75,9 +76,7 @@ export interface RetentionLimits {
 }
 export const defaultRetentionLimits: RetentionLimits = { batchSize: 1_000, maxBatchesPerPass: 200, budgetMs: 120_000 };
 
-/** The lifecycle workflow's type name, checked against the workflow bundle's exports. */
-const lifecycleWorkflowType: keyof typeof import('../workflows') = 'workerLifecycleWorkflow';
-const runningLifecycleWorkflowsQuery = `WorkflowType = '${lifecycleWorkflowType}' AND ExecutionStatus = 'Running'`;
+const runningLifecycleWorkflowsQuery = `WorkflowType = '${workerLifecycleWorkflowType}' AND ExecutionStatus = 'Running'`;
 
 export const janitorFailureTypes = {
   invalidInput: 'JanitorInputError',

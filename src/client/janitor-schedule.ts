@@ -12,7 +12,7 @@ import {
   type ScheduleHandle,
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
-import type { janitorWorkflow } from '../workflows/janitor';
+import { janitorWorkflowType, type CorralWorkflows } from '../common';
 
 export const janitorScheduleId = 'corral/janitor';
 export const defaultJanitorInterval = '5m';
@@ -116,7 +116,7 @@ function desiredSchedule(opts: JanitorScheduleOptions) {
   const scheduleId = opts.scheduleId ?? janitorScheduleId;
   const action = {
     type: 'startWorkflow',
-    workflowType: 'janitorWorkflow',
+    workflowType: janitorWorkflowType,
     workflowId: `${scheduleId}/run`,
     // The workflow's queue; its activities go to the janitor's own queue derived from it.
     taskQueue: opts.taskQueue,
@@ -125,7 +125,7 @@ function desiredSchedule(opts: JanitorScheduleOptions) {
     // reconcile activity's three attempts and retention's two, each with its schedule-to-start
     // and start-to-close bounds and backoff (src/workflows/janitor.ts).
     workflowRunTimeout: '30m',
-  } satisfies ScheduleOptionsStartWorkflowAction<typeof janitorWorkflow>;
+  } satisfies ScheduleOptionsStartWorkflowAction<CorralWorkflows['janitorWorkflow']>;
   return {
     scheduleId,
     spec: { intervals: [{ every }] },

@@ -2,14 +2,25 @@
 // cold path, so both name, place and configure workers the same way.
 import crypto from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { type BoundClaim, type WorkerLifecycleSettings, workerLifecycleWorkflowId, failoverBounds } from '../common';
+import {
+  failoverBounds,
+  workerLifecycleWorkflowId,
+  workerLifecycleWorkflowType,
+  type BoundClaim,
+  type CorralWorkflows,
+  type WorkerLifecycleSettings,
+} from '../common';
 
 /** `w` + 12 hex: short enough for `<pool>-<id>-<attempt>` to stay a DNS label (pool ≤ 20). */
 export function newWorkerId(): string {
   return `w${crypto.randomBytes(6).toString('hex')}`;
 }
 
-/** Starts the workflow; an already-running one with this id is fine (a retried start). */
+/**
+ * Starts the workflow; an already-running one with this id is fine (a retried start). The one
+ * place a worker's workflow is started: its arguments are checked against the workflow's
+ * signature (CorralWorkflows, src/common/workflow-types.ts).
+ */
 export async function startWorkerLifecycle(
   temporal: Client,
   input: {
@@ -21,7 +32,7 @@ export async function startWorkerLifecycle(
   },
 ): Promise<void> {
   try {
-    await temporal.workflow.start('workerLifecycleWorkflow', {
+    await temporal.workflow.start<CorralWorkflows['workerLifecycleWorkflow']>(workerLifecycleWorkflowType, {
       taskQueue: input.taskQueue,
       workflowId: workerLifecycleWorkflowId(input.pool, input.workerId),
       args: [

@@ -19,3 +19,4 @@ export * from './task-queues';
 export * from './worker-lifecycle-messages';
 export * from './worker-pod';
 export * from './worker-protocol';
+export * from './workflow-types';

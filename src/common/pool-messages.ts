@@ -111,13 +111,14 @@ export interface PoolDescription {
 }
 
 export const workerChangedSignal = defineSignal<[WorkerChange]>('workerChanged');
+/** The spec generation the registry holds (the signal only wakes the pool; it re-reads the registry). */
+export interface PoolSpecChange {
+  generation: number;
+}
 /** Sent by applyPool after the registry holds the new spec. */
-export const poolSpecChangedSignal = defineSignal<[{ generation: number }]>('poolSpecChanged');
+export const poolSpecChangedSignal = defineSignal<[PoolSpecChange]>('poolSpecChanged');
 export const drainPoolUpdate = defineUpdate<PoolDescription, []>('drainPool');
 export const describePoolQuery = defineQuery<PoolDescription>('describePool');
-
-/** The pool workflow's type name, as registered (starters use it; the workflow is `poolWorkflow`). */
-export const poolWorkflowType = 'poolWorkflow';
 
 export function poolWorkflowId(pool: string): string {
   return `corral/${pool}/pool`;
