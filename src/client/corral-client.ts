@@ -2,6 +2,8 @@
 // a typed client of the corral API (src/api/, docs/api/openapi.json). It holds an API address and
 // a bearer token, never registry credentials. Every call is time-bounded; a refusal is a
 // CorralError with the API's code (`pool_not_found`, `lease_ended`, `stale_lease`, …).
+import http from 'node:http';
+import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   ApplyPoolResponse,
@@ -199,7 +201,7 @@ export class CorralClient {
     return this.call('GET', `/v1/workers/${encodeURIComponent(workerId)}/history`);
   }
 
-  /** Nothing to close (fetch pools its own connections); kept so callers can treat clients alike. */
+  /** Nothing to close (Node's HTTP agent pools its own connections); kept so callers can treat clients alike. */
   async close(): Promise<void> {}
 
   // --- plumbing ------------------------------------------------------------------------------
@@ -210,36 +212,35 @@ export class CorralClient {
 
   private async call<T>(method: string, path: string, body?: unknown, timeoutMs = this.requestTimeoutMs): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
-    let res: Response;
-    try {
-      res = await fetch(`${this.base}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
-      throw new CorralUnreachableError(`cannot reach the corral API at ${this.base} (${why})`);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(payload));
     }
-    const text = await res.text();
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    let res: HttpAnswer;
+    try {
+      res = await exchange(new URL(`${this.base}${path}`), method, headers, payload, timeoutMs);
+    } catch (err) {
+      throw new CorralUnreachableError(
+        `cannot reach the corral API at ${this.base} (${describeExchangeFailure(err, timeoutMs)})`,
+      );
+    }
+    const { status, text } = res;
     let parsed: unknown;
     try {
       parsed = text.length > 0 ? JSON.parse(text) : undefined;
     } catch {
       parsed = undefined;
     }
-    if (res.ok) return parsed as T;
+    if (status >= 200 && status < 300) return parsed as T;
     const error = parsed as { code?: unknown; message?: unknown; field?: unknown; details?: unknown } | undefined;
     const code = (corralErrorCodes as string[]).includes(String(error?.code))
       ? (error!.code as CorralErrorCode)
       : 'internal';
     throw new CorralError(
       code,
-      typeof error?.message === 'string' ? error.message : `the corral API answered HTTP ${res.status}`,
+      typeof error?.message === 'string' ? error.message : `the corral API answered HTTP ${status}`,
       typeof error?.field === 'string' ? error.field : undefined,
       typeof error?.details === 'object' && error.details !== null
         ? (error.details as Record<string, unknown>)
@@ -260,4 +261,45 @@ export class CorralClient {
       await sleep(opts.intervalMs ?? 500);
     }
   }
+}
+
+interface HttpAnswer {
+  status: number;
+  text: string;
+}
+
+/**
+ * One request and its whole answer, within `timeoutMs`. node:http rather than fetch: fetch's first
+ * call in a process loads undici and compiles its WebAssembly HTTP parser, about 100 ms of CPU —
+ * more than the rest of a CLI command together (docs/decisions/0024-compiled-cli-and-client-package.md).
+ */
+function exchange(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  payload: string | undefined,
+  timeoutMs: number,
+): Promise<HttpAnswer> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = transport.request(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+      );
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end(payload);
+  });
+}
+
+/** Why no answer came: the system error's code (ECONNREFUSED, ENOTFOUND…), or the timeout. */
+function describeExchangeFailure(err: unknown, timeoutMs: number): string {
+  const failure = err as { code?: unknown; name?: unknown; cause?: { name?: unknown } } | null;
+  if (failure?.name === 'AbortError' && failure.cause?.name === 'TimeoutError')
+    return `no answer within ${timeoutMs} ms`;
+  if (typeof failure?.code === 'string') return failure.code;
+  return err instanceof Error ? err.message : String(err);
 }

@@ -1,0 +1,130 @@
+// How long the compiled `corral` CLI takes, start to exit, as a person runs it (issue 18;
+// docs/decisions/0024-compiled-cli-and-client-package.md): `bin/corral --help`, and
+// `bin/corral pool list` answered by a running corral API (an embedded stack: Temporal dev server,
+// Postgres, one `bin/corral worker` and a pool with no workers, so no worker process competes for
+// the CPU). `node -e 0` is measured alongside: on a shared machine it is the floor under both.
+//
+// Usage: node --require tsx/cjs bench/cli-latency/run.ts [runs]   (default 25; after `make build`)
+// → one JSON document on stdout, also written to bench/results/cli-latency.json.
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { freePort } from '../../src/embedded/ports';
+import { startEmbeddedStack } from '../../src/embedded/stack';
+import { repoRoot } from '../../src/embedded/tools';
+import { summarise } from '../stats';
+
+const runs = Number(process.argv[2] ?? 25);
+const warmupRuns = 3;
+const runTimeoutMs = 30_000;
+const poolName = 'latency';
+const corralBin = path.join(repoRoot, 'bin', 'corral');
+
+const say = (line: string) => process.stderr.write(`[cli-latency] ${line}\n`);
+
+/** One run, spawn to exit, in ms; fails unless it exits 0 and its output shows it did its work. */
+function timeRun(command: string, args: string[], env: NodeJS.ProcessEnv, expect: RegExp): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    execFile(command, args, { env, timeout: runTimeoutMs }, (err, stdout, stderr) => {
+      const elapsed = performance.now() - started;
+      const what = [command, ...args].join(' ');
+      if (err) return reject(new Error(`${what} failed: ${err.message}\n${stderr}`));
+      if (!expect.test(stdout)) return reject(new Error(`${what}: unexpected output:\n${stdout}`));
+      resolve(elapsed);
+    });
+  });
+}
+
+async function measure(label: string, run: () => Promise<number>): Promise<ReturnType<typeof summarise>> {
+  // The first runs read the files from disk; the measured ones find them in the page cache.
+  for (let i = 0; i < warmupRuns; i++) await run();
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) samples.push(await run());
+  const summary = summarise(samples);
+  say(`${label}: median ${summary.p50} ms, p90 ${summary.p90} ms, min ${summary.min} ms (n ${summary.n})`);
+  return summary;
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+async function main() {
+  if (!Number.isInteger(runs) || runs < 20) throw new Error(`runs: a whole number ≥ 20 (got ${process.argv[2]})`);
+  if (!fs.existsSync(path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'))) {
+    throw new Error('corral is not built: run `make build` (or npm run build) first');
+  }
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-bench-cli-latency-'));
+  say('starting the embedded stack (Temporal dev server, Postgres, a corral worker)');
+  const stack = await startEmbeddedStack({
+    stateDir,
+    temporalPort: await freePort(),
+    uiPort: await freePort(),
+    postgresPort: await freePort(),
+    metricsPort: 0,
+    apiPort: 0,
+    demoPool: false,
+    log: say,
+  });
+  try {
+    await stack.client.applyPool({
+      name: poolName,
+      runtime: 'process',
+      image: path.join(repoRoot, 'bin', 'corral-demo-worker'),
+      minIdle: 0,
+      maxWorkers: 1,
+    });
+    // As a second terminal runs it: the API's address, and no endpoints file of a real `make start`.
+    const env = { ...process.env, CORRAL_API_URL: stack.apiUrl, CORRAL_STATE_DIR: stateDir };
+    const help = await measure('corral --help', () => timeRun(corralBin, ['--help'], env, /Usage: corral/));
+    const poolList = await measure('corral pool list', () =>
+      timeRun(corralBin, ['pool', 'list'], env, new RegExp(`^${poolName}\\s+active`, 'm')),
+    );
+    const nodeBaseline = await measure('node -e 0', () => timeRun(process.execPath, ['-e', '0'], env, /^$/));
+    const modified = git(['diff', '--name-only', 'HEAD', '--', 'src']).split('\n').filter(Boolean);
+    const result = {
+      benchmark: 'cli-latency',
+      usage: 'node --require tsx/cjs bench/cli-latency/run.ts [runs]  (after make build)',
+      commit: git(['rev-parse', 'HEAD']),
+      src_modified_in_checkout: modified.length > 0 ? modified : false,
+      at: new Date().toISOString(),
+      node: process.version,
+      machine: {
+        cores: os.cpus().length,
+        cpu: os.cpus()[0]?.model,
+        loadavg_at_end: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      },
+      method:
+        `bin/corral spawned and timed to its exit, in ms, ${warmupRuns} unmeasured runs first; ` +
+        'pool list against a running corral API (embedded stack) holding one pool',
+      target_median_ms: 300,
+      commands: {
+        help: { argv: ['corral', '--help'], ...help },
+        pool_list: { argv: ['corral', 'pool', 'list'], ...poolList },
+        node_baseline: { argv: ['node', '-e', '0'], ...nodeBaseline },
+      },
+    };
+    console.log(JSON.stringify(result, null, 2));
+    const file = path.join(repoRoot, 'bench', 'results', 'cli-latency.json');
+    fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    say(`written to ${file}`);
+  } finally {
+    await stack.stop();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
