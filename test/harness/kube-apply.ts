@@ -89,15 +89,20 @@ export function serverSideApply(
 /**
  * Applies objects as `kubectl apply` orders them: Namespaces first (each with the `default`
  * ServiceAccount a controller-manager would make; the test cluster has none), then the rest.
+ * Returns the objects as the apiserver stored them (JSON as on the wire, defaults filled in).
  */
-export async function applyObjects(endpoint: KubeEndpoint, objects: KubernetesObject[]): Promise<void> {
+export async function applyObjects(endpoint: KubeEndpoint, objects: KubernetesObject[]): Promise<KubernetesObject[]> {
+  const stored: KubernetesObject[] = [];
   for (const ns of objects.filter((o) => o.kind === 'Namespace')) {
-    await serverSideApply(endpoint, ns);
+    stored.push(await serverSideApply(endpoint, ns));
     await serverSideApply(endpoint, {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: { name: 'default', namespace: ns.metadata!.name },
     });
   }
-  for (const object of objects.filter((o) => o.kind !== 'Namespace')) await serverSideApply(endpoint, object);
+  for (const object of objects.filter((o) => o.kind !== 'Namespace')) {
+    stored.push(await serverSideApply(endpoint, object));
+  }
+  return stored;
 }

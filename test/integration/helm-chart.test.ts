@@ -296,6 +296,9 @@ test('other values render what they say', async () => {
   const [worker] = pod.containers;
   assert.equal(worker.image, 'registry.example.com/platform/corral:0.2.0-rc.1');
   assert.equal(worker.imagePullPolicy, 'Always');
+  // Secret volumes are root-owned: fsGroup makes the 0400 files group-readable by the non-root user.
+  assert.equal(pod.securityContext?.fsGroup, pod.securityContext?.runAsGroup);
+  assert.ok((pod.securityContext?.runAsUser ?? 0) > 0);
   assert.equal(deployment.spec!.template.metadata?.labels?.['app.kubernetes.io/version'], '0.2.0-rc.1');
   assert.deepEqual(worker.resources, customValues.resources);
 
@@ -488,9 +491,20 @@ test('the default chart, applied to the apiserver: doctor passes as its ServiceA
   const namespaces = { corral: `helm-${suffix}`, workers: `helm-${suffix}-workers` };
   // The default render, namespaces renamed exactly as deploy-kubernetes.test.ts renames kustomize's.
   const objects = (await render('corral', manifestNamespace)).map((o) => renameNamespaces(o, namespaces));
-  await applyObjects(kube.value, objects);
+  const stored = await applyObjects(kube.value, objects);
 
-  // What the apiserver stored is what was rendered: the Role, the binding, a NetworkPolicy.
+  // What the apiserver stored is what was rendered: the NetworkPolicies (no peer lost), the Role,
+  // the binding; no Role in corral's own namespace.
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+  assert.equal(policies.length, 4);
+  for (const policy of policies) {
+    const key = objectKey(policy);
+    assert.deepEqual(
+      (stored.find((o) => objectKey(o) === key) as NetworkPolicyYaml | undefined)?.spec,
+      (policy as NetworkPolicyYaml).spec,
+      `${key} stored as rendered`,
+    );
+  }
   const rbac = admin.makeApiClient(RbacAuthorizationV1Api);
   const role = await rbac.readNamespacedRole(
     { namespace: namespaces.workers, name: 'corral' },
