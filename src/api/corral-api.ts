@@ -3,6 +3,7 @@
 // unacknowledged claims and the HTTP server. Closing stops taking requests first, then the
 // reclaimer, then sends what notifications are pending.
 import type { Client } from '@temporalio/client';
+import type { RuntimeKind } from '../common';
 import type { PoolMetrics } from '../metrics/pool-metrics';
 import type { ClaimStore } from '../registry/claim-store';
 import type { WorkerLifecycleStore } from '../registry/lifecycle-store';
@@ -20,6 +21,8 @@ export interface CorralApiOptions {
   temporal: Client;
   /** The task queue `corral worker` polls (pool and cold-path worker workflows start there). */
   taskQueue: string;
+  /** The runtime `corral worker` spawns workers on: pools applied for the other one are refused. */
+  runtime?: RuntimeKind;
   port: number;
   host: string;
   /** Bearer tokens; null: no authentication (callers allow that on loopback only). */
@@ -61,7 +64,7 @@ export async function startCorralApi(o: CorralApiOptions): Promise<RunningCorral
   });
   const app = await buildCorralApi({
     claims: service,
-    pools: new PoolService(o.pools, o.temporal, o.taskQueue),
+    pools: new PoolService(o.pools, o.temporal, o.taskQueue, o.runtime),
     workers: o.workers,
     tokens: o.tokens,
     retentionMs: o.retentionMs,

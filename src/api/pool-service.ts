@@ -5,7 +5,7 @@ import { CorralError } from '../client/errors';
 import { parsePoolSpec, PoolSpecError, workerProtocolOf, type PoolSpec } from '../config/pool-spec';
 import type { PoolRecord, PoolStore } from '../registry/pool-store';
 import { wakePoolWorkflow } from '../client/pool-workflows';
-import { describePoolQuery, poolWorkflowId } from '../common';
+import { describePoolQuery, poolWorkflowId, type RuntimeKind } from '../common';
 import type { ApplyPoolResponse, DeletePoolResponse, DescribePoolResponse, PoolSummary } from './api-schemas';
 
 export class PoolService {
@@ -13,6 +13,11 @@ export class PoolService {
     private readonly pools: PoolStore,
     private readonly temporal: Client,
     private readonly taskQueue: string,
+    /**
+     * The runtime this corral worker spawns workers on (`--runtime`): a pool whose spec names the
+     * other one is refused, since its workers would run where its spec says they do not.
+     */
+    private readonly runtime?: RuntimeKind,
   ) {}
 
   /**
@@ -27,6 +32,13 @@ export class PoolService {
     } catch (err) {
       if (err instanceof PoolSpecError) throw new CorralError('invalid_request', err.message, err.field);
       throw err;
+    }
+    if (this.runtime !== undefined && spec.runtime !== this.runtime) {
+      throw new CorralError(
+        'invalid_request',
+        `runtime: pool ${spec.name} asks for ${spec.runtime} workers, but this corral runs its workers on ${this.runtime}`,
+        'runtime',
+      );
     }
     const applied = await this.pools.applyPool(spec);
     if (applied.pool.status === 'draining') {

@@ -2,6 +2,13 @@
 // identity and the parts of its spec a pool's settings carry. The runtime validates them
 // (src/runtime/worker-pod-spec.ts, whose zod schemas are checked against these types).
 
+/**
+ * Where workers run: a pod per worker (`kubernetes`) or a child process per worker (`process`). A
+ * pool's spec names one; a corral worker runs one (`--runtime`) and refuses pools of the other.
+ */
+export const runtimeKinds = ['kubernetes', 'process'] as const;
+export type RuntimeKind = (typeof runtimeKinds)[number];
+
 /** Identifies one spawn of one worker; everything a runtime needs to find it again. */
 export interface WorkerPodRef {
   workerId: string;

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   type WorkerLifecycleSettings,
   releasePolicies,
+  runtimeKinds,
   workerProtocolV2,
   workerProtocols,
   type WorkerProtocolName,
@@ -63,7 +64,7 @@ export const poolSpecSchema = z
   .strictObject({
     // Pod names are `<pool>-<workerId>-<attempt>` ≤ 63; 20 leaves room for the rest.
     name: z.string().max(20, 'must be at most 20 characters').regex(dnsLabel, 'must be a DNS label (a-z, 0-9, "-")'),
-    runtime: z.enum(['process', 'kubernetes']),
+    runtime: z.enum(runtimeKinds),
     image: z.string().min(1, 'must not be empty').max(512),
     args: z.array(z.string().max(4_096)).max(64).default([]),
     /** Literal strings or Secret references (decision 0021); names that look secret must be references. */

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { firstIssue } from '../config/first-issue';
 import { RuntimeInputError } from './errors';
 import { KubernetesPodRuntime } from './kubernetes/kubernetes-runtime';
-import { runtimeKinds, type PodRuntime } from './pod-runtime';
+import { runtimeKinds } from '../common';
+import type { PodRuntime } from './pod-runtime';
 import { ProcessPodRuntime } from './process/process-runtime';
 
 const processRuntimeConfig = z.strictObject({

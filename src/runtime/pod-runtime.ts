@@ -1,10 +1,7 @@
 // The PodRuntime contract. Two implementations keep the same semantics: `kubernetes` (a Pod and
 // a Secret per worker) and `process` (a child process and a 0600 credentials file per worker).
-import type { PodFailureReason, WorkerFailureReason, WorkerPodRef } from '../common';
+import type { PodFailureReason, RuntimeKind, WorkerFailureReason, WorkerPodRef } from '../common';
 import type { WorkerCredentials, WorkerPodSpecInput } from './worker-pod-spec';
-
-export const runtimeKinds = ['kubernetes', 'process'] as const;
-export type RuntimeKind = (typeof runtimeKinds)[number];
 
 export interface CreateWorkerResult {
   ref: WorkerPodRef;

@@ -293,6 +293,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
         pools,
         temporal,
         taskQueue,
+        runtime: runtime.kind,
         port: opts.api.port,
         host: apiHost,
         tokens: apiTokens,
