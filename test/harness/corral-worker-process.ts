@@ -24,6 +24,12 @@ export const designMetricNames = [
   'corral_stranded_resources_reconciled_total',
 ] as const;
 
+/**
+ * One worker-protocol key for every `corral worker` a test process starts: replicas of one fleet
+ * share it (a worker spawned by one must be activated by another after a failover).
+ */
+const harnessWorkerProtocolKey = generateWorkerProtocolKey().toString('hex');
+
 export interface CorralWorkerProcess {
   proc: ManagedProcess;
   /** The `ready` IPC message: `{ type: 'ready', metricsUrl, apiUrl }`. */
@@ -52,7 +58,7 @@ export async function startCorralWorkerProcess(
       CORRAL_API_PORT: '0',
       CORRAL_API_HOST: '127.0.0.1',
       CORRAL_API_TOKENS_FILE: '',
-      [workerProtocolKeyVariable]: generateWorkerProtocolKey().toString('hex'),
+      [workerProtocolKeyVariable]: harnessWorkerProtocolKey,
       ...opts.env,
     },
     ipc: true,

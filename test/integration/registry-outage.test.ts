@@ -9,6 +9,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../../src/embedded/
 import { createRegistryPool } from '../../src/registry/database';
 import { RegistryUnavailableError, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import { migrateRegistry } from '../../src/registry/migrate';
+import { waitFor } from '../../src/embedded/wait';
 
 let postgres: RunningPostgres;
 let db: pg.Pool;
@@ -77,7 +78,19 @@ test('Postgres frozen (SIGSTOP, sockets open but silent): the query timeout turn
     for (const pid of pids) process.kill(pid, 'SIGCONT');
   }
   // store_error means "outcome unknown": the frozen server may still run the queued statement
-  // once thawed. The fence makes that safe; the caller re-reads and acts on what it finds.
+  // once thawed. The fence makes that safe; the caller re-reads and acts on what it finds, here
+  // once that statement has run (no other backend of this database is still active).
+  await waitFor(
+    async () =>
+      (
+        await db.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND backend_type = 'client backend' AND state = 'active'
+             AND pid <> pg_backend_pid()`,
+        )
+      ).rows[0].n === 0,
+    { what: 'the statement queued while frozen to finish', timeoutMs: 30_000, intervalMs: 20 },
+  );
   const reread = await store.getWorker('outage-1');
   assert.ok(reread && [row.epoch, row.epoch + 1].includes(reread.epoch));
   const thawed = await claim('outage-1', reread.epoch);
