@@ -5,9 +5,9 @@
 // other values render what they say (names, namespaces, replicas, image, Temporal TLS files and API
 // key from Secrets) and bad ones fail naming the value. Then against the real kube-apiserver the
 // tests share: the default render (namespaces renamed, as the kustomize test does) server-side
-// applied, and a non-default release installed with `helm install`; `corral doctor`, run as each
-// chart's ServiceAccount with a TokenRequest token, passes — and names the verb once the Role
-// loses it.
+// applied, and a non-default release installed with `helm install --create-namespace`; `corral
+// doctor`, run as each chart's ServiceAccount with a TokenRequest token, passes — and names the
+// verb once the Role loses it.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -45,6 +45,7 @@ import { parseDoctorJson, plain, runDoctor, serviceAccountKubeconfigFile, sorted
 import { useKube, type Lease } from '../harness/shared';
 
 const chartDir = path.join(repoRoot, 'deploy', 'helm', 'corral');
+const chartVersion = (parse(fs.readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { version: string }).version;
 const apiTimeoutMs = 10_000;
 /** The labels Helm adds to every object; nothing else may differ from kustomize. */
 const helmLabels = ['helm.sh/chart', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/instance'];
@@ -212,7 +213,7 @@ test('the default values render exactly the objects of deploy/kubernetes (but He
     const labels = { ...actual.metadata?.labels };
     assert.deepEqual(
       helmLabels.map((l) => labels[l]),
-      ['corral-0.1.0', 'Helm', 'corral'],
+      [`corral-${chartVersion}`, 'Helm', 'corral'],
       `${key} has Helm's labels`,
     );
     for (const l of helmLabels) delete labels[l];
@@ -527,12 +528,10 @@ test('the default chart, applied to the apiserver: doctor passes as its ServiceA
   );
 });
 
-test('a non-default release, installed with helm install into an existing namespace: doctor passes as its ServiceAccount and names a removed verb', async () => {
+test('a non-default release, installed with helm install --create-namespace: doctor passes as its ServiceAccount and names a removed verb', async () => {
   const suffix = crypto.randomBytes(4).toString('hex');
   const namespaces = { corral: `helm-${suffix}-ctl`, workers: `helm-${suffix}-pods` };
-  // As README's "Install with Helm": the namespace first (its Secrets go there), then the chart.
   const core = admin.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: namespaces.corral } } }, timeoutOptions(apiTimeoutMs));
   const valuesFile = path.join(tempDir, 'install.json');
   fs.writeFileSync(
     valuesFile,
@@ -544,7 +543,12 @@ test('a non-default release, installed with helm install into an existing namesp
   const releaseArgs = ['acme', chartDir, '--namespace', namespaces.corral, '--values', valuesFile];
   const kubeArgs = ['--kubeconfig', adminKubeconfig];
 
-  // With the cluster in view, the chart leaves the existing release namespace alone (lookup).
+  // Against a cluster the chart leaves the release namespace to Helm (it must exist before any
+  // object is created: --create-namespace, or made by hand), even while it does not exist yet.
+  await assert.rejects(
+    core.readNamespace({ name: namespaces.corral }, timeoutOptions(apiTimeoutMs)),
+    `${namespaces.corral} does not exist yet`,
+  );
   const serverRender = parseKubeYaml(
     await helmOk(['template', ...releaseArgs, '--dry-run=server', ...kubeArgs]),
     'helm template --dry-run=server',
@@ -552,10 +556,10 @@ test('a non-default release, installed with helm install into an existing namesp
   assert.deepEqual(
     serverRender.filter((o) => o.kind === 'Namespace').map((o) => o.metadata?.name),
     [namespaces.workers],
-    'only the workers namespace is rendered when the release namespace exists',
+    'only the workers namespace is rendered with a cluster in view',
   );
 
-  const install = await helmOk(['install', ...releaseArgs, ...kubeArgs, '--timeout', '60s']);
+  const install = await helmOk(['install', ...releaseArgs, '--create-namespace', ...kubeArgs, '--timeout', '60s']);
   assert.match(install, /STATUS: deployed/);
   assert.match(install, new RegExp(`worker pods in ${namespaces.workers}`), 'NOTES.txt');
   const workersNs = await core.readNamespace({ name: namespaces.workers }, timeoutOptions(apiTimeoutMs));
