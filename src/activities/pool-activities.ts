@@ -23,7 +23,6 @@ export interface PoolView {
   /** Live workers by state. */
   counts: Partial<Record<WorkerState, number>>;
   live: number;
-  starting: string[];
   /** State of each asked worker (absent: no row). */
   asked: Record<string, WorkerState>;
   /** Failure reason of each asked worker that has one (a lost spawn's: quota is not the breaker's business). */
@@ -128,7 +127,6 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         },
         counts: inventory.counts,
         live: inventory.live,
-        starting: inventory.starting,
         asked: inventory.asked,
         askedReasons: inventory.askedReasons,
       };

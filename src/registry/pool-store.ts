@@ -24,8 +24,6 @@ export interface PoolInventory {
   /** Live (non-terminal) workers by state. */
   counts: Partial<Record<WorkerState, number>>;
   live: number;
-  /** Ids of workers still spawning or activating. */
-  starting: string[];
   /** State of each asked-about worker (absent: no row). */
   asked: Record<string, WorkerState>;
   /** Failure reason of each asked-about worker that has one (e.g. a lost spawn's). */
@@ -200,7 +198,6 @@ export class PoolStore {
       [pool, ask],
     );
     const counts: PoolInventory['counts'] = {};
-    const starting: string[] = [];
     const asked: Record<string, WorkerState> = {};
     const askedReasons: Record<string, string> = {};
     const wanted = new Set(ask);
@@ -215,9 +212,8 @@ export class PoolStore {
       if (state === 'retired' || state === 'lost') continue;
       counts[state] = (counts[state] ?? 0) + 1;
       live++;
-      if (state === 'spawning' || state === 'activating') starting.push(id);
     }
-    return { counts, live, starting, asked, askedReasons };
+    return { counts, live, asked, askedReasons };
   }
 
   /** Live workers of a pool (for drain): id, state. */

@@ -73,7 +73,6 @@ class FakePool {
         breaker: { failureThreshold: this.failureThreshold, cooldownMs: 3_600_000, successThreshold: 1 },
         counts,
         live,
-        starting: [],
         asked,
         askedReasons,
       };
