@@ -184,6 +184,7 @@ const customValues = {
   api: { tokensSecret: { name: 'acme-api-tokens', key: 'list' } },
   resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2', memory: '1Gi' } },
   podDisruptionBudget: { minAvailable: 2 },
+  podAnnotations: { 'example.com/team': 'platform', 'prometheus.io/path': '/custom-metrics' },
   networkPolicy: { clusterCIDRs: ['10.0.0.0/8', '203.0.113.7/32'] },
 };
 
@@ -302,6 +303,12 @@ test('other values render what they say', async () => {
   assert.ok((pod.securityContext?.runAsUser ?? 0) > 0);
   assert.equal(deployment.spec!.template.metadata?.labels?.['app.kubernetes.io/version'], '0.2.0-rc.1');
   assert.deepEqual(worker.resources, customValues.resources);
+  assert.deepEqual(deployment.spec!.template.metadata?.annotations, {
+    'example.com/team': 'platform',
+    'prometheus.io/path': '/custom-metrics',
+    'prometheus.io/port': '9464',
+    'prometheus.io/scrape': 'true',
+  });
 
   const env = envOf(deployment);
   assert.equal(env.get('TEMPORAL_ADDRESS')?.value, 'acme.a1b2c.tmprl.cloud:7233');
