@@ -14,9 +14,6 @@ import type {
   WorkerSnapshot,
 } from '../registry/lifecycle-store';
 
-/** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
-export { registryFailureTypes };
-
 /** A worker row as a workflow may hold it: JSON-safe (dates as ISO strings), no secrets. */
 export type WorkerView = Omit<WorkerSnapshot, 'credentialExpiresAt' | 'stateSince' | 'createdAt' | 'updatedAt'> & {
   credentialExpiresAt: string | null;

@@ -34,9 +34,6 @@ import {
 } from '../runtime/worker-protocol-client';
 import { deriveWorkerKey } from '../runtime/worker-protocol-proof';
 
-/** Defined with the other failure types the workflow compares (src/lifecycle/failure-types.ts). */
-export { runtimeFailureTypes };
-
 export interface IssuedCredentials {
   version: number;
   expiresAt: string;

@@ -3,7 +3,6 @@
 // document (/openapi.json, docs/api/openapi.json) is generated from the same schemas.
 import { z } from 'zod';
 import { parseDuration } from '../config/duration';
-import { poolSpecSchema } from '../config/pool-spec';
 import { transitionOrigins, lifecycleOperations, workerStates } from '../common';
 import { corralErrorCodes } from '../client/errors';
 
@@ -128,8 +127,6 @@ export const historyResponse = z
   .object({ worker: workerSchema, transitions: z.array(transitionSchema) })
   .meta({ id: 'WorkerHistory' });
 
-export const applyPoolBody = poolSpecSchema;
-
 const counts = z.record(z.string(), z.number().int()).describe('live workers by state');
 
 export const poolSummary = z
@@ -182,7 +179,6 @@ export const errorSchema = z
 
 export type ClaimBody = z.output<typeof claimBody>;
 export type ClaimResponse = z.output<typeof claimResponse>;
-export type LeaseView = z.output<typeof leaseSchema>;
 export type ReleaseResponse = z.output<typeof releaseResponse>;
 export type LeaseCheckResponse = z.output<typeof leaseCheckResponse>;
 export type WorkerResponse = z.output<typeof workerSchema>;

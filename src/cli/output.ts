@@ -2,10 +2,6 @@
 // (`--json`). Commands build plain rows; this module decides the shape.
 import Table from 'cli-table3';
 
-export interface OutputOptions {
-  json?: boolean;
-}
-
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -13,7 +13,6 @@ export const registryFailureTypes = {
   invalidInput: 'RegistryInputError',
   transitionNotAllowed: 'TransitionNotAllowedError',
 } as const;
-export type RegistryFailureType = (typeof registryFailureTypes)[keyof typeof registryFailureTypes];
 
 /** What the pod runtime and worker-protocol activities throw. */
 export const runtimeFailureTypes = {
@@ -40,7 +39,6 @@ export const runtimeFailureTypes = {
   /** The runtime did not answer within the call's bound (kubernetes API 429/5xx/timeouts). Retryable. */
   unavailable: 'RuntimeUnavailable',
 } as const;
-export type RuntimeFailureType = (typeof runtimeFailureTypes)[keyof typeof runtimeFailureTypes];
 
 /** Why a workerLifecycle update was refused: the ApplicationFailure `type` a client sees. */
 export const lifecycleRejections = {

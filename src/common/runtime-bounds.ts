@@ -16,15 +16,8 @@ export const kubernetesApiDefaults = {
   backoffMs: 200,
 } as const;
 
-/** One request with its retries: attempts × timeout + the backoffs between them. */
-export function kubernetesRequestWorstMs(settings: { apiTimeoutMs: number; attempts: number; backoffMs: number }) {
-  let backoffs = 0;
-  for (let attempt = 1; attempt < settings.attempts; attempt++) backoffs += settings.backoffMs * 2 ** (attempt - 1);
-  return settings.attempts * settings.apiTimeoutMs + backoffs;
-}
-
-/** 3 × 10 s + 0.2 s + 0.4 s = 30.6 s. */
-export const kubernetesRequestWorstCaseMs = kubernetesRequestWorstMs(kubernetesApiDefaults);
+// One request with its retries is attempts × timeout + the backoffs between them: with the
+// defaults 3 × 10 s + 0.2 s + 0.4 s = 30.6 s.
 
 /**
  * The budget of each Kubernetes runtime method (its worst case: every request it makes draws on

@@ -72,12 +72,6 @@ export class TemporalConnectError extends Error {
   }
 }
 
-export const plaintextTemporalConnection: TemporalConnectionConfig = {
-  transport: 'plaintext',
-  tls: false,
-  sources: [],
-};
-
 /** Reads the connection settings; throws TemporalConnectionConfigError naming the variable. */
 export function temporalConnectionFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalConnectionConfig {
   for (const [name, advice] of Object.entries(unsupportedEnv)) {

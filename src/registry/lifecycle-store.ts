@@ -122,10 +122,6 @@ export interface OverdueWorker {
   sinceChangeMs: number;
 }
 
-/** States whose time is bounded by a pool deadline: a row longer in one than that (plus a margin) is overdue. */
-export const deadlineStates = ['spawning', 'activating', 'draining'] as const;
-export type DeadlineState = (typeof deadlineStates)[number];
-
 /** What one retention batch deleted. */
 export interface RetentionBatch {
   workers: number;

@@ -2,7 +2,7 @@
 // are derived here, deterministically, so a retried create lands on the same pod and adopts it.
 import { z } from 'zod';
 import { firstIssue } from '../config/first-issue';
-import { workerPodName, type WorkerEnvValue, type WorkerPodRef, type WorkerResources } from '../common';
+import { workerPodName, type WorkerPodRef } from '../common';
 import { RuntimeInputError } from './errors';
 
 /** RFC 1123 label: what Kubernetes requires of pod names used as hostnames, and of label values. */
@@ -115,14 +115,10 @@ export const workerPodSpecSchema = z.strictObject({
     .max(31_536_000 * 10),
 });
 
+// The plain types a pool's settings carry (src/common/worker-pod.ts: env, resources) must stay
+// assignable to this input: the lifecycle workflow passes them to every spawn unchanged, and its
+// podSpec() is typed by the spawn activity's input, so tsc checks it there.
 export type WorkerPodSpecInput = z.input<typeof workerPodSpecSchema>;
-// The plain types workflows carry (src/common/worker-pod.ts) are what this schema takes: a pool's
-// settings pass its env and resources to every spawn unchanged.
-type Accepts<Schema, Plain extends Schema> = Plain;
-export type _WorkerPodSpecAcceptsSettings = Accepts<
-  WorkerPodSpecInput,
-  WorkerPodSpecInput & { env?: Record<string, WorkerEnvValue>; resources: WorkerResources }
->;
 export type WorkerPodSpec = z.output<typeof workerPodSpecSchema>;
 
 /**
