@@ -1,6 +1,6 @@
 // Builds the small worker (src/demo-worker/small: the worker protocol in Go, stdlib only, a few MB
 // per process) into the per-user tool cache, once per source + protocol version + Go toolchain.
-// The protocol version is passed from src/runtime/worker-protocol.ts at link time, never copied.
+// The protocol version is passed from src/common/worker-protocol.ts at link time, never copied.
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
 // What happens to worker pods: failed spawns, health probes, zombies, activation and drain.
-// Label values: failure reasons (src/lifecycle/failure-reasons.ts), probe results (below) and the
+// Label values: failure reasons (src/common/failure-reasons.ts), probe results (below) and the
 // pool's configured image (operator-chosen, a bounded set). Never a tenant, a worker id or an
 // endpoint. A reason that is not one of the typed constants is counted as `unknown`.
 import { Counter, Histogram, type Registry } from 'prom-client';

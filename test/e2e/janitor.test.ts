@@ -40,7 +40,7 @@ import { workerProcessGroups } from '../harness/process-inspection';
 const scheduleId = `corral/janitor-e2e-${process.pid}`;
 const pool = 'jan';
 // The janitor runs as a corral worker runs it — its workflow on a base queue, its activities on
-// that queue's janitor queue (src/lifecycle/task-queues.ts), each polled by a worker of its own —
+// that queue's janitor queue (src/common/task-queues.ts), each polled by a worker of its own —
 // on queues private to this file, so what it sees and counts is exactly this file's doing. The
 // pool e2e world's corral worker runs the lifecycle workflows the janitor looks at.
 let e2e: PoolE2e;

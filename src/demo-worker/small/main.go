@@ -30,7 +30,7 @@ import (
 )
 
 // protocolVersion is never written here: the build (src/demo-worker/small-worker-build.ts) passes
-// the constant of src/runtime/worker-protocol.ts with -ldflags "-X main.protocolVersion=...".
+// the constant of src/common/worker-protocol.ts with -ldflags "-X main.protocolVersion=...".
 var protocolVersion string
 
 const (

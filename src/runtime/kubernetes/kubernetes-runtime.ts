@@ -156,7 +156,7 @@ export class KubernetesPodRuntime implements PodRuntime {
   }
 
   /**
-   * Runs one runtime method under its budget (its worst case, src/lifecycle/runtime-bounds.ts)
+   * Runs one runtime method under its budget (its worst case, src/common/runtime-bounds.ts)
    * and the caller's signal. The caller's abort rejects with the caller's reason; the budget's end
    * with a RuntimeUnavailableError (retryable).
    */
