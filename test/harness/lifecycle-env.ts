@@ -24,6 +24,7 @@ import type { workerLifecycleWorkflow } from '../../src/workflows/worker-lifecyc
 import { historyToJsonText } from './history-files';
 import { LifecycleWorld } from './lifecycle-world';
 import { createTimeSkippingEnv } from './time-skipping';
+import { corralWorkflowBundle } from './workflow-bundle';
 
 export const minute = 60_000;
 export const hour = 60 * minute;
@@ -162,7 +163,7 @@ export async function createLifecycleWorkers(
     defaultHeartbeatThrottleInterval: '100ms',
   } as const;
   return [
-    await Worker.create({ ...common, taskQueue, workflowsPath: require.resolve('../../src/workflows') }),
+    await Worker.create({ ...common, taskQueue, workflowBundle: await corralWorkflowBundle() }),
     await Worker.create({ ...common, taskQueue: runtimeTaskQueueOf(taskQueue) }),
   ];
 }

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { historyFromJsonText } from '../harness/history-files';
 import { historiesDir } from '../harness/lifecycle-env';
+import { corralWorkflowBundle } from '../harness/workflow-bundle';
 
 const files = fs.existsSync(historiesDir) ? fs.readdirSync(historiesDir).filter((f) => f.endsWith('.json')) : [];
 
@@ -53,6 +54,6 @@ test('the committed histories cover the lifecycle paths', () => {
 for (const file of files) {
   test(`replays ${file} deterministically`, async () => {
     const history = historyFromJsonText(fs.readFileSync(path.join(historiesDir, file), 'utf8'));
-    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../src/workflows') }, history);
+    await Worker.runReplayHistory({ workflowBundle: await corralWorkflowBundle() }, history);
   });
 }
