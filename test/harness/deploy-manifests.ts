@@ -79,7 +79,8 @@ export function loadManifests(): Manifest[] {
   assert.deepEqual([...kustomization.resources].sort(), files, 'kustomization.yaml lists every manifest');
   assert.equal(kustomization.namespace, undefined, 'no kustomize namespace: it would pull the Role into corral');
   return files.flatMap((file) =>
-    parseAllDocuments(fs.readFileSync(path.join(manifestsDir, file), 'utf8')).map((doc) => {
+    // YAML 1.1 as kubectl reads it: `defaultMode: 0400` is octal (256), not decimal 400.
+    parseAllDocuments(fs.readFileSync(path.join(manifestsDir, file), 'utf8'), { version: '1.1' }).map((doc) => {
       assert.deepEqual(doc.errors, [], `${file} is valid YAML`);
       const object = doc.toJS() as Manifest['object'];
       assert.ok(object?.apiVersion && object.kind && object.metadata?.name, `${file}: apiVersion, kind, name`);

@@ -163,6 +163,9 @@ test('every manifest is accepted by the apiserver and stores the shape productio
   assert.ok(tokensMount?.readOnly, `CORRAL_API_TOKENS_FILE ${tokensFile} is on a read-only mount`);
   const tokensVolume = pod.volumes?.find((v) => v.name === tokensMount?.name);
   assert.equal(tokensVolume?.secret?.secretName, 'corral-api-tokens');
+  // 0400 as kubectl reads the manifest (YAML 1.1 octal), readable by corral through fsGroup.
+  assert.equal(tokensVolume?.secret?.defaultMode, 0o400);
+  assert.equal(pod.securityContext?.fsGroup, 1000);
   assert.deepEqual(
     { path: worker.readinessProbe?.httpGet?.path, port: worker.readinessProbe?.httpGet?.port },
     { path: '/readyz', port: 'metrics' },
