@@ -78,6 +78,26 @@ export default tseslint.config(
     },
   },
   {
+    // src/common is in every workflow bundle (workflows import it), so it is fenced the same way:
+    // the Temporal workflow API, @temporalio/common and its own files, nothing else.
+    files: ['src/common/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: String.raw`^(?!@temporalio/(workflow|common)$|\./[\w-]+$)`,
+              message:
+                'src/common is workflow code: it may import only @temporalio/workflow, @temporalio/common and its own files.',
+            },
+          ],
+        },
+      ],
+      'no-restricted-globals': workflowGlobals,
+    },
+  },
+  {
     // Test workflows (the smoke bundle): the deny-list of Node built-ins and I/O packages.
     files: ['test/workflows/**/*.ts'],
     rules: {

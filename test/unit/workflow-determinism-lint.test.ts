@@ -11,10 +11,10 @@ import { repoRoot } from '../../src/embedded/tools';
 const eslint = new ESLint({ cwd: repoRoot });
 const probePath = path.join(repoRoot, 'src', 'workflows', 'index.ts');
 
-async function restrictedImportErrors(code: string): Promise<string[]> {
+async function restrictedImportErrors(code: string, filePath = probePath): Promise<string[]> {
   // Lint the text as if it were a file under src/workflows (an existing path, so the
   // type-aware parser finds it in the project).
-  const [result] = await eslint.lintText(code, { filePath: probePath });
+  const [result] = await eslint.lintText(code, { filePath });
   return result.messages
     .filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports' || m.ruleId === 'no-restricted-globals')
     .map((m) => m.message);
@@ -51,4 +51,21 @@ test('workflow code may import the allow-list: Temporal, src/common, its own fol
     'export type A = typeof activities | PoolActivities | SearchAttributeUpdatePair;\n' +
     'export const s = [sleep, workerStates, poolWorkflow];\n';
   assert.deepEqual(await restrictedImportErrors(code), []);
+});
+
+test('src/common, in every workflow bundle, imports only Temporal and its own files', async () => {
+  const commonPath = path.join(repoRoot, 'src', 'common', 'index.ts');
+  for (const code of [
+    "import { z } from 'zod';\nexport const x = z;\n",
+    "import type { PoolStore } from '../registry/pool-store';\nexport type X = PoolStore;\n",
+    "import type { PoolActivities } from '../activities/pool-activities';\nexport type X = PoolActivities;\n",
+    "import { poolWorkflow } from '../workflows/pool/pool';\nexport const x = poolWorkflow;\n",
+    'export const x = process.env.HOME;\n',
+  ]) {
+    assert.ok((await restrictedImportErrors(code, commonPath)).length > 0, `expected a lint error for:\n${code}`);
+  }
+  const allowed =
+    "import { defineSignal } from '@temporalio/workflow';\nimport { SearchAttributeType } from '@temporalio/common';\n" +
+    "import { workerStates } from './states';\nexport const x = [defineSignal, SearchAttributeType, workerStates];\n";
+  assert.deepEqual(await restrictedImportErrors(allowed, commonPath), []);
 });
