@@ -38,14 +38,22 @@ function timeRun(command: string, args: string[], env: NodeJS.ProcessEnv, expect
   });
 }
 
-async function measure(label: string, run: () => Promise<number>): Promise<ReturnType<typeof summarise>> {
+interface Latency {
+  n: number;
+  median: number;
+  p90: number;
+  min: number;
+  max: number;
+}
+
+async function measure(label: string, run: () => Promise<number>): Promise<Latency> {
   // The first runs read the files from disk; the measured ones find them in the page cache.
   for (let i = 0; i < warmupRuns; i++) await run();
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) samples.push(await run());
-  const summary = summarise(samples);
-  say(`${label}: median ${summary.p50} ms, p90 ${summary.p90} ms, min ${summary.min} ms (n ${summary.n})`);
-  return summary;
+  const { n, p50, p90, min, max } = summarise(samples);
+  say(`${label}: median ${p50} ms, p90 ${p90} ms, min ${min} ms, max ${max} ms (n ${n})`);
+  return { n, median: p50, p90, min, max };
 }
 
 function git(args: string[]): string {
