@@ -1,5 +1,5 @@
-// A fleet on one `corral worker` replica at default settings (issue 15, point 6; DESIGN "Health",
-// "Scale"). Each section starts its own Temporal dev server (in memory) and embedded Postgres, and
+// A fleet on one `corral worker` replica at default settings (issue 15, point 6; decision 0013,
+// docs/architecture.md "Health, pools, the janitor"). Each section starts its own Temporal dev server (in memory) and embedded Postgres, and
 // runs the real `bin/corral worker` CLI as a child process (no slot variables: the defaults).
 //
 // - process: the process runtime with the small protocol worker (a Go binary). Fill 0 → 300 idle;

@@ -1,4 +1,4 @@
-// Claims, releases and lease checks as the corral API serves them (DESIGN "Claims";
+// Claims, releases and lease checks as the corral API serves them (docs/architecture.md, "The life of a claim";
 // docs/decisions/0012-registry-claims-and-the-corral-api.md). The registry decides: a warm claim
 // is one transaction (corral_claim). The API then hands the worker its lease (POST /activate at
 // the new epoch: the worker knows its tenant before the caller does), answers, and only then

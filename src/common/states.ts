@@ -1,4 +1,4 @@
-// The worker state machine from DESIGN.md ("Worker states"): one table that the registry
+// The worker state machine (docs/architecture.md, "The life of a worker"): one table that the registry
 // enforces before any SQL and the workflows consult before acting. Pure data, no I/O, so
 // workflow code may import it.
 

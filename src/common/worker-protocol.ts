@@ -1,4 +1,4 @@
-// The versions of the worker protocol (DESIGN, "Worker protocol"; docs/worker-protocol.md). A
+// The versions of the worker protocol (docs/worker-protocol.md, decision 0020). A
 // worker reports its version on GET /healthz; an endpoint that does not is a `type_mismatch`.
 // Workflow-safe (no Node built-ins): the pool spec, the workflow's settings, the activities and
 // the API share these names.

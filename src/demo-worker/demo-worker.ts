@@ -1,5 +1,5 @@
-// corral's demo worker: the smallest program that speaks the worker protocol (DESIGN, "Worker
-// protocol"). corral's local demo and tests run it; its image shows what a real worker needs:
+// corral's demo worker: the smallest program that speaks the worker protocol
+// (docs/worker-protocol.md). corral's local demo and tests run it; its image shows what a real worker needs:
 //   GET  /healthz   200 while it serves, with the protocol version so corral can spot impostors
 //   POST /activate  {workerId, epoch, tenant}; refuses an epoch lower than the highest it has seen
 //   POST /drain     {workerId, epoch} (both optional): stop accepting activations; answers

@@ -1,6 +1,6 @@
 // The health watcher of one corral worker replica: the runtime's one shared watcher (pod informer
 // or process prober) produces verdicts, and each becomes one `healthVerdict` signal to the
-// worker's workflow, which decides (DESIGN "Health"). No activity, timer or history event per
+// worker's workflow, which decides (docs/architecture.md, "Health, pools, the janitor"; decision 0013). No activity, timer or history event per
 // worker while it is healthy. Workers are sharded across replicas (ReplicaMembership: two
 // watchers each), so a verdict may be signalled twice; the workflow acts on the first for its
 // current pod and ignores the rest.

@@ -1,4 +1,4 @@
-// corral's side of the worker protocol's calls (DESIGN, "Worker protocol"):
+// corral's side of the worker protocol's calls (docs/worker-protocol.md):
 // - POST /activate {workerId, epoch, tenant}, shared by the lifecycle activities and the corral
 //   API's hand-over. The answer is typed: accepted, refused (the worker has seen a higher epoch,
 //   or the body was wrong), or failed (unreachable, timed out, 5xx).

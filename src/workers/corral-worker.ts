@@ -230,7 +230,7 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     log(`connected to Temporal at ${opts.temporalAddress} over ${describeTemporalConnection(temporalConnection)}`);
     const taskQueue = opts.taskQueue ?? corralTaskQueue;
 
-    // Every metric DESIGN lists; registry-wide gauges are read from the registry at scrape time.
+    // Every corral metric (decision 0009); registry-wide gauges are read from the registry at scrape time.
     const poolMetrics = createPoolMetrics(metricsRegistry, { breakers: readings, log });
     createWorkerInventoryMetrics(metricsRegistry, readings, { log });
     const lifecycleMetrics = createLifecycleMetrics(metricsRegistry);

@@ -76,7 +76,7 @@ async function scrapeUntil(what: string, check: (m: Exposition) => boolean, time
 
 const v = sampleSum;
 
-test('/metrics declares every DESIGN metric and carries the Temporal SDK metrics in the same scrape', async () => {
+test('/metrics declares every corral metric and carries the Temporal SDK metrics in the same scrape', async () => {
   first = await scrape();
   for (const name of designMetricNames) {
     const family = first.families.get(name);

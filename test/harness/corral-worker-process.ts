@@ -7,7 +7,7 @@ import { failOnExit, nextMessage, startProcess, type ManagedProcess } from '../.
 import { repoRoot } from '../../src/embedded/tools';
 import type { LifecycleE2e } from './lifecycle-e2e';
 
-/** Every metric DESIGN.md ("Observability") lists: what /metrics and the dashboard must cover. */
+/** Every corral metric (docs/decisions/0009-metrics-and-worker-endpoints.md): what /metrics and the dashboard must cover. */
 export const designMetricNames = [
   'corral_worker_lifecycle_transitions_total',
   'corral_worker_lifecycle_transition_duration_seconds',

@@ -1,6 +1,6 @@
 // deploy/grafana/corral-dashboard.json, checked statically (no Grafana here): its structure, that
 // every query names only metrics corral registers (or the Temporal SDK's `temporal_*`), and that
-// every metric DESIGN.md lists is on some panel.
+// every corral metric (docs/decisions/0009-metrics-and-worker-endpoints.md) is on some panel.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -153,7 +153,7 @@ test('every query names only metrics corral registers or Temporal SDK metrics', 
   }
 });
 
-test('every DESIGN metric is on at least one panel, and the Temporal SDK has its own', () => {
+test('every corral metric is on at least one panel, and the Temporal SDK has its own', () => {
   const registered = registeredCorralMetrics();
   const used = new Set(exprs.flatMap(({ expr }) => metricNames(expr).map((n) => familyOf(n, registered) ?? n)));
   for (const name of designMetricNames) assert.ok(used.has(name), `${name} on a panel`);

@@ -18,7 +18,7 @@ test('terminal states go nowhere; every non-terminal state can drain, be lost or
   for (const s of workerStates) for (const to of allowedTransitions[s]) assert.ok(workerStates.includes(to));
 });
 
-test('DESIGN edges: no claim from spawning/draining, no way back from draining, hot reuse only via hot_idle', () => {
+test('state machine edges: no claim from spawning/draining, no way back from draining, hot reuse only via hot_idle', () => {
   assert.equal(canTransition('spawning', 'claimed'), false);
   assert.equal(canTransition('draining', 'claimed'), false);
   assert.equal(canTransition('draining', 'idle'), false);

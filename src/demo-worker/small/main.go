@@ -1,4 +1,4 @@
-// corral's small worker: the worker protocol (DESIGN, "Worker protocol") exactly as the Node demo
+// corral's small worker: the worker protocol (docs/worker-protocol.md) exactly as the Node demo
 // worker (src/demo-worker/demo-worker.ts and main.ts) speaks it, in a few MB per process instead
 // of ~50 MB, for fleets of hundreds of local workers. Same routes, bodies, status codes and limits:
 //
