@@ -1,4 +1,4 @@
-// Bearer tokens for the corral API (docs/decisions/0012): read from a file (one token per line,
+// Bearer tokens for the corral API (decision 0012): read from a file (one token per line,
 // `#` comments; a mounted Kubernetes Secret works as is), compared in constant time. Without a
 // tokens file the API serves only on loopback: the embedded default, and it says so.
 import crypto from 'node:crypto';

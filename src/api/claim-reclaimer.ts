@@ -1,4 +1,4 @@
-// Takes back grants whose answer never reached their caller (docs/decisions/0012): every corral
+// Takes back grants whose answer never reached their caller (decision 0012): every corral
 // worker runs one loop; each pass reclaims up to a batch of grants older than the ack window
 // (corral_reclaim_unacknowledged, SKIP LOCKED, so replicas never take the same one) and hands the
 // workers their new epoch. A worker's unacknowledged claim therefore ends within

@@ -20,7 +20,7 @@ export type LifecycleOperation = (typeof lifecycleOperations)[number];
 
 /**
  * `api`: a claim, release or failed hand-over decided by the corral API for its caller;
- * `reclaimer`: an unacknowledged claim taken back (both in docs/decisions/0012).
+ * `reclaimer`: an unacknowledged claim taken back (both in decision 0012).
  */
 export const transitionOrigins = [
   'lifecycle_workflow',

@@ -1,6 +1,6 @@
 // What the worker counts for every activity it runs, so no activity has to remember it: attempts
 // that failed after many retries (`corral_activity_prolonged_retries_total`). Workflows wait out
-// registry and runtime outages of any length instead of failing (docs/decisions/0019), so an
+// registry and runtime outages of any length instead of failing (decision 0019), so an
 // outage shows here rather than as failed workflows. Local activities pass through here too.
 import type { Context } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';

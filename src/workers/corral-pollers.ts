@@ -33,7 +33,7 @@ export async function createCorralPollers(o: CorralPollersOptions): Promise<Work
     namespace: o.namespace,
     ...(o.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: o.shutdownGraceMs }),
     // A workflow task left on a dead replica's sticky queue moves to the shared queue after this
-    // (the SDK default is 10 s): part of the failover budget (docs/decisions/0019). A graceful
+    // (the SDK default is 10 s): part of the failover budget (decision 0019). A graceful
     // shutdown tells the server to drop the sticky queue at once (the SDK's ShutdownWorker call).
     stickyQueueScheduleToStartTimeout: failoverBounds.stickyScheduleToStartMs,
     interceptors: { activity: corralActivityInterceptors(o.retryMetrics) },

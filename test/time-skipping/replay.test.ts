@@ -1,6 +1,6 @@
 // Replays every committed workerLifecycle and pool history against the current workflow code. A change
 // that would make a running worker's workflow non-deterministic fails here, in CI, instead of
-// in production; such changes need `patched()` (see docs/decisions/0005). The histories without a
+// in production; such changes need `patched()` (see decision 0005). The histories without a
 // prefix were recorded before registry claims (claims as workflow updates) and can no longer be
 // recorded: keep them. `registry-*` ones are recorded by the time-skipping tests of today's code.
 import assert from 'node:assert/strict';

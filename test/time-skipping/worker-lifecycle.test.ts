@@ -534,7 +534,7 @@ describe('the fence', () => {
 // From here on: runs that continue as new mid-spawn, activities that hang until cancelled or are
 // cancelled around their workflow's close. On the time-skipping server these have left the clock
 // locked for later tests (their timers then ran in real time: an hour-long refresh never came), so
-// every test that needs skipped time runs before them (docs/decisions/0005, testing notes).
+// every test that needs skipped time runs before them (decision 0005, testing notes).
 describe('continue-as-new', () => {
   test('a drain update in flight when the run continues as new is completed first', async () => {
     const workerId = newWorkerId();

@@ -106,7 +106,7 @@ export const registryClaimsPatch = 'corral-registry-claims';
  */
 export const sharedHealthPatch = 'corral-shared-health';
 /**
- * Runs that start with this patch drain promptly and survive outages (docs/decisions/0019): a
+ * Runs that start with this patch drain promptly and survive outages (decision 0019): a
  * drain asked while the worker starts cancels the start; a serving worker is asked to drain with
  * its id and epoch and waited for (up to the drain timeout) before its pod goes; runtime calls
  * heartbeat, so a dead corral replica's activity is retried within the failover budget; a
@@ -122,7 +122,7 @@ const poolNotificationsPatch = 'corral-pool-notifications';
  * An outage of any length is waited out: no schedule-to-close, unlimited attempts, backoff to one
  * minute. Only a deterministic failure (a fence miss, a missing row, bad input: non-retryable
  * ApplicationFailures) comes back to the workflow. A worker, claimed or not, is never failed or
- * lost because Postgres was away (docs/decisions/0019). Past `localRetryThreshold` the retries
+ * lost because Postgres was away (decision 0019). Past `localRetryThreshold` the retries
  * wait on workflow timers, so a long outage costs a few events a minute, not a workflow task every
  * few seconds; `corral_activity_prolonged_retries_total` tells operators it is happening.
  */
