@@ -1,3 +1,5 @@
+// corral-test-needs: temporal postgres prometheus
+//
 // A real Prometheus scraping the real `corral worker` (bin/corral, Temporal SDK metrics merged in)
 // every second through pools' lives: a pool filling, warm and cold claims, a worker that refuses
 // activation, a hung worker whose row another writer moved (failed probes, a fence miss), a killed
