@@ -74,7 +74,8 @@ before(async () => {
     fs.existsSync(path.join(repoRoot, 'dist', 'src', 'client', 'index.js')),
     'dist/ is missing: run `make build` (or npm run build) before this test',
   );
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-control-plane-example-'));
+  // The real path: require.cache holds resolved paths, which the module check compares with it.
+  workDir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'corral-control-plane-example-')));
   // What `make build` compiled, packed as it is (no prepack rebuild under other tests' feet).
   const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', workDir], {
     cwd: repoRoot,
