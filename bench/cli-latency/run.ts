@@ -56,6 +56,26 @@ async function measure(label: string, run: () => Promise<number>): Promise<Laten
   return { n, median: p50, p90, min, max };
 }
 
+/**
+ * How many modules a command loads (`require.cache` at exit): what the lazy loading of
+ * src/cli/lazy-modules.ts keeps small, and a number that does not move with the machine's load.
+ */
+function modulesLoaded(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const main = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+  const script = [
+    `process.argv = [process.execPath, ${JSON.stringify(main)}, ...${JSON.stringify(args)}];`,
+    "process.on('exit', () => process.stderr.write(`modules loaded: ${Object.keys(require.cache).length}\\n`));",
+    `require(${JSON.stringify(main)});`,
+  ].join('\n');
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', script], { env, timeout: runTimeoutMs }, (err, _stdout, stderr) => {
+      const count = /^modules loaded: (\d+)$/m.exec(stderr);
+      if (err || !count) return reject(new Error(`corral ${args.join(' ')}: ${err?.message ?? ''}\n${stderr}`));
+      resolve(Number(count[1]));
+    });
+  });
+}
+
 function git(args: string[]): string {
   try {
     return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
@@ -96,6 +116,8 @@ async function main() {
       timeRun(corralBin, ['pool', 'list'], env, new RegExp(`^${poolName}\\s+active`, 'm')),
     );
     const nodeBaseline = await measure('node -e 0', () => timeRun(process.execPath, ['-e', '0'], env, /^$/));
+    const helpModules = await modulesLoaded(['--help'], env);
+    const poolListModules = await modulesLoaded(['pool', 'list'], env);
     const modified = git(['diff', '--name-only', 'HEAD', '--', 'src']).split('\n').filter(Boolean);
     const result = {
       benchmark: 'cli-latency',
@@ -114,8 +136,8 @@ async function main() {
         'pool list against a running corral API (embedded stack) holding one pool',
       target_median_ms: 300,
       commands: {
-        help: { argv: ['corral', '--help'], ...help },
-        pool_list: { argv: ['corral', 'pool', 'list'], ...poolList },
+        help: { argv: ['corral', '--help'], ...help, modules_loaded: helpModules },
+        pool_list: { argv: ['corral', 'pool', 'list'], ...poolList, modules_loaded: poolListModules },
         node_baseline: { argv: ['node', '-e', '0'], ...nodeBaseline },
       },
     };
