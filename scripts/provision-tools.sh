@@ -5,8 +5,12 @@
 # Idempotent: on a warm cache it checks a few files and prints where each tool is.
 # Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
 #
-# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium] [helm] [prometheus]   (no argument: all)
+# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium] [helm] [prometheus] [node]
+#   (no argument: all but node)
 #   kube: kube-apiserver, kube-scheduler, etcd and KWOK (the test cluster, test/harness/kube.ts)
+#   node: a real node for test/harness/real-node.ts (make test-cluster; root only): kubelet built at the kube
+#         group's version, Debian's containerd, runc, containernetworking-plugins and busybox-static, and the
+#         static binaries of the local test images (pause, memhog) under node-rootfs-<version>
 #   helm: helm (go install), for the chart test; prometheus: Debian's prometheus and promtool
 set -euo pipefail
 
@@ -14,8 +18,8 @@ selected=" ${*:-temporal test-server kube chromium helm prometheus} "
 wanted() { [[ "$selected" == *" $1 "* ]]; }
 for arg in "$@"; do
   case "$arg" in
-    temporal | test-server | kube | chromium | helm | prometheus) ;;
-    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium, helm, prometheus)" >&2; exit 2 ;;
+    temporal | test-server | kube | chromium | helm | prometheus | node) ;;
+    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium, helm, prometheus, node)" >&2; exit 2 ;;
   esac
 done
 
@@ -25,6 +29,8 @@ KUBERNETES_VERSION=v1.34.4
 ETCD_VERSION=v3.6.4
 KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.19.0
+# The node group's own files (pause, memhog): bump when node_rootfs below changes.
+NODE_ROOTFS_VERSION=v1
 
 CACHE="${CORRAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/corral/tools}"
 mkdir -p "$CACHE"
@@ -32,7 +38,7 @@ say() { echo "[provision] $*" >&2; }
 elapsed() { echo "$(($(date +%s) - $1))s"; }
 
 want() { command -v "$1" >/dev/null 2>&1 || { say "missing required command: $1"; exit 1; }; }
-if wanted temporal || wanted kube || wanted helm; then want go; fi
+if wanted temporal || wanted kube || wanted helm || wanted node; then want go; fi
 if wanted test-server; then want java; want mvn; fi
 
 # --- Temporal CLI (dev server + embedded Web UI) ---------------------------------------------
@@ -88,10 +94,13 @@ fi
 # and moved into bin/ when done, so a cache from before a binary was added gains just that binary
 # (and a running apiserver is never pulled from under a test).
 kube_dir="$CACHE/kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
-kube_bins=(kube-apiserver kube-scheduler etcd)
+kube_bins=()
+if wanted kube; then kube_bins+=(kube-apiserver kube-scheduler etcd); fi
+# node: the kubelet, from the same module at the same version as the apiserver it registers with.
+if wanted node; then kube_bins+=(kubelet); fi
 kube_missing=()
 for bin in "${kube_bins[@]}"; do [ -x "$kube_dir/bin/$bin" ] || kube_missing+=("$bin"); done
-if wanted kube && [ "${#kube_missing[@]}" -gt 0 ]; then
+if [ "${#kube_missing[@]}" -gt 0 ]; then
   t0=$(date +%s)
   say "building ${kube_missing[*]} ($KUBERNETES_VERSION, etcd $ETCD_VERSION) from the Go module proxy (first time only, about 5 min on 2 cores)"
   src="$kube_dir/src"
@@ -126,6 +135,7 @@ import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   (
@@ -193,6 +203,65 @@ apt_install() {
 if wanted chromium && ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
 if wanted prometheus && ! { command -v prometheus && command -v promtool; } >/dev/null 2>&1; then apt_install prometheus; fi
 
+# --- node: the container runtime stack from Debian, and the test images' static binaries ----------
+# containerd (with ctr), runc and the CNI plugins (bridge, host-local, loopback in /usr/lib/cni).
+# No systemd here, so no containerd starts; on a systemd host the package's own containerd listens on
+# /run/containerd/containerd.sock, which the harness never uses (it runs its own, on its own socket).
+# busybox-static is the shell of the worker image (the crash and OOM fates run under it).
+# Debian 12 has no cri-tools: `ctr` (with containerd) is the debugging client.
+cni_bin_dir=/usr/lib/cni
+node_rootfs="$CACHE/node-rootfs-$NODE_ROOTFS_VERSION"
+if wanted node; then
+  command -v containerd >/dev/null 2>&1 || apt_install containerd
+  command -v runc >/dev/null 2>&1 || apt_install runc
+  [ -x "$cni_bin_dir/bridge" ] || apt_install containernetworking-plugins
+  # The static build (ldd refuses it); Debian's plain busybox is dynamically linked.
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || apt_install busybox-static
+  if [ ! -x "$node_rootfs/memhog" ]; then
+    want gcc
+    t0=$(date +%s)
+    say "building the node images' static binaries (pause, memhog) with gcc -static"
+    rm -rf "$node_rootfs.tmp" && mkdir -p "$node_rootfs.tmp"
+    # The pod sandbox's PID 1 (stands in for registry.k8s.io/pause): reaps zombies, exits on INT/TERM.
+    cat >"$node_rootfs.tmp/pause.c" <<'C'
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void die(int s) { (void)s; _exit(0); }
+static void reap(int s) { (void)s; while (waitpid(-1, NULL, WNOHANG) > 0) {} }
+int main(void) {
+  struct sigaction a = {0}, r = {0};
+  a.sa_handler = die; sigaction(SIGINT, &a, NULL); sigaction(SIGTERM, &a, NULL);
+  r.sa_handler = reap; r.sa_flags = SA_NOCLDSTOP; sigaction(SIGCHLD, &r, NULL);
+  for (;;) pause();
+}
+C
+    # Allocates and touches memory in 8 MiB steps until killed (the OOM fate): memhog [MiB]
+    cat >"$node_rootfs.tmp/memhog.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int c, char **v) {
+  long lim = c > 1 ? atol(v[1]) : 1L << 20;
+  for (long i = 0; i * 8 < lim; i++) {
+    char *p = malloc(8 << 20); if (!p) return 2;
+    memset(p, 1, 8 << 20);
+    printf("%ld MiB\n", (i + 1) * 8); fflush(stdout);
+    usleep(20000);
+  }
+  pause();
+}
+C
+    for prog in pause memhog; do
+      gcc -static -O2 -o "$node_rootfs.tmp/$prog" "$node_rootfs.tmp/$prog.c" && strip "$node_rootfs.tmp/$prog"
+    done
+    rm -rf "$node_rootfs" && mv "$node_rootfs.tmp" "$node_rootfs"
+    say "node image binaries ready in $(elapsed "$t0")"
+  fi
+fi
+
 if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
 if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
 if wanted kube; then
@@ -206,4 +275,13 @@ if wanted helm; then echo "helm=$helm_dir/bin/helm"; fi
 if wanted prometheus; then
   echo "prometheus=$(command -v prometheus)"
   echo "promtool=$(command -v promtool)"
+fi
+if wanted node; then
+  echo "kubelet=$kube_dir/bin/kubelet"
+  echo "containerd=$(command -v containerd)"
+  echo "ctr=$(command -v ctr)"
+  echo "runc=$(command -v runc)"
+  echo "cni_bin_dir=$cni_bin_dir"
+  echo "busybox_static=/bin/busybox"
+  echo "node_rootfs=$node_rootfs"
 fi

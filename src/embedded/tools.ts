@@ -34,6 +34,17 @@ const tools = {
   /** Debian's prometheus and promtool, for the dashboard and alerting-rules test. */
   prometheus: { group: 'prometheus', key: 'prometheus', env: 'CORRAL_TOOL_PROMETHEUS' },
   promtool: { group: 'prometheus', key: 'promtool', env: 'CORRAL_TOOL_PROMTOOL' },
+  /** A real node (test/harness/real-node.ts): the kubelet, built at the apiserver's version. */
+  kubelet: { group: 'node', key: 'kubelet', env: 'CORRAL_TOOL_KUBELET' },
+  /** Debian's containerd and its client ctr, runc, and the CNI plugins' directory (bridge, host-local). */
+  containerd: { group: 'node', key: 'containerd', env: 'CORRAL_TOOL_CONTAINERD' },
+  ctr: { group: 'node', key: 'ctr', env: 'CORRAL_TOOL_CTR' },
+  runc: { group: 'node', key: 'runc', env: 'CORRAL_TOOL_RUNC' },
+  cniBinDir: { group: 'node', key: 'cni_bin_dir', env: 'CORRAL_TOOL_CNI_BIN_DIR' },
+  /** Debian's busybox-static: the shell of the real node's worker image. */
+  busyboxStatic: { group: 'node', key: 'busybox_static', env: 'CORRAL_TOOL_BUSYBOX_STATIC' },
+  /** The real node images' static binaries (pause, memhog), in the tool cache. */
+  nodeRootfs: { group: 'node', key: 'node_rootfs', env: 'CORRAL_TOOL_NODE_ROOTFS' },
 } as const;
 
 export type ToolName = keyof typeof tools;
