@@ -42,5 +42,9 @@ test: deps typecheck lint build
 test-unit: deps
 	node --require tsx/cjs test/run.ts test/unit/ test/time-skipping/
 
+test-cluster: deps
+	@bash scripts/provision-tools.sh kube node >/dev/null
+	node --require tsx/cjs --test test/cluster/*.cluster-test.ts
+
 clean:
 	rm -rf dist test-results
