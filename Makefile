@@ -35,6 +35,7 @@ typecheck: deps
 lint: deps
 	npx eslint .
 	npx prettier --check .
+	npx knip --no-progress
 
 test: deps typecheck lint build
 	node --require tsx/cjs test/run.ts
