@@ -4,7 +4,7 @@
 // every second through pools' lives: a pool filling, warm and cold claims, a worker that refuses
 // activation, a hung worker whose row another writer moved (failed probes, a fence miss), a killed
 // worker (a zombie), a bad image that opens the breaker, a spawn whose workflow is terminated under
-// it (a failed heartbeat call), cut Temporal connections (failed long polls), a drain. Then every
+// it, cut Temporal connections (failed long polls), a drain (failed SDK requests). Then every
 // PromQL expression of deploy/grafana/corral-dashboard.json is evaluated through Prometheus' query
 // API, with the dashboard's variables resolved from Prometheus as Grafana does: each must parse and
 // return data. deploy/prometheus/corral-rules.yaml is checked and unit-tested with promtool, loaded
@@ -365,7 +365,7 @@ test('a bad image opens the breaker, and CorralSpawnBreakerOpen fires from the l
   }
 });
 
-test('a spawn whose workflow is terminated under it: the heartbeat fails (temporal_request_failure)', async () => {
+test('a spawning pool whose workflows are terminated under their in-flight work', async () => {
   await corral.applyPool(
     demoPoolSpec(slowPool, {
       minIdle: 1,
@@ -378,7 +378,7 @@ test('a spawn whose workflow is terminated under it: the heartbeat fails (tempor
     async () => (await corral.listWorkers({ pool: slowPool, states: ['spawning'] })).find((w) => w.pool === slowPool),
     { what: `a ${slowPool} worker spawning`, timeoutMs: 60_000, intervalMs: 250 },
   );
-  // The spawn activity waits for readiness, heartbeating: its first heartbeat reached the server.
+  // The spawn activity waits for readiness (the worker starts in 5 minutes), heartbeating.
   const handle = e2e.client.workflow.getHandle(workerLifecycleWorkflowId(slowPool, spawning.id));
   await waitFor(
     async () => {
@@ -389,8 +389,9 @@ test('a spawn whose workflow is terminated under it: the heartbeat fails (tempor
   );
   // Its pool must not start it again: the pool workflow ends first, then the worker's.
   await e2e.client.workflow.getHandle(poolWorkflowId(slowPool)).terminate('test: no refill of the slow pool');
-  await handle.terminate('test: the heartbeat of its running activity must fail');
-  await promUntil('a failed Temporal request', 'sum(temporal_request_failure) >= 1', undefined, 120_000);
+  await handle.terminate('test: its spawn is still running');
+  const { status } = await handle.describe();
+  assert.equal(status.name, 'TERMINATED');
 });
 
 test('the worker’s Temporal connections cut: long polls fail (temporal_long_request_failure), then resume', async () => {
@@ -400,7 +401,11 @@ test('the worker’s Temporal connections cut: long polls fail (temporal_long_re
   await promUntil('long polls again', 'sum(temporal_long_request)', (s) => value(s) > before);
 });
 
-test('a drain: drain durations, completed workflows', async () => {
+// Failed SDK requests come from work in flight when a workflow ends: the spawning pool's workflows
+// terminated above, and drains, where a worker's workflow completes while signals still arrive (its
+// last workflow task completion answers NOT_FOUND or INVALID_ARGUMENT "UnhandledCommand", and the
+// SDK evicts the run). Which of them a run produces depends on timing, so the count is taken here.
+test('a drain: drain durations, completed workflows, failed SDK requests', async () => {
   for (const lease of leases) await corral.release(lease);
   await corral.drainPool(pool);
   await corral.drainPool(coldPool);
@@ -408,6 +413,7 @@ test('a drain: drain durations, completed workflows', async () => {
   await corral.waitForDrained(coldPool);
   await promUntil('drains observed', 'sum(corral_worker_drain_duration_seconds_count) >= 2');
   await promUntil('workflows completed', 'sum(temporal_workflow_completed) >= 1');
+  await promUntil('a failed Temporal request', 'sum(temporal_request_failure) >= 1');
 });
 
 interface Panel {
