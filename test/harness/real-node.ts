@@ -221,29 +221,165 @@ async function buildImages(dir: string): Promise<string[]> {
   return archives;
 }
 
-/** Undo steps, run last-first by stop(); each is bounded and one failing does not stop the rest. */
-class Teardown {
-  private readonly steps: { what: string; undo: () => Promise<void> | void }[] = [];
-  readonly problems: string[] = [];
+/**
+ * What a run changed on the host, kept in `<dir>/owner.json` as it happens: stop() undoes it from
+ * this record, and so does the next start when the run that wrote it died without stopping
+ * (SIGKILL, a crash): its processes are found by pid, and only if their command line names `dir`.
+ */
+interface NodeRecord {
+  ownerPid: number;
+  dir: string;
+  socket: string;
+  /** Process name → pid, in start order. */
+  pids: Record<string, number>;
+  bridge?: string;
+  forwardRule?: string[];
+  /** cni-* network namespaces that existed before (not ours). */
+  netnsBefore: string[];
+  /** Host paths that did not exist before the run. */
+  newHostPaths: string[];
+  /** Kernel tunables' values before the run. */
+  tunables: Record<string, string>;
+  /** Set once the kubepods cgroups were checked absent: then any found at the end are this run's. */
+  ownsKubepods: boolean;
+}
 
-  add(what: string, undo: () => Promise<void> | void): void {
-    this.steps.push({ what, undo });
-  }
+const recordFile = (dir: string) => path.join(dir, 'owner.json');
+const saveRecord = (record: NodeRecord) => fs.writeFileSync(recordFile(record.dir), JSON.stringify(record, null, 2));
 
-  async run(): Promise<void> {
-    while (this.steps.length > 0) {
-      const step = this.steps.pop()!;
-      try {
-        await step.undo();
-      } catch (err) {
-        this.problems.push(`${step.what}: ${(err as Error).message}`);
-      }
-    }
+function isAlive(pid: number): boolean {
+  try {
+    // A zombie has exited; its parent has not reaped it yet.
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
   }
 }
 
-async function stopProcess(proc: ManagedProcess | undefined, graceMs = 15_000): Promise<void> {
-  await proc?.stop(graceMs);
+const commandLine = (pid: number): string => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+};
+
+/** SIGTERM, then SIGKILL after `graceMs`; only a process whose command line names `marker`. */
+async function stopPid(pid: number, marker: string, graceMs = 15_000): Promise<void> {
+  if (!isAlive(pid) || !commandLine(pid).includes(marker)) return;
+  process.kill(pid, 'SIGTERM');
+  const gone = await waitFor(() => !isAlive(pid), { what: `pid ${pid} to exit`, timeoutMs: graceMs }).catch(
+    () => false,
+  );
+  if (gone) return;
+  process.kill(pid, 'SIGKILL');
+  await waitFor(() => !isAlive(pid), { what: `pid ${pid} to die`, timeoutMs: 10_000 });
+}
+
+/** Undoes everything `record` says the run did, in order; returns what could not be undone. */
+async function tearDown(record: NodeRecord): Promise<string[]> {
+  const problems: string[] = [];
+  const step = async (what: string, body: () => Promise<void> | void) => {
+    try {
+      await body();
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message}`);
+    }
+  };
+  const { dir, socket, pids } = record;
+  // The kubelet first, so it restarts nothing the next steps kill.
+  if (pids.kubelet) await step('stop the kubelet', () => stopPid(pids.kubelet!, dir));
+  await step("kill and delete the pods' containers", async () => {
+    if (!pids.containerd || !isAlive(pids.containerd) || !fs.existsSync(socket)) return;
+    const ctr = (args: string[]) =>
+      sh(toolPath('ctr'), ['--address', socket, '--namespace', 'k8s.io', ...args], 15_000).catch(() => '');
+    const ids = (await ctr(['containers', 'ls', '-q'])).split('\n').filter(Boolean);
+    for (const c of ids) await ctr(['tasks', 'kill', '--signal', 'SIGKILL', c]);
+    for (const c of ids) {
+      await ctr(['tasks', 'delete', '--force', c]);
+      await ctr(['containers', 'delete', c]);
+    }
+  });
+  if (pids.containerd) await step('stop containerd', () => stopPid(pids.containerd!, dir));
+  await step('kill the shims left behind', async () => {
+    for (const pid of shimsOf(socket)) process.kill(pid, 'SIGKILL');
+    await waitFor(() => shimsOf(socket).every((pid) => !isAlive(pid)), {
+      what: 'the shims to exit',
+      timeoutMs: 10_000,
+    });
+  });
+  for (const name of ['kube-scheduler', 'kube-apiserver', 'etcd']) {
+    if (pids[name]) await step(`stop ${name}`, () => stopPid(pids[name]!, dir));
+  }
+  if (record.forwardRule) {
+    const rule = record.forwardRule;
+    await step('delete the FORWARD rule', () => sh('iptables', ['-D', ...rule]).then(() => undefined));
+  }
+  await step('delete the pod network namespaces', async () => {
+    for (const ns of await netnsNames()) {
+      if (ns.startsWith('cni-') && !record.netnsBefore.includes(ns)) await sh('ip', ['netns', 'delete', ns]);
+    }
+  });
+  if (record.bridge) {
+    const bridge = record.bridge;
+    await step(`delete the bridge ${bridge}`, async () => {
+      if ((await sh('ip', ['-o', 'link', 'show'])).includes(` ${bridge}:`)) await sh('ip', ['link', 'delete', bridge]);
+    });
+  }
+  await step(`unmount everything under ${dir}`, async () => {
+    for (const m of mountsUnder(dir)) await sh('umount', ['-l', m]);
+  });
+  if (record.ownsKubepods) {
+    await step('remove the kubepods cgroups', () =>
+      // A cgroup whose last task was just killed can stay busy for a moment.
+      waitFor(
+        () => {
+          for (const h of cgroupHierarchies()) removeCgroupTree(path.join(h, 'kubepods'));
+          return true;
+        },
+        { what: 'the kubepods cgroups to go', timeoutMs: 15_000, intervalMs: 250 },
+      ).then(() => undefined),
+    );
+  }
+  await step('remove the host paths this run created', async () => {
+    for (const p of record.newHostPaths) {
+      // Created by this run, so whatever is mounted there is this run's (containerd's netns files).
+      for (const m of mountsUnder(p)) await sh('umount', ['-l', m]);
+      fs.rmSync(p, { recursive: true, force: true });
+    }
+  });
+  await step('restore the kernel tunables', () => {
+    for (const [name, value] of Object.entries(record.tunables)) {
+      if (readSysctl(name) !== value) fs.writeFileSync(`/proc/sys/${name}`, value);
+    }
+  });
+  await step('remove the state directory', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return problems;
+}
+
+/**
+ * Tears down what runs that died without stopping left behind (their owner.json names a pid that
+ * is gone). Called by startRealNode; returns the directories it cleaned.
+ */
+export async function reapStaleRealNodes(): Promise<string[]> {
+  const reaped: string[] = [];
+  for (const entry of fs.readdirSync(os.tmpdir())) {
+    if (!entry.startsWith('corral-node-')) continue;
+    const file = recordFile(path.join(os.tmpdir(), entry));
+    let record: NodeRecord;
+    try {
+      record = JSON.parse(fs.readFileSync(file, 'utf8')) as NodeRecord;
+    } catch {
+      continue;
+    }
+    if (isAlive(record.ownerPid)) continue;
+    say(`cleaning up after a run that died (pid ${record.ownerPid}): ${record.dir}`);
+    const problems = await tearDown(record);
+    if (problems.length > 0)
+      throw new Error(`cleaning up ${record.dir} left something behind:\n${problems.join('\n')}`);
+    reaped.push(record.dir);
+  }
+  return reaped;
 }
 
 /** Pids whose command line names `needle` as its last argument (the shims of one containerd). */
@@ -301,15 +437,14 @@ async function netnsNames(): Promise<string[]> {
 
 export async function startRealNode(options: StartRealNodeOptions = {}): Promise<RealNode> {
   if (process.getuid?.() !== 0) throw new Error('a real node needs root (mounts, cgroups, a bridge, netns)');
+  await reapStaleRealNodes();
   for (const h of cgroupHierarchies()) {
     if (fs.existsSync(path.join(h, 'kubepods'))) {
-      throw new Error(`${h}/kubepods exists: another kubelet runs here, or a run was not cleaned up`);
+      throw new Error(`${h}/kubepods exists: another kubelet runs here (one real node per machine at a time)`);
     }
   }
   const t0 = Date.now();
-  const teardown = new Teardown();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-node-'));
-  teardown.add('remove the state directory', () => fs.rmSync(dir, { recursive: true, force: true }));
   const logs: Record<string, string> = {};
   const id = path
     .basename(dir)
@@ -318,48 +453,49 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
     .replace(/[^a-z0-9]/g, 'x');
   const nodeName = `corral-node-${id}`;
   const bridge = `crl${id}`.slice(0, 15);
+  const socket = path.join(dir, 'containerd', 'containerd.sock');
 
   // Host state the run may change, recorded before anything starts.
-  const tunables = new Map(kubeletTunables.map((t) => [t, readSysctl(t)]));
-  teardown.add('restore the kernel tunables', () => {
-    for (const [name, value] of tunables) {
-      if (value !== undefined && readSysctl(name) !== value) fs.writeFileSync(`/proc/sys/${name}`, value);
-    }
-  });
-  const newHostPaths = hostPaths.filter((p) => !fs.existsSync(p));
-  teardown.add('remove the host paths this run created', async () => {
-    for (const p of newHostPaths) {
-      // Created by this run, so whatever is mounted there is this run's (containerd's netns files).
-      for (const m of mountsUnder(p)) await sh('umount', ['-l', m]);
-      fs.rmSync(p, { recursive: true, force: true });
-    }
-  });
-  const netnsBefore = new Set(await netnsNames());
-  const hierarchies = cgroupHierarchies();
-  teardown.add('remove the kubepods cgroups', async () => {
-    // A cgroup whose last task was just killed can stay busy for a moment.
-    await waitFor(
-      () => {
-        for (const h of hierarchies) removeCgroupTree(path.join(h, 'kubepods'));
-        return true;
-      },
-      { what: 'the kubepods cgroups to go', timeoutMs: 15_000, intervalMs: 250 },
-    );
-  });
-  teardown.add(`unmount everything under ${dir}`, async () => {
-    for (const m of mountsUnder(dir)) await sh('umount', ['-l', m]);
-  });
-  teardown.add('delete the pod network namespaces', async () => {
-    for (const ns of await netnsNames()) {
-      if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await sh('ip', ['netns', 'delete', ns]);
-    }
-  });
+  const record: NodeRecord = {
+    ownerPid: process.pid,
+    dir,
+    socket,
+    pids: {},
+    netnsBefore: (await netnsNames()).filter((ns) => ns.startsWith('cni-')),
+    newHostPaths: hostPaths.filter((p) => !fs.existsSync(p)),
+    tunables: Object.fromEntries(
+      kubeletTunables.flatMap((t) => {
+        const value = readSysctl(t);
+        return value === undefined ? [] : [[t, value]];
+      }),
+    ),
+    ownsKubepods: true,
+  };
+  saveRecord(record);
+  const started = (proc: ManagedProcess) => {
+    record.pids[proc.name.replace(/^real-node-/, '')] = proc.child.pid ?? 0;
+    logs[proc.name.replace(/^real-node-/, '')] = proc.logFile;
+    saveRecord(record);
+    return proc;
+  };
 
-  const stop = async () => {
-    await teardown.run();
-    if (teardown.problems.length > 0) {
-      throw new Error(`the real node's teardown left something behind:\n${teardown.problems.join('\n')}`);
-    }
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    say(`${signal}: tearing the node down before exiting`);
+    void stop().finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : 15)));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      const problems = await tearDown(record);
+      if (problems.length > 0) {
+        throw new Error(`the real node's teardown left something behind:\n${problems.join('\n')}`);
+      }
+    })();
+    return stopping;
   };
 
   try {
@@ -371,19 +507,19 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
     // ---- etcd, kube-apiserver, kube-scheduler (as test/harness/kube.ts starts them) ----
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
-    const etcd = startProcess('real-node-etcd', toolPath('etcd'), [
-      '--name=corral-node',
-      `--data-dir=${path.join(dir, 'etcd')}`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=corral-node=${peerUrl}`,
-      '--log-level=warn',
-      '--unsafe-no-fsync',
-    ]);
-    logs.etcd = etcd.logFile;
-    teardown.add('stop etcd', () => stopProcess(etcd));
+    const etcd = started(
+      startProcess('real-node-etcd', toolPath('etcd'), [
+        '--name=corral-node',
+        `--data-dir=${path.join(dir, 'etcd')}`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=corral-node=${peerUrl}`,
+        '--log-level=warn',
+        '--unsafe-no-fsync',
+      ]),
+    );
     await Promise.race([
       failOnExit(etcd),
       waitFor(async () => (await fetch(`${etcdUrl}/health`, { signal: AbortSignal.timeout(1_000) })).ok, {
@@ -405,25 +541,25 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
     fs.writeFileSync(path.join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     const certDir = path.join(dir, 'apiserver-certs');
     const issuer = 'https://kubernetes.default.svc.cluster.local';
-    const apiserver = startProcess('real-node-kube-apiserver', toolPath('kubeApiserver'), [
-      `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      `--cert-dir=${certDir}`,
-      `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
-      '--authorization-mode=RBAC',
-      `--service-account-issuer=${issuer}`,
-      `--api-audiences=${issuer}`,
-      `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
-      `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
-      '--service-cluster-ip-range=10.96.0.0/24',
-      '--enable-priority-and-fairness=false',
-      '--profiling=false',
-      '--v=1',
-    ]);
-    logs.apiserver = apiserver.logFile;
-    teardown.add('stop kube-apiserver', () => stopProcess(apiserver));
+    const apiserver = started(
+      startProcess('real-node-kube-apiserver', toolPath('kubeApiserver'), [
+        `--etcd-servers=${etcdUrl}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiPort}`,
+        `--cert-dir=${certDir}`,
+        `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
+        '--authorization-mode=RBAC',
+        `--service-account-issuer=${issuer}`,
+        `--api-audiences=${issuer}`,
+        `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
+        `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
+        '--service-cluster-ip-range=10.96.0.0/24',
+        '--enable-priority-and-fairness=false',
+        '--profiling=false',
+        '--v=1',
+      ]),
+    );
     const server = `https://127.0.0.1:${apiPort}`;
     const caFile = path.join(certDir, 'apiserver.crt');
     await Promise.race([
@@ -437,27 +573,24 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
     const kubeconfigFile = path.join(dir, 'admin.kubeconfig');
     writeKubeconfigFile(kubeconfigFile, { server, caFile, token: adminToken });
 
-    const scheduler = startProcess('real-node-kube-scheduler', toolPath('kubeScheduler'), [
-      `--kubeconfig=${kubeconfigFile}`,
-      `--authentication-kubeconfig=${kubeconfigFile}`,
-      `--authorization-kubeconfig=${kubeconfigFile}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${schedulerPort}`,
-      `--cert-dir=${path.join(dir, 'scheduler-certs')}`,
-      '--profiling=false',
-      '--v=1',
-    ]);
-    logs.scheduler = scheduler.logFile;
-    teardown.add('stop kube-scheduler', () => stopProcess(scheduler));
+    const scheduler = started(
+      startProcess('real-node-kube-scheduler', toolPath('kubeScheduler'), [
+        `--kubeconfig=${kubeconfigFile}`,
+        `--authentication-kubeconfig=${kubeconfigFile}`,
+        `--authorization-kubeconfig=${kubeconfigFile}`,
+        '--leader-elect=false',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${schedulerPort}`,
+        `--cert-dir=${path.join(dir, 'scheduler-certs')}`,
+        '--profiling=false',
+        '--v=1',
+      ]),
+    );
 
     // ---- the pod bridge, up front: its gateway address is the node IP ----
+    record.bridge = bridge;
+    saveRecord(record);
     await sh('ip', ['link', 'add', bridge, 'type', 'bridge']);
-    teardown.add(`delete the bridge ${bridge}`, async () => {
-      if ((await sh('ip', ['-o', 'link', 'show']).catch(() => '')).includes(` ${bridge}:`)) {
-        await sh('ip', ['link', 'delete', bridge]);
-      }
-    });
     await sh('ip', ['addr', 'add', `${nodeIP}/24`, 'dev', bridge]);
     await sh('ip', ['link', 'set', bridge, 'up']);
     // Pod → pod traffic crosses FORWARD when br_netfilter is on; a DROP policy (docker's) would eat it.
@@ -465,7 +598,8 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
     if (iptables.includes('-P FORWARD DROP')) {
       const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
       await sh('iptables', ['-I', ...rule]);
-      teardown.add('delete the FORWARD rule', () => sh('iptables', ['-D', ...rule]).then(() => undefined));
+      record.forwardRule = rule;
+      saveRecord(record);
     }
 
     // ---- CNI, registry redirection, containerd ----
@@ -501,7 +635,6 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
       path.join(dir, 'certs.d', '_default', 'hosts.toml'),
       `server = "http://127.0.0.1:${closedPort}"\n[host."http://127.0.0.1:${closedPort}"]\n  capabilities = ["pull", "resolve"]\n`,
     );
-    const socket = path.join(dir, 'containerd', 'containerd.sock');
     fs.mkdirSync(path.dirname(socket), { recursive: true });
     const containerdConfig = path.join(dir, 'containerd', 'config.toml');
     fs.writeFileSync(
@@ -540,29 +673,16 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     config_path = "${dir}/certs.d"
 `,
     );
-    const containerd = startProcess('real-node-containerd', toolPath('containerd'), [
-      '--config',
-      containerdConfig,
-      '--log-level',
-      'info',
-    ]);
-    logs.containerd = containerd.logFile;
+    const containerd = started(
+      startProcess('real-node-containerd', toolPath('containerd'), [
+        '--config',
+        containerdConfig,
+        '--log-level',
+        'info',
+      ]),
+    );
     const ctr = (args: string[], timeoutMs = 60_000) =>
       sh(toolPath('ctr'), ['--address', socket, '--namespace', 'k8s.io', ...args], timeoutMs);
-    teardown.add('kill the shims left behind', async () => {
-      for (const pid of shimsOf(socket)) process.kill(pid, 'SIGKILL');
-      await waitFor(() => shimsOf(socket).length === 0, { what: 'the shims to exit', timeoutMs: 10_000 });
-    });
-    teardown.add('stop containerd', () => stopProcess(containerd));
-    teardown.add("kill and delete the pods' containers", async () => {
-      if (containerd.child.exitCode !== null || !fs.existsSync(socket)) return;
-      const ids = (await ctr(['containers', 'ls', '-q'], 15_000).catch(() => '')).split('\n').filter(Boolean);
-      for (const c of ids) await ctr(['tasks', 'kill', '--signal', 'SIGKILL', c], 15_000).catch(() => undefined);
-      for (const c of ids) {
-        await ctr(['tasks', 'delete', '--force', c], 15_000).catch(() => undefined);
-        await ctr(['containers', 'delete', c], 15_000).catch(() => undefined);
-      }
-    });
     await Promise.race([
       failOnExit(containerd),
       waitFor(() => ctr(['version'], 5_000).then(() => true), { what: 'containerd', timeoutMs: 30_000 }),
@@ -616,18 +736,17 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     );
     const kubeletKubeconfig = path.join(kubeletDir, 'kubeconfig');
     writeKubeconfigFile(kubeletKubeconfig, { server, caFile, token: adminToken });
-    const kubelet = startProcess('real-node-kubelet', toolPath('kubelet'), [
-      `--config=${kubeletConfig}`,
-      `--kubeconfig=${kubeletKubeconfig}`,
-      `--root-dir=${path.join(kubeletDir, 'root')}`,
-      `--cert-dir=${path.join(kubeletDir, 'pki')}`,
-      `--hostname-override=${nodeName}`,
-      `--node-ip=${nodeIP}`,
-      '--v=2',
-    ]);
-    logs.kubelet = kubelet.logFile;
-    // Before containerd's steps run (they run last-first): the kubelet must not restart what they kill.
-    teardown.add('stop the kubelet', () => stopProcess(kubelet));
+    const kubelet = started(
+      startProcess('real-node-kubelet', toolPath('kubelet'), [
+        `--config=${kubeletConfig}`,
+        `--kubeconfig=${kubeletKubeconfig}`,
+        `--root-dir=${path.join(kubeletDir, 'root')}`,
+        `--cert-dir=${path.join(kubeletDir, 'pki')}`,
+        `--hostname-override=${nodeName}`,
+        `--node-ip=${nodeIP}`,
+        '--v=2',
+      ]),
+    );
 
     await Promise.race([
       failOnExit(scheduler),
