@@ -12,8 +12,7 @@
 // stop() undoes it all, also after a failed start: processes by pid, the containers' shims, new
 // network namespaces, the bridge, mounts under the directory, the kubepods cgroups, the host paths
 // the kubelet and containerd create whatever their configuration says, the kernel tunables the
-// kubelet sets, and the FORWARD rule if one was needed. docs/decisions/0029-a-real-node-in-the-harness.md
-// explains the choices; /work/shared/notes-style field notes are in that decision too.
+// kubelet sets, and the FORWARD rule if one was needed (docs/decisions/0029-a-real-node-in-the-harness.md).
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
