@@ -54,6 +54,11 @@ const spec = (workerId: string, over: Partial<WorkerPodSpecInput> = {}): WorkerP
 
 before(async () => {
   node = await startRealNode();
+  // The check run after stop() sees a live node (so its empty answer then means something).
+  assert.ok(
+    (await node.leftovers()).some((item) => item.startsWith('bridge ')),
+    'leftovers() sees the bridge',
+  );
   admin = node.kubeConfig();
   core = admin.makeApiClient(CoreV1Api);
   namespace = await createTestNamespace(admin, 'real');
@@ -65,8 +70,10 @@ after(async () => {
   const out = path.join(repoRoot, 'test-results', 'real-node-statuses.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${JSON.stringify(observed, null, 2)}\n`);
-  // Throws if anything the node made is left on the machine.
-  await node?.stop();
+  if (!node) return;
+  // Throws if a teardown step failed; then, checked afresh, nothing of the node is left.
+  await node.stop();
+  assert.deepEqual(await node.leftovers(), [], 'the real node left nothing on the machine');
 });
 
 async function readPod(name: string): Promise<V1Pod | undefined> {

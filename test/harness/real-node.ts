@@ -54,6 +54,8 @@ export interface RealNode extends KubeEndpoint {
   logs: Record<string, string>;
   kubeConfig(): KubeConfig;
   stop(): Promise<void>;
+  /** After stop(): what of the run is still on the host, checked afresh (empty when clean). */
+  leftovers(): Promise<string[]>;
 }
 
 export interface StartRealNodeOptions {
@@ -307,6 +309,15 @@ async function tearDown(record: NodeRecord): Promise<string[]> {
       timeoutMs: 10_000,
     });
   });
+  if (record.ownsKubepods) {
+    // A container being created when containerd stopped leaves its `runc init` behind (orphaned,
+    // still in the pod's cgroup and network namespace); anything in kubepods is this run's.
+    await step('kill what is left in the kubepods cgroups', async () => {
+      const left = () => [...new Set(cgroupHierarchies().flatMap((h) => procsUnder(path.join(h, 'kubepods'))))];
+      for (const pid of left()) process.kill(pid, 'SIGKILL');
+      await waitFor(() => left().every((pid) => !isAlive(pid)), { what: 'kubepods to empty', timeoutMs: 10_000 });
+    });
+  }
   for (const name of ['kube-scheduler', 'kube-apiserver', 'etcd']) {
     if (pids[name]) await step(`stop ${name}`, () => stopPid(pids[name]!, dir));
   }
@@ -352,8 +363,37 @@ async function tearDown(record: NodeRecord): Promise<string[]> {
       if (readSysctl(name) !== value) fs.writeFileSync(`/proc/sys/${name}`, value);
     }
   });
-  await step('remove the state directory', () => fs.rmSync(dir, { recursive: true, force: true }));
+  // Kept (with its record) when something could not be undone: the next start tries again.
+  if (problems.length === 0) {
+    await step('remove the state directory', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
   return problems;
+}
+
+/** What of a run is still on the host: each item names one thing tearDown should have removed. */
+async function leftovers(record: NodeRecord): Promise<string[]> {
+  const found: string[] = [];
+  for (const [name, pid] of Object.entries(record.pids)) {
+    if (isAlive(pid) && commandLine(pid).includes(record.dir)) found.push(`process ${name} (${pid})`);
+  }
+  for (const pid of shimsOf(record.socket)) if (isAlive(pid)) found.push(`shim ${pid}`);
+  const links = await sh('ip', ['-o', 'link', 'show']);
+  if (record.bridge && links.includes(` ${record.bridge}:`)) found.push(`bridge ${record.bridge}`);
+  for (const ns of await netnsNames()) {
+    if (ns.startsWith('cni-') && !record.netnsBefore.includes(ns)) found.push(`netns ${ns}`);
+  }
+  if (record.forwardRule && (await sh('iptables', ['-S', 'FORWARD'])).includes(`-i ${record.bridge} -o`)) {
+    found.push('the FORWARD rule');
+  }
+  for (const m of mountsUnder(record.dir)) found.push(`mount ${m}`);
+  for (const h of cgroupHierarchies()) {
+    if (record.ownsKubepods && fs.existsSync(path.join(h, 'kubepods'))) found.push(`cgroup ${h}/kubepods`);
+  }
+  for (const p of [...record.newHostPaths, record.dir]) if (fs.existsSync(p)) found.push(`path ${p}`);
+  for (const [name, value] of Object.entries(record.tunables)) {
+    if (readSysctl(name) !== value) found.push(`sysctl ${name}=${readSysctl(name)} (was ${value})`);
+  }
+  return found;
 }
 
 /**
@@ -424,6 +464,24 @@ function removeCgroupTree(root: string): void {
   };
   walk(root);
   for (const d of dirs.reverse()) fs.rmdirSync(d);
+}
+
+/** Pids in a cgroup tree (every cgroup.procs under `root`). */
+function procsUnder(root: string): number[] {
+  if (!fs.existsSync(root)) return [];
+  const pids: number[] = [];
+  const walk = (d: string) => {
+    try {
+      for (const line of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) {
+        if (line) pids.push(Number(line));
+      }
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+    } catch {
+      // removed meanwhile
+    }
+  };
+  walk(root);
+  return pids;
 }
 
 async function netnsNames(): Promise<string[]> {
@@ -799,6 +857,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
       logs,
       kubeConfig: () => kubeConfigFor(endpoint),
       stop,
+      leftovers: () => leftovers(record),
     };
   } catch (err) {
     say(`start failed (${(err as Error).message}); tearing down`);
