@@ -126,18 +126,18 @@ if [ "${#kube_missing[@]}" -gt 0 ]; then
   grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u | while read -r mod; do
     echo "replace $mod => $mod $staging_version" >>"$src/go.mod"
   done
-  cat >"$src/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "go.etcd.io/etcd/server/v3"
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubelet"
-)
-GO
+  # Only what this run builds: `go mod tidy` then fetches just those binaries' dependencies (the
+  # kube group does not pay for the kubelet's, nor the node group for the apiserver's).
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for bin in "${kube_missing[@]}"; do
+      case "$bin" in
+        etcd) printf '\t_ "go.etcd.io/etcd/server/v3"\n' ;;
+        *) printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$bin" ;;
+      esac
+    done
+    printf ')\n'
+  } >"$src/tools.go"
   (
     cd "$src"
     GOFLAGS=-mod=mod go mod tidy -e >&2 || true
