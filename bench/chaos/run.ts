@@ -10,8 +10,6 @@
 // → one JSON document on stdout; each drill's result is merged under its name into
 // bench/results/chaos.json with the commit it measured. CHAOS_KILLS overrides the kill count
 // (default 5; then nothing is written).
-import { execFileSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +20,7 @@ import { postgresDrill } from './postgres';
 import { replicaKillDrill } from './replica-kill';
 import { machine, round2, say } from './support';
 import { temporalRestartDrill } from './temporal-restart';
+import { provenance } from '../provenance';
 
 const kills = Number(process.env.CHAOS_KILLS || 5);
 
@@ -36,14 +35,6 @@ const drills: Record<string, () => Promise<Record<string, unknown>>> = {
 };
 const defaultDrills = Object.keys(drills).filter((d) => d !== 'postgres-outage');
 
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main() {
   const asked = process.argv.slice(2);
   const unknown = asked.filter((d) => !(d in drills));
@@ -51,14 +42,8 @@ async function main() {
     throw new Error(`unknown drill ${unknown.join(', ')}; drills: ${Object.keys(drills).join(' ')}`);
   }
   const which = asked.length > 0 ? asked : defaultDrills;
-  const commit = git(['rev-parse', 'HEAD']);
-  // The drills run the working tree (tsx from source): other work in progress in src/ is measured too.
-  const modified = git(['diff', '--name-only', 'HEAD', '--', 'src']).split('\n').filter(Boolean);
-  const diffSha = crypto
-    .createHash('sha256')
-    .update(git(['diff', 'HEAD', '--', 'src']))
-    .digest('hex')
-    .slice(0, 12);
+  // The drills run the compiled working tree: other work in progress in src/ is measured too.
+  const { commit, srcModified: modified, srcDiffSha: diffSha } = provenance();
   const results: Record<string, unknown> = {};
   for (const name of which) {
     say(`drill ${name}: start (commit ${commit.slice(0, 12)})`);

@@ -6,7 +6,7 @@
 //
 // Usage: node --require tsx/cjs bench/cli-latency/run.ts [runs]   (default 25; after `make build`)
 // → one JSON document on stdout, also written to bench/results/cli-latency.json.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { freePort } from '../../src/embedded/ports';
 import { startEmbeddedStack } from '../../src/embedded/stack';
 import { repoRoot } from '../../src/embedded/tools';
 import { summarise } from '../stats';
+import { provenance } from '../provenance';
 
 const runs = Number(process.argv[2] ?? 25);
 const warmupRuns = 3;
@@ -76,14 +77,6 @@ function modulesLoaded(args: string[], env: NodeJS.ProcessEnv): Promise<number> 
   });
 }
 
-function git(args: string[]): string {
-  try {
-    return execFileSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main() {
   if (!Number.isInteger(runs) || runs < 20) throw new Error(`runs: a whole number ≥ 20 (got ${process.argv[2]})`);
   if (!fs.existsSync(path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'))) {
@@ -118,11 +111,11 @@ async function main() {
     const nodeBaseline = await measure('node -e 0', () => timeRun(process.execPath, ['-e', '0'], env, /^$/));
     const helpModules = await modulesLoaded(['--help'], env);
     const poolListModules = await modulesLoaded(['pool', 'list'], env);
-    const modified = git(['diff', '--name-only', 'HEAD', '--', 'src']).split('\n').filter(Boolean);
+    const { commit, srcModified: modified } = provenance();
     const result = {
       benchmark: 'cli-latency',
       usage: 'node --require tsx/cjs bench/cli-latency/run.ts [runs]  (after make build)',
-      commit: git(['rev-parse', 'HEAD']),
+      commit,
       src_modified_in_checkout: modified.length > 0 ? modified : false,
       at: new Date().toISOString(),
       node: process.version,
