@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NODE_DEPS := node_modules/.package-lock.json
 
-.PHONY: help start test test-unit lint typecheck build tools deps clean
+.PHONY: help start test test-unit test-cluster lint typecheck build tools deps clean
 
 help:
 	@echo "make start   run corral on embedded defaults (Temporal dev server + Web UI, Postgres, a worker)"
