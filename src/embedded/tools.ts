@@ -70,7 +70,8 @@ export function toolPath(name: ToolName): string {
   const fromEnv = process.env[tool.env];
   if (fromEnv) return fromEnv;
   const env = provisionTools([tool.group]);
-  Object.assign(process.env, env);
+  // The group's other tools too, but never over a path the caller set explicitly.
+  for (const [name, value] of Object.entries(env)) process.env[name] ||= value;
   const found = env[tool.env];
   if (!found) throw new Error(`scripts/provision-tools.sh did not report a path for ${name}`);
   return found;
