@@ -41,7 +41,7 @@ test: deps typecheck lint build
 	node --require tsx/cjs test/run.ts
 
 test-unit: deps
-	node --require tsx/cjs test/run.ts test/unit/ test/time-skipping/
+	CORRAL_TEST_CONCURRENCY=$${CORRAL_TEST_CONCURRENCY:-2} node --require tsx/cjs test/run.ts test/unit/ test/time-skipping/
 
 test-cluster: deps
 	@bash scripts/provision-tools.sh kube node >/dev/null
