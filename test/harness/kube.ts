@@ -6,7 +6,6 @@
 // There is no controller-manager: no namespace deletion, no node lifecycle, no garbage collection.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -15,6 +14,7 @@ import { freePort } from '../../src/embedded/ports';
 import { toolPath } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import { createKwokNodes, startKwokProcesses, writeKubeconfigFile, type KwokProcesses } from './kwok';
+import { httpsOk, kubeApiserverArgs, writeServiceAccountKeys } from './kube-control-plane';
 
 /** What a test needs to talk to a cluster; serialisable so the runner can share one. */
 export interface KubeEndpoint {
@@ -56,21 +56,6 @@ export function kubeConfigFor(endpoint: KubeEndpoint, token = endpoint.adminToke
   return kc;
 }
 
-async function httpsOk(url: string, token: string, ca?: Buffer): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(
-      url,
-      { headers: { Authorization: `Bearer ${token}` }, ca, rejectUnauthorized: ca !== undefined, timeout: 2_000 },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`timeout on ${url}`)));
-    req.on('error', reject);
-  });
-}
-
 export async function startKube(options: StartKubeOptions = {}): Promise<RunningKube> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-kube-'));
   const [etcdClientPort, etcdPeerPort, apiPort] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -110,27 +95,10 @@ export async function startKube(options: StartKubeOptions = {}): Promise<Running
       mode: 0o600,
     },
   );
-  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  fs.writeFileSync(path.join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  fs.writeFileSync(path.join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+  writeServiceAccountKeys(dir);
   const certDir = path.join(dir, 'certs');
-  const issuer = 'https://kubernetes.default.svc.cluster.local';
   const apiArgs = [
-    `--etcd-servers=${etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${apiPort}`,
-    `--cert-dir=${certDir}`,
-    `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
-    '--authorization-mode=RBAC',
-    `--service-account-issuer=${issuer}`,
-    `--api-audiences=${issuer}`,
-    `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
-    `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
-    '--service-cluster-ip-range=10.96.0.0/24',
-    '--enable-priority-and-fairness=false',
-    '--profiling=false',
-    '--v=1',
+    ...kubeApiserverArgs({ etcdUrl, port: apiPort, dir, certDir }),
     ...(options.extraApiserverArgs ?? []),
   ];
   const server = `https://127.0.0.1:${apiPort}`;

@@ -16,6 +16,7 @@ import { freePort } from '../../src/embedded/ports';
 import { repoRoot, toolPath } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import { timeoutOptions } from '../../src/runtime/kubernetes/api-call';
+import { kubeSchedulerArgs } from './kube-control-plane';
 
 /** Every API call the harness makes is bounded. */
 const bounded = timeoutOptions(10_000);
@@ -99,18 +100,10 @@ function httpsHealthy(url: string): Promise<boolean> {
 export async function startKwokProcesses(kubeconfigFile: string, dir: string): Promise<KwokProcesses> {
   const schedulerPort = await freePort();
   const scheduler = startProcess('kube-scheduler', toolPath('kubeScheduler'), [
-    `--kubeconfig=${kubeconfigFile}`,
-    `--authentication-kubeconfig=${kubeconfigFile}`,
-    `--authorization-kubeconfig=${kubeconfigFile}`,
-    '--leader-elect=false',
-    '--bind-address=127.0.0.1',
-    `--secure-port=${schedulerPort}`,
-    `--cert-dir=${path.join(dir, 'scheduler-certs')}`,
+    ...kubeSchedulerArgs({ kubeconfigFile, port: schedulerPort, certDir: path.join(dir, 'scheduler-certs') }),
     // A bench binds a thousand pods at once; the default 50 QPS would be the bottleneck.
     '--kube-api-qps=1000',
     '--kube-api-burst=2000',
-    '--profiling=false',
-    '--v=1',
   ]);
   const kwok = startProcess('kwok', toolPath('kwok'), [
     `--kubeconfig=${kubeconfigFile}`,

@@ -16,7 +16,6 @@
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -28,6 +27,7 @@ import { waitFor } from '../../src/embedded/wait';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { kubeConfigFor, type KubeEndpoint } from './kube';
 import { writeKubeconfigFile } from './kwok';
+import { httpsOk, kubeApiserverArgs, kubeSchedulerArgs, writeServiceAccountKeys } from './kube-control-plane';
 
 const run = promisify(execFile);
 
@@ -116,26 +116,6 @@ async function freePodSubnet(): Promise<{ cidr: string; gateway: string }> {
 }
 
 /** HTTPS GET that resolves true on 200 (the apiserver's /readyz, the scheduler's /healthz). */
-async function httpsOk(url: string, token?: string, ca?: Buffer): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(
-      url,
-      {
-        headers: token ? { Authorization: `Bearer ${token}` } : {},
-        ca,
-        rejectUnauthorized: ca !== undefined,
-        timeout: 2_000,
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`timeout on ${url}`)));
-    req.on('error', reject);
-  });
-}
-
 /**
  * A one-layer image in docker-archive form (what `docker save` writes and `ctr images import`
  * reads), from a root directory: no registry, no docker.
@@ -593,29 +573,14 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
         mode: 0o600,
       },
     );
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-    fs.writeFileSync(path.join(dir, 'sa.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+    writeServiceAccountKeys(dir);
     const certDir = path.join(dir, 'apiserver-certs');
-    const issuer = 'https://kubernetes.default.svc.cluster.local';
     const apiserver = started(
-      startProcess('real-node-kube-apiserver', toolPath('kubeApiserver'), [
-        `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
-        `--secure-port=${apiPort}`,
-        `--cert-dir=${certDir}`,
-        `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
-        '--authorization-mode=RBAC',
-        `--service-account-issuer=${issuer}`,
-        `--api-audiences=${issuer}`,
-        `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
-        `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
-        '--service-cluster-ip-range=10.96.0.0/24',
-        '--enable-priority-and-fairness=false',
-        '--profiling=false',
-        '--v=1',
-      ]),
+      startProcess(
+        'real-node-kube-apiserver',
+        toolPath('kubeApiserver'),
+        kubeApiserverArgs({ etcdUrl, port: apiPort, dir, certDir }),
+      ),
     );
     const server = `https://127.0.0.1:${apiPort}`;
     const caFile = path.join(certDir, 'apiserver.crt');
@@ -631,17 +596,11 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
     writeKubeconfigFile(kubeconfigFile, { server, caFile, token: adminToken });
 
     const scheduler = started(
-      startProcess('real-node-kube-scheduler', toolPath('kubeScheduler'), [
-        `--kubeconfig=${kubeconfigFile}`,
-        `--authentication-kubeconfig=${kubeconfigFile}`,
-        `--authorization-kubeconfig=${kubeconfigFile}`,
-        '--leader-elect=false',
-        '--bind-address=127.0.0.1',
-        `--secure-port=${schedulerPort}`,
-        `--cert-dir=${path.join(dir, 'scheduler-certs')}`,
-        '--profiling=false',
-        '--v=1',
-      ]),
+      startProcess(
+        'real-node-kube-scheduler',
+        toolPath('kubeScheduler'),
+        kubeSchedulerArgs({ kubeconfigFile, port: schedulerPort, certDir: path.join(dir, 'scheduler-certs') }),
+      ),
     );
 
     // ---- the pod bridge, up front: its gateway address is the node IP ----
