@@ -24,9 +24,7 @@ async function restrictedImportErrors(code: string, filePath = probePath): Promi
   const [result] = await eslint.lintText(code, { filePath });
   const fatal = result.messages.filter((m) => m.fatal);
   assert.deepEqual(fatal, [], 'the snippet parses');
-  return result.messages
-    .filter((m) => m.ruleId !== null && fenceRules.has(m.ruleId))
-    .map((m) => m.message);
+  return result.messages.filter((m) => m.ruleId !== null && fenceRules.has(m.ruleId)).map((m) => m.message);
 }
 
 test('workflow code importing a Node built-in, an I/O package or an activity implementation is an error', async () => {
