@@ -30,7 +30,6 @@ const maxHandOverAttempts = 3;
 const coldPollMs = 100;
 /** A pending claim stays its caller's this long past the caller's timeout before a repeat takes it over. */
 const pendingGraceMs = 5_000;
-const protocolCacheMs = 10_000;
 
 export interface ClaimServiceOptions {
   claims: ClaimStore;
@@ -55,8 +54,6 @@ type HandOver = 'accepted' | 'moved_on' | 'failed';
 
 export class ClaimService {
   private readonly acks: { pool: string; requestId: string }[] = [];
-  /** Each pool's worker protocol, read at most every `protocolCacheMs` (it cannot change while the pool has workers). */
-  private readonly protocols = new Map<string, { protocol: WorkerProtocolName; readAt: number }>();
   private ackFlush: Promise<void> | null = null;
 
   constructor(private readonly o: ClaimServiceOptions) {}
@@ -251,17 +248,13 @@ export class ClaimService {
   }
 
   /**
-   * The pool's worker protocol. Cached: a pool's protocol is fixed until it has drained (PoolStore
-   * refuses the change), so a cached answer can only be stale for a pool deleted and re-created
-   * within `protocolCacheMs`, whose new workers are at worst lost at their first hand-over.
+   * The pool's worker protocol, read at each hand-over (one primary-key lookup beside an HTTP call
+   * to the worker): a pool drained and applied again may speak the other protocol seconds later,
+   * and a stale answer would sign for a worker that holds no key (or not sign for one that does).
    */
   private async protocolOf(pool: string): Promise<WorkerProtocolName> {
-    const cached = this.protocols.get(pool);
-    if (cached && performance.now() - cached.readAt < protocolCacheMs) return cached.protocol;
     const record = await this.o.pools.getPool(pool);
-    const protocol = record ? workerProtocolOf(record.spec) : workerProtocolV2;
-    this.protocols.set(pool, { protocol, readAt: performance.now() });
-    return protocol;
+    return record ? workerProtocolOf(record.spec) : workerProtocolV2;
   }
 
   /**

@@ -226,7 +226,12 @@ export class CorralClient {
         `cannot reach the corral API at ${this.base} (${describeExchangeFailure(err, timeoutMs)})`,
       );
     }
-    const { status, text } = res;
+    const { status, text, location } = res;
+    if (status >= 300 && status < 400) {
+      throw new CorralUnreachableError(
+        `${this.base} is not the corral API: it redirects (HTTP ${status}) to ${location ?? 'nowhere'}; use that URL`,
+      );
+    }
     let parsed: unknown;
     try {
       parsed = text.length > 0 ? JSON.parse(text) : undefined;
@@ -266,7 +271,12 @@ export class CorralClient {
 interface HttpAnswer {
   status: number;
   text: string;
+  /** A redirect's target: the API never redirects, so whatever answered is not it. */
+  location?: string;
 }
+
+/** The largest answer read (a list of workers or a history is far below); a longer one is refused. */
+const maxAnswerBytes = 32 * 1024 * 1024;
 
 /**
  * One request and its whole answer, within `timeoutMs`. node:http rather than fetch: fetch's first
@@ -284,9 +294,21 @@ function exchange(
   return new Promise((resolve, reject) => {
     const request = transport.request(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) }, (response) => {
       const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let bytes = 0;
+      response.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > maxAnswerBytes) {
+          request.destroy(new Error(`the answer is larger than ${maxAnswerBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
       response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
+        resolve({
+          status: response.statusCode ?? 0,
+          text: Buffer.concat(chunks).toString('utf8'),
+          location: response.headers.location,
+        }),
       );
       response.on('error', reject);
     });

@@ -15,7 +15,8 @@ function packageRoot(from: string): string {
   for (let dir = from; path.dirname(dir) !== dir; dir = path.dirname(dir)) {
     if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
   }
-  throw new Error(`no package.json above ${from}`);
+  // A layout without one (e.g. an image that copied only dist/): where the checkout would be.
+  return path.resolve(from, '..', '..');
 }
 
 /** A tool, the provisioning script's name for its group, its output key and its env variable. */

@@ -95,4 +95,8 @@ test('a pool opted into v1 is served unsigned (no key reaches its workers); its 
   const [worker] = await e2e.corral.listWorkers({ pool, states: ['idle'] });
   const v2Health = (await (await fetch(`${worker.endpoint}/healthz`)).json()) as Record<string, unknown>;
   assert.deepEqual(v2Health, { status: 'serving', protocol: workerProtocolV2 });
+  // Seconds after the pool spoke v1: the hand-over is signed (a stale protocol would lose the worker).
+  const v2Lease = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'v1-then-v2' });
+  assert.equal(v2Lease.workerId, worker.id);
+  assert.equal((await e2e.corral.checkLease(v2Lease)).status, 'valid');
 });
