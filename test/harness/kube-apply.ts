@@ -36,7 +36,7 @@ function objectPath(object: KubernetesObject): string {
   return `${base}/namespaces/${encodeURIComponent(namespace)}/${plural}/${name}`;
 }
 
-/** Server-side apply (field manager `corral-test`, forced); rejects with the apiserver's reason. */
+/** Server-side apply (field manager `corral-test`, forced, strict fields); rejects with the apiserver's reason. */
 export function serverSideApply(
   endpoint: KubeEndpoint,
   object: KubernetesObject,
@@ -45,6 +45,8 @@ export function serverSideApply(
   const url = new URL(`${endpoint.server}${objectPath(object)}`);
   url.searchParams.set('fieldManager', 'corral-test');
   url.searchParams.set('force', 'true');
+  // An unknown or duplicated field (a typo in a manifest) is an error, as with kubectl.
+  url.searchParams.set('fieldValidation', 'Strict');
   const body = JSON.stringify(object);
   return new Promise((resolve, reject) => {
     const req = https.request(

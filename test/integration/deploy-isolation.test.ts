@@ -43,7 +43,7 @@ let corralPodLabels: Record<string, string>;
 before(async () => {
   kube = await useKube();
   admin = kubeConfigFor(kube.value);
-  namespaces = (await applyManifests(admin, 'isolation')).namespaces;
+  namespaces = (await applyManifests(kube.value, 'isolation')).namespaces;
   const networking = admin.makeApiClient(NetworkingV1Api);
   const core = admin.makeApiClient(CoreV1Api);
   policies = [
