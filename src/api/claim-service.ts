@@ -92,6 +92,14 @@ export class ClaimService {
             'at_capacity',
             `pool ${pool} has no warm worker and is at maxWorkers (${decision.maxWorkers})`,
           );
+        case 'quota_exceeded':
+          this.o.metrics?.countQuotaRefusal(pool);
+          throw new CorralError(
+            'quota_exceeded',
+            `tenant ${tenant} holds ${decision.held} worker(s) of pool ${pool}, its quota is ${decision.quota}`,
+            undefined,
+            { held: decision.held, quota: decision.quota },
+          );
         case 'breaker_open':
           this.o.metrics?.countWarmCapacityMiss(pool, 'breaker_open');
           throw new CorralError('worker_unavailable', `pool ${pool} is not spawning: its spawn breaker is open`);

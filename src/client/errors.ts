@@ -18,6 +18,11 @@ export const corralErrorStatus = {
   lease_ended: 410,
   /** The body is larger than the API accepts. */
   payload_too_large: 413,
+  /**
+   * The tenant holds its quota of the pool's workers (`maxPerTenant` or its `tenantQuotas` entry):
+   * release one first. `details`: `{ held, quota }`.
+   */
+  quota_exceeded: 429,
   /** maxWorkers reached and no warm worker: retry later. */
   at_capacity: 503,
   /** No worker could be made for the claim: the spawn breaker is open, or the spawned worker failed. */

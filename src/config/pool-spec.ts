@@ -83,6 +83,19 @@ export const poolSpecSchema = z
       .default({ requests: { cpuMillis: 100, memoryMiB: 128 }, limits: { cpuMillis: 1_000, memoryMiB: 512 } }),
     minIdle: z.number().int().min(0, 'must be at least 0').max(10_000),
     maxWorkers: z.number().int().min(1, 'must be at least 1').max(10_000),
+    /**
+     * The most workers one tenant may hold (claimed and hot_idle, and cold ones being made for it):
+     * a claim over it is refused at once with `quota_exceeded`. Unset: no per-tenant limit.
+     */
+    maxPerTenant: z.number().int().min(1, 'must be at least 1').max(10_000).optional(),
+    /** Per-tenant overrides of maxPerTenant (0 bars the tenant), by tenant id. */
+    tenantQuotas: z
+      .record(
+        z.string().min(1, 'must not be empty').max(128, 'must be at most 128 characters'),
+        z.number().int().min(0, 'must be at least 0').max(10_000),
+      )
+      .refine((quotas) => Object.keys(quotas).length <= 1_000, 'must name at most 1000 tenants')
+      .optional(),
     /** Spawns started per minute while refilling. */
     refillPerMinute: z.number().int().min(1, 'must be at least 1').max(10_000).default(30),
     releasePolicy: z.enum(releasePolicies).default('hot_idle'),
@@ -138,6 +151,22 @@ export const poolSpecSchema = z
           message:
             'looks like a secret, so it must not be a literal value (it would be stored in Temporal histories and ' +
             'the registry): use { valueFrom: { secretKeyRef: { name, key } } }',
+        });
+      }
+    }
+    if (spec.maxPerTenant !== undefined && spec.maxPerTenant > spec.maxWorkers) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxPerTenant'],
+        message: `must not exceed maxWorkers (${spec.maxWorkers})`,
+      });
+    }
+    for (const [tenant, quota] of Object.entries(spec.tenantQuotas ?? {})) {
+      if (quota > spec.maxWorkers) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tenantQuotas', tenant],
+          message: `must not exceed maxWorkers (${spec.maxWorkers})`,
         });
       }
     }

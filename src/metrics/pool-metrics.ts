@@ -14,6 +14,8 @@ export type WarmCapacityMissReason = (typeof warmCapacityMissReasons)[number];
 export interface PoolMetrics {
   setBreakerState(pool: string, state: BreakerState): void;
   countWarmCapacityMiss(pool: string, reason: WarmCapacityMissReason): void;
+  /** A claim refused because its tenant held its quota (by pool only: never a tenant label). */
+  countQuotaRefusal(pool: string): void;
   observeClaim(pool: string, path: ClaimPath, seconds: number): void;
   /** The hand-over: the worker's activation at the lease's epoch, before the caller is answered. */
   observeHandOver(pool: string, seconds: number): void;
@@ -67,6 +69,12 @@ export function createPoolMetrics(
     labelNames: ['pool', 'reason'] as const,
     registers: [register],
   });
+  const quotaRefusals = new Counter({
+    name: 'corral_claim_quota_refusals_total',
+    help: "Claims refused with quota_exceeded: the tenant held its quota of the pool's workers (maxPerTenant or tenantQuotas).",
+    labelNames: ['pool'] as const,
+    registers: [register],
+  });
   const claims = new Histogram({
     name: 'corral_claim_duration_seconds',
     help: 'From claim request to lease, by pool and path (warm: an idle worker; cold: spawned for the claim).',
@@ -87,6 +95,7 @@ export function createPoolMetrics(
       breaker.set({ pool }, breakerGaugeValue(state));
     },
     countWarmCapacityMiss: (pool, reason) => misses.inc({ pool, reason }),
+    countQuotaRefusal: (pool) => quotaRefusals.inc({ pool }),
     observeClaim: (pool, path, seconds) => claims.observe({ pool, path }, Math.max(0, seconds)),
     observeHandOver: (pool, seconds) => handOvers.observe({ pool }, Math.max(0, seconds)),
   };

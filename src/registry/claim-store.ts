@@ -1,4 +1,5 @@
-// Claims as the registry decides them (migrations/1732500000000_registry-claims.sql): a warm claim
+// Claims as the registry decides them (migrations/1732500000000_registry-claims.sql; tenant quotas:
+// 1732800000000_tenant-quotas.sql): a warm claim
 // is one transaction, a release one, a cold worker's binding one, and the reclaim of grants nobody
 // acknowledged one per batch. Inputs are checked by the caller (the corral API's schemas); every
 // call is time-bounded by the pool; a database failure is a RegistryUnavailableError.
@@ -29,6 +30,7 @@ export type ClaimDecision =
   | { outcome: 'pool_not_found' | 'pool_draining' }
   | { outcome: 'cold'; workerId: string }
   | { outcome: 'at_capacity'; live: number; maxWorkers: number }
+  | { outcome: 'quota_exceeded'; held: number; quota: number }
   | { outcome: 'breaker_open' };
 
 export type BindColdClaimResult =
@@ -109,6 +111,8 @@ export class ClaimStore {
         return { outcome: 'cold', workerId: String(row.worker_id) };
       case 'at_capacity':
         return { outcome: 'at_capacity', live: Number(row.live_workers), maxWorkers: Number(row.max_workers) };
+      case 'quota_exceeded':
+        return { outcome: 'quota_exceeded', held: Number(row.live_workers), quota: Number(row.max_workers) };
       case 'tenant_mismatch':
       case 'pool_not_found':
       case 'pool_draining':

@@ -288,6 +288,33 @@ describe('warm-capacity misses', () => {
   });
 });
 
+describe('tenant quotas', () => {
+  test('a claim over the tenant quota is refused at once with quota_exceeded (429, held and quota in details), counted; another tenant is served', async () => {
+    const pool = 'quota';
+    await e2e.corral.applyPool(demoPoolSpec(pool, { minIdle: 2, maxWorkers: 4, maxPerTenant: 1 }));
+    await e2e.waitForCounts(pool, { idle: 2 });
+    const first = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'q-1' });
+    await assert.rejects(
+      e2e.corral.claim(pool, { tenant: 'acme', requestId: 'q-2', timeout: '20s' }),
+      (err) => err instanceof CorralError && err.code === 'quota_exceeded' && err.details?.quota === 1,
+    );
+    assert.equal(await e2e.metricValue('corral_claim_quota_refusals_total', { pool }), 1);
+    // The same through any replica, as plain HTTP: 429 and what the tenant holds.
+    const refused = await call('POST', `/v1/pools/${pool}/claims`, {
+      tenant: 'acme',
+      requestId: 'q-3',
+      timeout: '20s',
+    });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.code, 'quota_exceeded');
+    assert.deepEqual(refused.body.details, { held: 1, quota: 1 });
+    const other = await e2e.corral.claim(pool, { tenant: 'globex', requestId: 'q-4' });
+    assert.notEqual(other.workerId, first.workerId);
+    await e2e.corral.release(first);
+    await e2e.corral.release(other);
+  });
+});
+
 describe('the OpenAPI document', () => {
   test('served at /openapi.json as OpenAPI 3.1, equal to the committed docs/api/openapi.json, covering every route', async () => {
     const served = (await (await fetch(`${secured.url}/openapi.json`)).json()) as {

@@ -24,10 +24,14 @@ let seq = 0;
 const newId = (prefix = 'w') => `${prefix}-${process.pid}-${++seq}`;
 
 /** A pool row for corral_claim (it reads status, maxWorkers and image only). */
-async function seedPool(name: string, maxWorkers: number): Promise<void> {
+async function seedPool(
+  name: string,
+  maxWorkers: number,
+  quotas: { maxPerTenant?: number; tenantQuotas?: Record<string, number> } = {},
+): Promise<void> {
   await registry.db.query(`INSERT INTO pools (name, spec) VALUES ($1, $2::jsonb)`, [
     name,
-    JSON.stringify({ name, maxWorkers, image: 'corral/demo:1', releasePolicy: 'hot_idle' }),
+    JSON.stringify({ name, maxWorkers, image: 'corral/demo:1', releasePolicy: 'hot_idle', ...quotas }),
   ]);
 }
 
@@ -221,6 +225,66 @@ describe('claims', () => {
     assert.deepEqual(await registry.store.checkLease({ workerId: newId('ghost'), epoch: 1 }), {
       status: 'row_missing',
     });
+  });
+});
+
+describe('tenant quotas', () => {
+  test('a claim over maxPerTenant is refused with quota_exceeded and leaves nothing behind; other tenants still get workers', async () => {
+    const pool = newId('quota-pool');
+    await seedPool(pool, 10, { maxPerTenant: 2 });
+    for (let i = 0; i < 6; i++) await registry.seedWorker({ id: newId('idle'), pool, state: 'idle', epoch: 1 });
+    assert.equal((await claim(pool, 'acme', 'a-1')).outcome, 'granted');
+    assert.equal((await claim(pool, 'acme', 'a-2')).outcome, 'granted');
+    assert.deepEqual(await claim(pool, 'acme', 'a-3'), { outcome: 'quota_exceeded', held: 2, quota: 2 });
+    assert.equal((await claim(pool, 'globex', 'g-1')).outcome, 'granted', 'the quota is per tenant');
+    const { rows } = await registry.db.query(
+      `SELECT count(*)::int AS n FROM claims WHERE pool = $1 AND request_id = 'a-3'`,
+      [pool],
+    );
+    assert.equal(rows[0].n, 0, 'a refused claim leaves no claim row');
+    assert.equal((await registry.store.listWorkers({ pool, states: ['idle'] })).length, 3, 'no worker was taken');
+  });
+
+  test('hot_idle workers count toward the quota, yet a tenant at its quota still gets its own hot_idle worker back', async () => {
+    const pool = newId('quota-hot');
+    await seedPool(pool, 10, { maxPerTenant: 2 });
+    await registry.seedWorker({ id: newId('idle'), pool, state: 'idle', epoch: 1 });
+    const hot = newId('hot');
+    await registry.seedWorker({ id: hot, pool, state: 'hot_idle', epoch: 3, tenant: 'acme' });
+    await registry.seedWorker({ id: newId('held'), pool, state: 'claimed', epoch: 2, tenant: 'acme' });
+    const reused = await claim(pool, 'acme', 'a-1');
+    assert.equal(
+      reused.outcome === 'granted' && reused.workerId,
+      hot,
+      'its own hot_idle worker: the count does not change',
+    );
+    assert.deepEqual(await claim(pool, 'acme', 'a-2'), { outcome: 'quota_exceeded', held: 2, quota: 2 });
+  });
+
+  test('cold workers being made for a tenant count, and tenantQuotas overrides maxPerTenant (0 bars a tenant)', async () => {
+    const pool = newId('quota-cold');
+    await seedPool(pool, 10, { maxPerTenant: 1, tenantQuotas: { big: 3, barred: 0 } });
+    // No idle worker: each claim reserves a cold slot and waits pending.
+    assert.equal((await claim(pool, 'acme', 'a-1')).outcome, 'cold');
+    assert.deepEqual(await claim(pool, 'acme', 'a-2'), { outcome: 'quota_exceeded', held: 1, quota: 1 });
+    assert.equal(
+      (await claim(pool, 'acme', 'a-1')).outcome,
+      'in_progress',
+      'its own pending claim is not counted twice',
+    );
+    for (const id of ['b-1', 'b-2', 'b-3']) assert.equal((await claim(pool, 'big', id)).outcome, 'cold');
+    assert.deepEqual(await claim(pool, 'big', 'b-4'), { outcome: 'quota_exceeded', held: 3, quota: 3 });
+    assert.deepEqual(await claim(pool, 'barred', 'x-1'), { outcome: 'quota_exceeded', held: 0, quota: 0 });
+  });
+
+  test('30 concurrent claims of one tenant with a quota of 3 on 20 idle workers: exactly 3 granted', async () => {
+    const pool = newId('quota-race');
+    await seedPool(pool, 20, { maxPerTenant: 3 });
+    for (let i = 0; i < 20; i++) await registry.seedWorker({ id: newId('idle'), pool, state: 'idle', epoch: 1 });
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => claim(pool, 'acme', `race-${i}`)));
+    assert.equal(results.filter((r) => r.outcome === 'granted').length, 3);
+    assert.equal(results.filter((r) => r.outcome === 'quota_exceeded').length, 27);
+    assert.equal((await registry.store.listWorkers({ pool, states: ['claimed'] })).length, 3);
   });
 });
 

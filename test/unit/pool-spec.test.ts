@@ -62,3 +62,19 @@ test('workerProtocol: v2 unless the pool opts into v1; carried to every worker; 
   // A spec stored before the field existed is a v2 pool.
   assert.equal(workerProtocolOf({} as Parameters<typeof workerProtocolOf>[0]), 'corral.worker/v2');
 });
+
+test('tenant quotas: none unless set; maxPerTenant and tenantQuotas checked against maxWorkers, the field named', () => {
+  const plain = parsePoolSpec(minimal);
+  assert.equal(plain.maxPerTenant, undefined);
+  assert.equal('tenantQuotas' in plain, false, 'a spec without quotas stores none (older specs read the same)');
+  const quoted = parsePoolSpec({ ...minimal, maxPerTenant: 2, tenantQuotas: { big: 10, barred: 0 } });
+  assert.deepEqual([quoted.maxPerTenant, quoted.tenantQuotas], [2, { big: 10, barred: 0 }]);
+  assert.deepEqual(refusal({ ...minimal, maxPerTenant: 11 }), ['maxPerTenant', 'must not exceed maxWorkers (10)']);
+  assert.equal(refusal({ ...minimal, maxPerTenant: 0 })[0], 'maxPerTenant');
+  assert.deepEqual(refusal({ ...minimal, tenantQuotas: { big: 11 } }), [
+    'tenantQuotas.big',
+    'must not exceed maxWorkers (10)',
+  ]);
+  assert.equal(refusal({ ...minimal, tenantQuotas: { big: -1 } })[0], 'tenantQuotas.big');
+  assert.equal(refusal({ ...minimal, tenantQuotas: { big: 1.5 } })[0], 'tenantQuotas.big');
+});

@@ -113,6 +113,7 @@ export function registerPoolCommands(program: Command): void {
             ['Image', s.image],
             ['Min idle', s.minIdle],
             ['Max workers', s.maxWorkers],
+            ['Per tenant', describeTenantQuota(s.maxPerTenant, s.tenantQuotas)],
             ['Refill', `${s.refillPerMinute}/min`],
             ['Release policy', s.releasePolicy],
             ['Spawn breaker', describeBreaker(p.breakerState, workflow)],
@@ -236,6 +237,12 @@ async function requirePool(client: CorralClient, name: string) {
 function describeBreaker(state: string, workflow: { breaker: { consecutiveFailures?: number } } | null): string {
   const failures = workflow?.breaker.consecutiveFailures;
   return failures === undefined ? state : `${state} (${failures} consecutive spawn failure(s))`;
+}
+
+function describeTenantQuota(maxPerTenant: number | undefined, overrides: Record<string, number> | undefined): string {
+  const base = maxPerTenant === undefined ? 'no limit' : `at most ${maxPerTenant}`;
+  const count = Object.keys(overrides ?? {}).length;
+  return count === 0 ? base : `${base} (${count} tenant override${count === 1 ? '' : 's'})`;
 }
 
 function describeCounts(counts: Partial<Record<string, number>>): string {
