@@ -1,6 +1,6 @@
 // What every test control plane shares, whoever plays the kubelet (KWOK in kube.ts, a real one in
-// real-node.ts): the service-account keys, kube-apiserver's and kube-scheduler's flags, and the
-// readiness probe of an HTTPS endpoint.
+// real-node.ts): the service-account keys, kube-apiserver's, kube-scheduler's and (the real node's)
+// kube-controller-manager's flags, and the readiness probe of an HTTPS endpoint.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -16,14 +16,22 @@ export function writeServiceAccountKeys(dir: string): void {
 }
 
 /**
- * kube-apiserver on loopback with RBAC, static tokens (`dir/tokens.csv`) and service-account
- * tokens (keys from writeServiceAccountKeys), its serving certificate made in `certDir`.
+ * kube-apiserver with RBAC, static tokens (`dir/tokens.csv`) and service-account tokens (keys from
+ * writeServiceAccountKeys), its serving certificate (made in `certDir`) naming `address`: loopback
+ * unless another local address is given (the real node's, which its pods can reach).
  */
-export function kubeApiserverArgs(o: { etcdUrl: string; port: number; dir: string; certDir: string }): string[] {
+export function kubeApiserverArgs(o: {
+  etcdUrl: string;
+  port: number;
+  dir: string;
+  certDir: string;
+  address?: string;
+}): string[] {
+  const address = o.address ?? '127.0.0.1';
   return [
     `--etcd-servers=${o.etcdUrl}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
+    `--bind-address=${address}`,
+    `--advertise-address=${address}`,
     `--secure-port=${o.port}`,
     `--cert-dir=${o.certDir}`,
     `--token-auth-file=${path.join(o.dir, 'tokens.csv')}`,
@@ -45,6 +53,49 @@ export function kubeSchedulerArgs(o: { kubeconfigFile: string; port: number; cer
     `--kubeconfig=${o.kubeconfigFile}`,
     `--authentication-kubeconfig=${o.kubeconfigFile}`,
     `--authorization-kubeconfig=${o.kubeconfigFile}`,
+    '--leader-elect=false',
+    '--bind-address=127.0.0.1',
+    `--secure-port=${o.port}`,
+    `--cert-dir=${o.certDir}`,
+    '--profiling=false',
+    '--v=1',
+  ];
+}
+
+/**
+ * The controllers a real node's workloads need, no more: Deployments and their ReplicaSets, each
+ * namespace's `default` ServiceAccount and `kube-root-ca.crt` ConfigMap (what a projected
+ * service-account token volume mounts as ca.crt), namespace deletion, owner-reference garbage
+ * collection, and the node lifecycle (it lifts the kubelet's not-ready taint).
+ */
+export const realNodeControllers = [
+  'deployment-controller',
+  'replicaset-controller',
+  'serviceaccount-controller',
+  'serviceaccount-token-controller',
+  'root-ca-certificate-publisher-controller',
+  'namespace-controller',
+  'garbage-collector-controller',
+  'node-lifecycle-controller',
+] as const;
+
+/** kube-controller-manager with realNodeControllers, serving its own endpoints on loopback. */
+export function kubeControllerManagerArgs(o: {
+  kubeconfigFile: string;
+  port: number;
+  certDir: string;
+  /** Signs legacy service-account token Secrets (the serviceaccount-token controller needs one). */
+  serviceAccountKeyFile: string;
+  /** The apiserver's CA, published in every namespace as ConfigMap kube-root-ca.crt. */
+  rootCaFile: string;
+}): string[] {
+  return [
+    `--kubeconfig=${o.kubeconfigFile}`,
+    `--authentication-kubeconfig=${o.kubeconfigFile}`,
+    `--authorization-kubeconfig=${o.kubeconfigFile}`,
+    `--controllers=${realNodeControllers.join(',')}`,
+    `--service-account-private-key-file=${o.serviceAccountKeyFile}`,
+    `--root-ca-file=${o.rootCaFile}`,
     '--leader-elect=false',
     '--bind-address=127.0.0.1',
     `--secure-port=${o.port}`,

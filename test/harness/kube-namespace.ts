@@ -1,5 +1,6 @@
 // A fresh namespace per test file on the shared kube-apiserver, with the `default`
-// ServiceAccount a controller-manager would create (the ServiceAccount admission plugin needs it).
+// ServiceAccount a controller-manager creates (the ServiceAccount admission plugin needs it; the
+// KWOK cluster runs no controller-manager, the real node does).
 import crypto from 'node:crypto';
 import { CoreV1Api, RbacAuthorizationV1Api, type KubeConfig, type V1PolicyRule } from '@kubernetes/client-node';
 import { kubeConfigFor, type KubeEndpoint } from './kube';
@@ -8,7 +9,12 @@ export async function createTestNamespace(kubeConfig: KubeConfig, prefix: string
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const namespace = `${prefix}-${crypto.randomBytes(4).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });
-  await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'default' } } });
+  await core
+    .createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'default' } } })
+    .catch((err: unknown) => {
+      // The real node runs a controller-manager, whose serviceaccount controller may be first.
+      if ((err as { code?: number }).code !== 409) throw err;
+    });
   return namespace;
 }
 

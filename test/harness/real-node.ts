@@ -1,11 +1,13 @@
 // A real single-node Kubernetes for the cluster tier (test/cluster/, `make test-cluster`): etcd,
-// kube-apiserver and kube-scheduler as in test/harness/kube.ts, plus Debian's containerd + runc +
-// CNI bridge and a real kubelet (scripts/provision-tools.sh node), so pod statuses are the ones a
+// kube-apiserver and kube-scheduler as in test/harness/kube.ts, kube-controller-manager (the
+// controllers a Deployment and service-account tokens need, and the node lifecycle), plus Debian's
+// containerd + runc + CNI bridge and a real kubelet (scripts/provision-tools.sh node), so pod statuses are the ones a
 // kubelet writes, not the ones KWOK's Stages play. Needs root (mounts, cgroups, a bridge, netns).
 //
 // Everything lives under one temporary directory; nothing leaves the machine:
 // - the pod bridge is a fresh /24 with no route, masquerade or default gateway outwards; its
-//   gateway address is the node IP (the kubelet refuses a loopback --node-ip);
+//   gateway address is the node IP (the kubelet refuses a loopback --node-ip), where the
+//   apiserver listens so pods can reach it (there is no kube-proxy: Service IPs lead nowhere);
 // - every registry host is mapped to a closed loopback port (containerd's certs.d `_default`), so a
 //   pull fails at once with "connection refused", without DNS;
 // - the images are built here from static binaries and imported into this containerd.
@@ -19,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { failOnExit, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
 import { freePort } from '../../src/embedded/ports';
 import { toolPath } from '../../src/embedded/tools';
@@ -27,7 +29,13 @@ import { waitFor } from '../../src/embedded/wait';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { kubeConfigFor, type KubeEndpoint } from './kube';
 import { writeKubeconfigFile } from './kwok';
-import { httpsOk, kubeApiserverArgs, kubeSchedulerArgs, writeServiceAccountKeys } from './kube-control-plane';
+import {
+  httpsOk,
+  kubeApiserverArgs,
+  kubeControllerManagerArgs,
+  kubeSchedulerArgs,
+  writeServiceAccountKeys,
+} from './kube-control-plane';
 
 const run = promisify(execFile);
 
@@ -298,7 +306,7 @@ async function tearDown(record: NodeRecord): Promise<string[]> {
       await waitFor(() => left().every((pid) => !isAlive(pid)), { what: 'kubepods to empty', timeoutMs: 10_000 });
     });
   }
-  for (const name of ['kube-scheduler', 'kube-apiserver', 'etcd']) {
+  for (const name of ['kube-controller-manager', 'kube-scheduler', 'kube-apiserver', 'etcd']) {
     if (pids[name]) await step(`stop ${name}`, () => stopPid(pids[name]!, dir));
   }
   if (record.forwardRule) {
@@ -536,10 +544,24 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
   };
 
   try {
-    const [etcdPort, etcdPeerPort, apiPort, schedulerPort, kubeletPort, kubeletHealthzPort] = await Promise.all(
-      Array.from({ length: 6 }, () => freePort()),
-    );
+    const [etcdPort, etcdPeerPort, apiPort, schedulerPort, controllerManagerPort, kubeletPort, kubeletHealthzPort] =
+      await Promise.all(Array.from({ length: 7 }, () => freePort()));
     const { cidr: podCidr, gateway: nodeIP } = await freePodSubnet();
+
+    // ---- the pod bridge, up front: its gateway address is the node IP, where the apiserver listens ----
+    record.bridge = bridge;
+    saveRecord(record);
+    await sh('ip', ['link', 'add', bridge, 'type', 'bridge']);
+    await sh('ip', ['addr', 'add', `${nodeIP}/24`, 'dev', bridge]);
+    await sh('ip', ['link', 'set', bridge, 'up']);
+    // Pod → pod traffic crosses FORWARD when br_netfilter is on; a DROP policy (docker's) would eat it.
+    const iptables = await sh('iptables', ['-S', 'FORWARD']).catch(() => '');
+    if (iptables.includes('-P FORWARD DROP')) {
+      const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
+      await sh('iptables', ['-I', ...rule]);
+      record.forwardRule = rule;
+      saveRecord(record);
+    }
 
     // ---- etcd, kube-apiserver, kube-scheduler (as test/harness/kube.ts starts them) ----
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
@@ -579,10 +601,11 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
       startProcess(
         'real-node-kube-apiserver',
         toolPath('kubeApiserver'),
-        kubeApiserverArgs({ etcdUrl, port: apiPort, dir, certDir }),
+        // On the node IP, not loopback: pods reach it there (decision 0031).
+        kubeApiserverArgs({ etcdUrl, port: apiPort, dir, certDir, address: nodeIP }),
       ),
     );
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${nodeIP}:${apiPort}`;
     const caFile = path.join(certDir, 'apiserver.crt');
     await Promise.race([
       failOnExit(apiserver),
@@ -602,21 +625,19 @@ export async function startRealNode(options: StartRealNodeOptions = {}): Promise
         kubeSchedulerArgs({ kubeconfigFile, port: schedulerPort, certDir: path.join(dir, 'scheduler-certs') }),
       ),
     );
-
-    // ---- the pod bridge, up front: its gateway address is the node IP ----
-    record.bridge = bridge;
-    saveRecord(record);
-    await sh('ip', ['link', 'add', bridge, 'type', 'bridge']);
-    await sh('ip', ['addr', 'add', `${nodeIP}/24`, 'dev', bridge]);
-    await sh('ip', ['link', 'set', bridge, 'up']);
-    // Pod → pod traffic crosses FORWARD when br_netfilter is on; a DROP policy (docker's) would eat it.
-    const iptables = await sh('iptables', ['-S', 'FORWARD']).catch(() => '');
-    if (iptables.includes('-P FORWARD DROP')) {
-      const rule = ['FORWARD', '-i', bridge, '-o', bridge, '-j', 'ACCEPT'];
-      await sh('iptables', ['-I', ...rule]);
-      record.forwardRule = rule;
-      saveRecord(record);
-    }
+    const controllerManager = started(
+      startProcess(
+        'real-node-kube-controller-manager',
+        toolPath('kubeControllerManager'),
+        kubeControllerManagerArgs({
+          kubeconfigFile,
+          port: controllerManagerPort,
+          certDir: path.join(dir, 'controller-manager-certs'),
+          serviceAccountKeyFile: path.join(dir, 'sa.key'),
+          rootCaFile: caFile,
+        }),
+      ),
+    );
 
     // ---- CNI, registry redirection, containerd ----
     const cniConfDir = path.join(dir, 'cni', 'net.d');
@@ -772,37 +793,36 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         intervalMs: 200,
       }),
     ]);
+    await Promise.race([
+      failOnExit(controllerManager),
+      waitFor(() => httpsOk(`https://127.0.0.1:${controllerManagerPort}/healthz`), {
+        what: 'kube-controller-manager /healthz',
+        timeoutMs: 60_000,
+        intervalMs: 200,
+      }),
+    ]);
     const endpoint: KubeEndpoint = { server, adminToken, caFile };
     const core = kubeConfigFor(endpoint).makeApiClient(CoreV1Api);
+    // Ready, and schedulable: the kubelet registers its node tainted node.kubernetes.io/not-ready,
+    // which the node lifecycle controller lifts once the node reports Ready.
     await Promise.race([
       failOnExit(kubelet),
       failOnExit(containerd),
+      failOnExit(controllerManager),
       waitFor(
         async () => {
           const node = await core.readNode({ name: nodeName });
-          return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+          const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+          const tainted = (node.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/'));
+          return ready && !tainted;
         },
         {
-          what: `node ${nodeName} Ready (see ${kubelet.logFile})`,
+          what: `node ${nodeName} Ready and untainted (see ${kubelet.logFile} and ${controllerManager.logFile})`,
           timeoutMs: options.readyTimeoutMs ?? 120_000,
           intervalMs: 200,
         },
       ),
     ]);
-    // The kubelet registers its node tainted node.kubernetes.io/not-ready:NoSchedule; the node
-    // lifecycle controller (kube-controller-manager, not run here) lifts it once the node is Ready.
-    const registered = await core.readNode({ name: nodeName });
-    const taints = registered.spec?.taints ?? [];
-    const kept = taints.filter((t) => !t.key.startsWith('node.kubernetes.io/'));
-    if (kept.length !== taints.length) {
-      await core.patchNode(
-        {
-          name: nodeName,
-          body: { metadata: { resourceVersion: registered.metadata?.resourceVersion }, spec: { taints: kept } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-    }
     say(
       `node ${nodeName} Ready at ${nodeIP} (pods ${podCidr}) after ${((Date.now() - t0) / 1000).toFixed(1)} s; state in ${dir}`,
     );
