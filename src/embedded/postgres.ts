@@ -14,6 +14,13 @@ export interface EmbeddedPostgresOptions {
   dataDir?: string;
   port?: number;
   database?: string;
+  /**
+   * Where to listen besides loopback (e.g. a node's bridge address pods reach). Default: loopback
+   * only.
+   */
+  extraListenAddress?: string;
+  /** Client networks (CIDRs) admitted with a password besides loopback, e.g. a pod subnet. */
+  allowedClientCidrs?: string[];
 }
 
 export interface RunningPostgres {
@@ -40,6 +47,14 @@ function temporaryParent(): string {
   return dir;
 }
 
+/** Appends a password line to pg_hba.conf for each network not admitted yet. */
+function admitClients(dataDir: string, cidrs: string[]): void {
+  const hbaFile = path.join(dataDir, 'pg_hba.conf');
+  const hba = fs.readFileSync(hbaFile, 'utf8');
+  const lines = cidrs.map((cidr) => `host all all ${cidr} scram-sha-256`).filter((line) => !hba.includes(line));
+  if (lines.length > 0) fs.appendFileSync(hbaFile, `${lines.join('\n')}\n`);
+}
+
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}): Promise<RunningPostgres> {
   const temporary = !opts.dataDir;
   const dataDir = opts.dataDir ? path.resolve(opts.dataDir) : path.join(temporaryParent(), 'data');
@@ -63,14 +78,22 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions = {}):
     password,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
-    // Loopback TCP only: no unix socket in a shared /tmp, no other interface.
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    // Loopback TCP only unless asked: no unix socket in a shared /tmp, no other interface.
+    postgresFlags: [
+      '-c',
+      `listen_addresses=${['127.0.0.1', ...(opts.extraListenAddress ? [opts.extraListenAddress] : [])].join(',')}`,
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=300',
+    ],
     onLog: log,
     onError: log,
   });
 
   const initialised = fs.existsSync(path.join(dataDir, 'PG_VERSION'));
   if (!initialised) await pg.initialise();
+  admitClients(dataDir, opts.allowedClientCidrs ?? []);
   await pg.start();
   if (!initialised) await pg.createDatabase(database);
 

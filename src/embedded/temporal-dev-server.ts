@@ -13,6 +13,8 @@ export interface TemporalDevServerOptions {
   port?: number;
   uiPort?: number;
   namespace?: string;
+  /** The address the frontend and Web UI listen on. Default: loopback. */
+  ip?: string;
   readyTimeoutMs?: number;
 }
 
@@ -37,11 +39,12 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
     freePort(),
   ]);
   const namespace = opts.namespace ?? 'default';
+  const ip = opts.ip ?? '127.0.0.1';
   const args = [
     'server',
     'start-dev',
     '--ip',
-    '127.0.0.1',
+    ip,
     '--port',
     String(port),
     '--ui-port',
@@ -59,8 +62,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
 
   const proc = startProcess('temporal-dev-server', toolPath('temporal'), args);
-  const address = `127.0.0.1:${port}`;
-  const uiUrl = `http://127.0.0.1:${uiPort}`;
+  const address = `${ip}:${port}`;
+  const uiUrl = `http://${ip}:${uiPort}`;
   const timeoutMs = opts.readyTimeoutMs ?? 60_000;
   try {
     await Promise.race([

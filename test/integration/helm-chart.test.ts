@@ -186,6 +186,10 @@ const customValues = {
   podDisruptionBudget: { minAvailable: 2 },
   podAnnotations: { 'example.com/team': 'platform', 'prometheus.io/path': '/custom-metrics' },
   networkPolicy: { clusterCIDRs: ['10.0.0.0/8', '203.0.113.7/32'] },
+  extraEnv: [
+    { name: 'KUBERNETES_SERVICE_HOST', value: '192.0.2.10' },
+    { name: 'ACME_REGION', valueFrom: { configMapKeyRef: { name: 'acme-site', key: 'region' } } },
+  ],
 };
 
 test('helm lint --strict passes, with the default values and with others', async () => {
@@ -312,6 +316,8 @@ test('other values render what they say', async () => {
 
   const env = envOf(deployment);
   assert.equal(env.get('TEMPORAL_ADDRESS')?.value, 'acme.a1b2c.tmprl.cloud:7233');
+  // extraEnv comes after the chart's own variables, as given.
+  assert.deepEqual(worker.env?.slice(-2), customValues.extraEnv);
   assert.equal(env.get('TEMPORAL_NAMESPACE')?.value, 'acme.a1b2c');
   assert.equal(env.get('CORRAL_KUBE_NAMESPACE')?.value, workers);
   assert.deepEqual(env.get('DATABASE_URL')?.valueFrom?.secretKeyRef, { name: 'acme-registry', key: 'url' });
@@ -410,6 +416,7 @@ test('bad values fail at render time, naming what to fix', async () => {
   // A typo is an error (values.schema.json), not a silently ignored key.
   assert.match(await renderFails({ replicas: 3 }), /replicas/);
   assert.match(await renderFails({ image: { pullPolicy: 'Sometimes' } }), /pullPolicy/);
+  assert.match(await renderFails({ extraEnv: [{ name: 'NO_VALUE' }] }), /extraEnv/);
 });
 
 // --- on the apiserver ---------------------------------------------------------------------------
