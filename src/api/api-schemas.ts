@@ -45,7 +45,14 @@ export const leaseSchema = z
   .meta({ id: 'Lease' });
 
 export const claimResponse = leaseSchema
-  .extend({ path: z.enum(['warm', 'cold']).describe('warm: an idle worker; cold: one spawned for this claim') })
+  .extend({
+    path: z.enum(['warm', 'cold']).describe('warm: an idle worker; cold: one spawned for this claim'),
+    waitedMs: z
+      .number()
+      .int()
+      .min(0)
+      .describe("how long the claim waited in the pool's queue for capacity (0: it did not wait)"),
+  })
   .meta({ id: 'ClaimResult' });
 
 export const releaseBody = z

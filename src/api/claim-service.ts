@@ -21,6 +21,8 @@ import { deriveWorkerKey } from '../runtime/worker-protocol-proof';
 import type { ClaimBody, ClaimResponse, LeaseCheckResponse, ReleaseResponse } from './api-schemas';
 import { defaultClaimTimeoutMs } from './api-schemas';
 import type { HolderView, WorkflowNotifier } from './workflow-notifier';
+import { CapacityWakeups } from './capacity-wakeups';
+import { WorkerEvictions } from './worker-evictions';
 
 /** A hand-over the worker does not answer within this is a failed hand-over: the claim tries another worker. */
 export const defaultHandOverTimeoutMs = 2_000;
@@ -28,6 +30,12 @@ export const defaultHandOverTimeoutMs = 2_000;
 const maxHandOverAttempts = 3;
 /** How often a caller waiting for a cold worker reads its claim. */
 const coldPollMs = 100;
+/**
+ * How often a waiting claim asks the registry again (decision 0034): capacity freed by another
+ * replica, a refill or a retirement is found within this; a release in this process wakes it at once.
+ * Well inside the registry's 5 s liveness window for waiting claims.
+ */
+const waitPollMs = 250;
 /** A pending claim stays its caller's this long past the caller's timeout before a repeat takes it over. */
 const pendingGraceMs = 5_000;
 
@@ -55,8 +63,12 @@ type HandOver = 'accepted' | 'moved_on' | 'failed';
 export class ClaimService {
   private readonly acks: { pool: string; requestId: string }[] = [];
   private ackFlush: Promise<void> | null = null;
+  private readonly wakeups = new CapacityWakeups();
+  private readonly evictions: WorkerEvictions;
 
-  constructor(private readonly o: ClaimServiceOptions) {}
+  constructor(private readonly o: ClaimServiceOptions) {
+    this.evictions = new WorkerEvictions(o.temporal, o.log);
+  }
 
   /**
    * A worker for `tenant`, exactly once per `requestId`. `acknowledge` must be called once the
@@ -67,6 +79,14 @@ export class ClaimService {
     const timeoutMs = claimTimeoutMs(body.timeout);
     const deadline = Date.now() + timeoutMs;
     const { tenant, requestId } = body;
+    // Set once the claim first waits in the pool's queue: the answer says how long it waited.
+    let waitStarted: number | null = null;
+    const waited = (served: boolean) => {
+      if (waitStarted === null) return 0;
+      const ms = Math.round(performance.now() - waitStarted);
+      this.o.metrics?.observeWait(pool, served ? 'served' : 'timed_out', ms / 1000);
+      return ms;
+    };
     for (let handOvers = 0; ; ) {
       const decision = await this.o.claims.claim({
         pool,
@@ -100,6 +120,32 @@ export class ClaimService {
             undefined,
             { held: decision.held, quota: decision.quota },
           );
+        case 'waiting': {
+          if (waitStarted === null) {
+            waitStarted = performance.now();
+            this.o.metrics?.countWarmCapacityMiss(pool, 'at_capacity');
+          }
+          if (decision.eviction) {
+            if (decision.eviction.fresh) this.o.metrics?.countEviction(pool);
+            this.evictions.request(pool, decision.eviction.workerId);
+          }
+          const left = deadline - Date.now();
+          if (left <= 0 || aborted.aborted) {
+            // Its caller is gone or out of time: it leaves the queue (a caller that merely lost its
+            // connection may come back with the same requestId before its timeout and keeps its place).
+            if (left <= 0) await this.o.claims.abandonWait({ pool, requestId });
+            const waitedMs = waited(false);
+            throw new CorralError(
+              'at_capacity',
+              `pool ${pool} is at maxWorkers and no worker was freed for this claim within its timeout ` +
+                `(waited ${(waitedMs / 1000).toFixed(1)} s, position ${decision.position} in the queue)`,
+              undefined,
+              { waitedMs, position: decision.position },
+            );
+          }
+          await this.wakeups.wait(pool, Math.min(waitPollMs, left), aborted);
+          continue;
+        }
         case 'breaker_open':
           this.o.metrics?.countWarmCapacityMiss(pool, 'breaker_open');
           throw new CorralError('worker_unavailable', `pool ${pool} is not spawning: its spawn breaker is open`);
@@ -121,6 +167,7 @@ export class ClaimService {
               endpoint: decision.endpoint,
               tenant,
               path: decision.path,
+              waitedMs: waited(true),
             };
           }
           if (outcome === 'moved_on') throw leaseEnded(pool, tenant, requestId, decision);
@@ -148,7 +195,15 @@ export class ClaimService {
       if (outcome === 'accepted') {
         // The workflow bound this claim itself (corral_bind_cold_claim): nothing to tell it.
         this.o.metrics?.observeClaim(pool, 'cold', (performance.now() - started) / 1000);
-        return { pool, ...lease, tenant, path: lease.path };
+        return {
+          pool,
+          workerId: lease.workerId,
+          epoch: lease.epoch,
+          endpoint: lease.endpoint,
+          tenant,
+          path: lease.path,
+          waitedMs: waited(true),
+        };
       }
       if (outcome === 'moved_on') throw leaseEnded(pool, tenant, requestId, lease);
       await this.o.claims.reopenClaim({ pool, requestId, workerId: lease.workerId, epoch: lease.epoch });
@@ -189,6 +244,8 @@ export class ClaimService {
         return { workerId, state: decision.state, epoch: decision.epoch };
       case 'released': {
         const { worker } = decision;
+        // Claims waiting on this pool in this process ask again now (the worker may be theirs).
+        this.wakeups.wake(worker.pool);
         // The worker learns the new epoch, so the old holder is refused by the worker too.
         const handedOver =
           worker.state === 'idle' || worker.state === 'hot_idle'

@@ -60,6 +60,9 @@ const resourceAmounts = z.strictObject({
 export const secretLookingEnvName = /PASSWORD|TOKEN|SECRET|KEY/i;
 export const looksSecret = (name: string): boolean => secretLookingEnvName.test(name);
 
+/** What a claim on a full pool does: wait its turn (within its timeout) or get `at_capacity` at once. */
+export const onFullPolicies = ['wait', 'reject'] as const;
+
 export const poolSpecSchema = z
   .strictObject({
     // Pod names are `<pool>-<workerId>-<attempt>` ≤ 63; 20 leaves room for the rest.
@@ -83,6 +86,11 @@ export const poolSpecSchema = z
       .default({ requests: { cpuMillis: 100, memoryMiB: 128 }, limits: { cpuMillis: 1_000, memoryMiB: 512 } }),
     minIdle: z.number().int().min(0, 'must be at least 0').max(10_000),
     maxWorkers: z.number().int().min(1, 'must be at least 1').max(10_000),
+    /**
+     * A claim that finds no warm worker and no free slot: `wait` in the pool's fair queue within
+     * its timeout (decision 0034), or `reject` at once with `at_capacity`.
+     */
+    onFull: z.enum(onFullPolicies).default('wait'),
     /**
      * The most workers one tenant may hold (claimed and hot_idle, and cold ones being made for it):
      * a claim over it is refused at once with `quota_exceeded`. Unset: no per-tenant limit.

@@ -11,11 +11,24 @@ export type ClaimPath = (typeof claimPaths)[number];
 export const warmCapacityMissReasons = ['no_idle_worker', 'at_capacity', 'breaker_open'] as const;
 export type WarmCapacityMissReason = (typeof warmCapacityMissReasons)[number];
 
+/** How a wait in a pool's queue ended. */
+export const claimWaitOutcomes = ['served', 'timed_out'] as const;
+export type ClaimWaitOutcome = (typeof claimWaitOutcomes)[number];
+
+/** Where a scrape reads the waiting claims per pool from (the registry's claims table). */
+export interface ClaimQueueSource {
+  claimQueueDepths(): Promise<{ pool: string; waiting: number }[]>;
+}
+
 export interface PoolMetrics {
   setBreakerState(pool: string, state: BreakerState): void;
   countWarmCapacityMiss(pool: string, reason: WarmCapacityMissReason): void;
   /** A claim refused because its tenant held its quota (by pool only: never a tenant label). */
   countQuotaRefusal(pool: string): void;
+  /** A claim that waited in the pool's queue: served, or its timeout ended first. */
+  observeWait(pool: string, outcome: ClaimWaitOutcome, seconds: number): void;
+  /** A hot_idle worker of another tenant retired to make room for waiting claims. */
+  countEviction(pool: string): void;
   observeClaim(pool: string, path: ClaimPath, seconds: number): void;
   /** The hand-over: the worker's activation at the lease's epoch, before the caller is answered. */
   observeHandOver(pool: string, seconds: number): void;
@@ -40,11 +53,16 @@ export interface BreakerStateSource {
  */
 export function createPoolMetrics(
   register: Registry,
-  opts: { breakers?: BreakerStateSource; timeoutMs?: number; log?: (line: string) => void } = {},
+  opts: {
+    breakers?: BreakerStateSource;
+    queues?: ClaimQueueSource;
+    timeoutMs?: number;
+    log?: (line: string) => void;
+  } = {},
 ): PoolMetrics {
   const recorded = new Map<string, BreakerState>();
   const warn = throttledLog(opts.log);
-  const { breakers } = opts;
+  const { breakers, queues } = opts;
   const breaker = new Gauge({
     name: 'corral_spawn_breaker_state',
     help: "A pool's spawn circuit breaker: 0 closed, 1 half-open, 2 open (registry-wide: aggregate with max, not sum).",
@@ -75,6 +93,36 @@ export function createPoolMetrics(
     labelNames: ['pool'] as const,
     registers: [register],
   });
+  new Gauge({
+    name: 'corral_claim_queue_depth',
+    help: "Claims waiting in a pool's queue whose callers still ask (registry-wide: aggregate with max, not sum).",
+    labelNames: ['pool'] as const,
+    registers: [register],
+    async collect() {
+      if (!queues) return;
+      try {
+        const depths = await withTimeout(queues.claimQueueDepths(), opts.timeoutMs ?? 3_000, 'reading claim queues');
+        this.reset();
+        for (const { pool, waiting } of depths) this.set({ pool }, waiting);
+      } catch (err) {
+        warn(`corral_claim_queue_depth not reported: ${err instanceof Error ? err.message : String(err)}`);
+        this.reset();
+      }
+    },
+  });
+  const waits = new Histogram({
+    name: 'corral_claim_wait_seconds',
+    help: "Time a claim waited in its pool's queue, by how the wait ended (served, timed_out).",
+    labelNames: ['pool', 'outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [register],
+  });
+  const evictions = new Counter({
+    name: 'corral_evictions_total',
+    help: "Other tenants' hot_idle workers retired to make room for waiting claims at maxWorkers.",
+    labelNames: ['pool'] as const,
+    registers: [register],
+  });
   const claims = new Histogram({
     name: 'corral_claim_duration_seconds',
     help: 'From claim request to lease, by pool and path (warm: an idle worker; cold: spawned for the claim).',
@@ -96,6 +144,8 @@ export function createPoolMetrics(
     },
     countWarmCapacityMiss: (pool, reason) => misses.inc({ pool, reason }),
     countQuotaRefusal: (pool) => quotaRefusals.inc({ pool }),
+    observeWait: (pool, outcome, seconds) => waits.observe({ pool, outcome }, Math.max(0, seconds)),
+    countEviction: (pool) => evictions.inc({ pool }),
     observeClaim: (pool, path, seconds) => claims.observe({ pool, path }, Math.max(0, seconds)),
     observeHandOver: (pool, seconds) => handOvers.observe({ pool }, Math.max(0, seconds)),
   };

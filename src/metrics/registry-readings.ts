@@ -30,6 +30,17 @@ export class RegistryReadings {
     return (await this.db.query(config)).rows as Record<string, unknown>[];
   }
 
+  /** Claims waiting per pool whose callers still ask (decision 0034): the queue-depth gauge. */
+  async claimQueueDepths(): Promise<{ pool: string; waiting: number }[]> {
+    const rows = await this.rows(
+      `SELECT pool, count(*)::int AS waiting FROM claims
+        WHERE status = 'waiting' AND polled_at > now() - interval '5 seconds' AND pending_until > now()
+        GROUP BY pool`,
+      [],
+    );
+    return rows.map((r) => ({ pool: String(r.pool), waiting: Number(r.waiting) }));
+  }
+
   /** Whether the registry answers a trivial statement within `timeoutMs`. */
   async ping(timeoutMs: number): Promise<boolean> {
     try {

@@ -1,5 +1,5 @@
 // Claims as the registry decides them (migrations/1732500000000_registry-claims.sql; tenant quotas:
-// 1732800000000_tenant-quotas.sql): a warm claim
+// 1732800000000_tenant-quotas.sql; waiting claims: 1732800000001_waiting-claims.sql): a warm claim
 // is one transaction, a release one, a cold worker's binding one, and the reclaim of grants nobody
 // acknowledged one per batch. Inputs are checked by the caller (the corral API's schemas); every
 // call is time-bounded by the pool; a database failure is a RegistryUnavailableError.
@@ -31,6 +31,11 @@ export type ClaimDecision =
   | { outcome: 'cold'; workerId: string }
   | { outcome: 'at_capacity'; live: number; maxWorkers: number }
   | { outcome: 'quota_exceeded'; held: number; quota: number }
+  /**
+   * Queued (decision 0034): ask again until served. `position`: 1 for the head. `eviction`: a
+   * hot_idle worker of another tenant the registry marked to make room — ask its workflow to drain it.
+   */
+  | { outcome: 'waiting'; position: number; eviction: { workerId: string; fresh: boolean } | null }
   | { outcome: 'breaker_open' };
 
 export type BindColdClaimResult =
@@ -113,6 +118,12 @@ export class ClaimStore {
         return { outcome: 'at_capacity', live: Number(row.live_workers), maxWorkers: Number(row.max_workers) };
       case 'quota_exceeded':
         return { outcome: 'quota_exceeded', held: Number(row.live_workers), quota: Number(row.max_workers) };
+      case 'waiting':
+        return {
+          outcome: 'waiting',
+          position: Number(row.live_workers),
+          eviction: row.worker_id == null ? null : { workerId: String(row.worker_id), fresh: row.path === 'evicted' },
+        };
       case 'tenant_mismatch':
       case 'pool_not_found':
       case 'pool_draining':
@@ -121,6 +132,14 @@ export class ClaimStore {
       default:
         throw new RegistryUnavailableError(`corral_claim answered ${String(row.outcome)}`);
     }
+  }
+
+  /** A waiting claim whose caller gave up (its timeout): it leaves the queue. Only while still waiting. */
+  async abandonWait(input: { pool: string; requestId: string }): Promise<void> {
+    await this.query(`DELETE FROM claims WHERE pool = $1 AND request_id = $2 AND status = 'waiting'`, [
+      input.pool,
+      input.requestId,
+    ]);
   }
 
   /** The answer to a grant reached its caller: it is never reclaimed. Many at once (batched). */

@@ -229,7 +229,7 @@ describe('many callers, many replicas', () => {
       replicas.push(await e2e.startApiReplica());
     }
     const clients = replicas.map((replica) => new CorralClient({ url: replica.url }));
-    const spec = demoPoolSpec(pool, { minIdle: 20, maxWorkers: 25, releasePolicy: 'recycle' });
+    const spec = demoPoolSpec(pool, { minIdle: 20, maxWorkers: 25, releasePolicy: 'recycle', onFull: 'reject' });
     await e2e.corral.applyPool(spec);
     await e2e.waitForCounts(pool, { idle: 20, spawning: 0, activating: 0 });
     await e2e.corral.applyPool({ ...spec, minIdle: 0 }); // refills must not race the burst for capacity

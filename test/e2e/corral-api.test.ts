@@ -262,7 +262,7 @@ describe('bad input: a typed 4xx naming the field, and nothing written', () => {
 describe('warm-capacity misses', () => {
   test('each claim without a warm worker is counted with its reason: no_idle_worker, at_capacity, breaker_open', async () => {
     const pool = 'misses';
-    await e2e.corral.applyPool(demoPoolSpec(pool, { minIdle: 0, maxWorkers: 1 }));
+    await e2e.corral.applyPool(demoPoolSpec(pool, { minIdle: 0, maxWorkers: 1, onFull: 'reject' }));
     const miss = (reason: string) => e2e.metricValue('corral_warm_capacity_misses_total', { pool, reason });
     const cold = await e2e.corral.claim(pool, { tenant: 'acme', requestId: 'm-1' });
     assert.equal(cold.path, 'cold');

@@ -9,6 +9,7 @@ import { ClaimStore } from '../../src/registry/claim-store';
 import { expectLease, expectSnapshot, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import { migrateRegistry, migrationsDir } from '../../src/registry/migrate';
 import { startMetricsServer } from '../../src/metrics/metrics-server';
+import { RegistryReadings } from '../../src/metrics/registry-readings';
 import { useTestRegistry, type TestRegistry } from '../harness/registry';
 import { usePostgresDatabase } from '../harness/shared';
 
@@ -27,11 +28,11 @@ const newId = (prefix = 'w') => `${prefix}-${process.pid}-${++seq}`;
 async function seedPool(
   name: string,
   maxWorkers: number,
-  quotas: { maxPerTenant?: number; tenantQuotas?: Record<string, number> } = {},
+  extra: { maxPerTenant?: number; tenantQuotas?: Record<string, number>; onFull?: 'wait' | 'reject' } = {},
 ): Promise<void> {
   await registry.db.query(`INSERT INTO pools (name, spec) VALUES ($1, $2::jsonb)`, [
     name,
-    JSON.stringify({ name, maxWorkers, image: 'corral/demo:1', releasePolicy: 'hot_idle', ...quotas }),
+    JSON.stringify({ name, maxWorkers, image: 'corral/demo:1', releasePolicy: 'hot_idle', ...extra }),
   ]);
 }
 
@@ -168,7 +169,7 @@ describe('fence outcomes', () => {
 describe('claims', () => {
   test('50 concurrent claimers on 10 idle workers (maxWorkers 10): 10 distinct workers claimed, none twice, 40 at capacity', async () => {
     const pool = newId('claim-pool');
-    await seedPool(pool, 10);
+    await seedPool(pool, 10, { onFull: 'reject' });
     const ids = Array.from({ length: 10 }, () => newId('idle'));
     for (const id of ids) await registry.seedWorker({ id, pool, state: 'idle', epoch: 1 });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => claim(pool, `tenant-${i}`, `req-${i}`)));
@@ -285,6 +286,161 @@ describe('tenant quotas', () => {
     assert.equal(results.filter((r) => r.outcome === 'granted').length, 3);
     assert.equal(results.filter((r) => r.outcome === 'quota_exceeded').length, 27);
     assert.equal((await registry.store.listWorkers({ pool, states: ['claimed'] })).length, 3);
+  });
+});
+
+describe('waiting claims', () => {
+  /** Frees a slot: the worker ends (as its workflow would record a retirement). */
+  const retire = (workerId: string) =>
+    registry.db.query(`UPDATE workers SET state = 'retired', state_since = now() WHERE id = $1`, [workerId]);
+  const claimStatus = async (pool: string, requestId: string) =>
+    (
+      await registry.db.query(`SELECT status, worker_id FROM claims WHERE pool = $1 AND request_id = $2`, [
+        pool,
+        requestId,
+      ])
+    ).rows[0] as { status: string; worker_id: string | null } | undefined;
+
+  test("onFull reject answers at_capacity at once; by default a claim on a full pool waits, and its position is the queue's", async () => {
+    const rejecting = newId('full-reject');
+    await seedPool(rejecting, 1, { onFull: 'reject' });
+    await registry.seedWorker({ id: newId('held'), pool: rejecting, state: 'claimed', epoch: 2, tenant: 'x' });
+    assert.equal((await claim(rejecting, 'acme', 'r-1')).outcome, 'at_capacity');
+
+    const pool = newId('full-wait');
+    await seedPool(pool, 1);
+    await registry.seedWorker({ id: newId('held'), pool, state: 'claimed', epoch: 2, tenant: 'x' });
+    assert.deepEqual(await claim(pool, 'acme', 'a-1'), { outcome: 'waiting', position: 1, eviction: null });
+    assert.deepEqual(await claim(pool, 'acme', 'a-2'), { outcome: 'waiting', position: 2, eviction: null });
+    assert.deepEqual(
+      await claim(pool, 'acme', 'a-1'),
+      { outcome: 'waiting', position: 1, eviction: null },
+      'a repeat keeps its place',
+    );
+    assert.equal((await claimStatus(pool, 'a-2'))?.status, 'waiting');
+    const depths = await new RegistryReadings(registry.db).claimQueueDepths();
+    assert.deepEqual(
+      depths.filter((d) => d.pool === pool),
+      [{ pool, waiting: 2 }],
+      'the queue-depth gauge reads it',
+    );
+  });
+
+  test('fair across tenants: with tenant A holding 50 queued claims, tenant B’s single claim is served next-but-one; newcomers never jump the queue', async () => {
+    const pool = newId('fair');
+    await seedPool(pool, 1);
+    const held = newId('held');
+    await registry.seedWorker({ id: held, pool, state: 'claimed', epoch: 2, tenant: 'x' });
+    const a = Array.from({ length: 50 }, (_, i) => `a-${i + 1}`);
+    for (const id of a) assert.equal((await claim(pool, 'acme', id)).outcome, 'waiting');
+    const b = await claim(pool, 'globex', 'b-1');
+    assert.deepEqual(b, { outcome: 'waiting', position: 2, eviction: null }, "B ranks with A's first claim");
+
+    /** Every waiting caller asks again (latest first, so order of asking cannot be what decides). */
+    const newcomers: (readonly [string, string])[] = [];
+    /** Every waiting caller asks again (latest first, so the order of asking cannot be what decides). */
+    const everyoneAsks = async () => {
+      const served: string[] = [];
+      const callers = [
+        ...newcomers,
+        ['globex', 'b-1'] as const,
+        ...[...a].reverse().map((id) => ['acme', id] as const),
+      ];
+      for (const [tenant, id] of callers) {
+        if ((await claimStatus(pool, id))?.status !== 'waiting') continue;
+        const decision = await claim(pool, tenant, id);
+        if (decision.outcome !== 'waiting') served.push(`${id}:${decision.outcome}`);
+      }
+      return served;
+    };
+    assert.deepEqual(await everyoneAsks(), [], 'no capacity: nobody is served');
+    await retire(held);
+    assert.deepEqual(await everyoneAsks(), ['a-1:cold'], 'the head takes the freed slot');
+    // A newcomer of a third tenant asks first once a slot is free, yet the queue's order decides.
+    await retire((await claimStatus(pool, 'a-1'))!.worker_id!);
+    assert.equal((await claim(pool, 'initech', 'n-1')).outcome, 'waiting', 'a newcomer waits behind the queue');
+    newcomers.push(['initech', 'n-1']);
+    assert.deepEqual(await everyoneAsks(), ['b-1:cold'], 'B is served next-but-one');
+    await retire((await claimStatus(pool, 'b-1'))!.worker_id!);
+    assert.deepEqual(
+      await everyoneAsks(),
+      ['n-1:cold'],
+      "round-robin: the newcomer's first claim before A's second (A has had its turn)",
+    );
+    await retire((await claimStatus(pool, 'n-1'))!.worker_id!);
+    assert.deepEqual(await everyoneAsks(), ['a-2:cold'], 'then A again, in its own order');
+  });
+
+  test('a caller that stopped asking is skipped after 5 s but keeps its place if it comes back in time; abandonWait leaves the queue', async () => {
+    const pool = newId('stale');
+    await seedPool(pool, 1);
+    const held = newId('held');
+    await registry.seedWorker({ id: held, pool, state: 'claimed', epoch: 2, tenant: 'x' });
+    assert.equal((await claim(pool, 'acme', 'gone-1')).outcome, 'waiting');
+    assert.equal((await claim(pool, 'globex', 'g-1')).outcome, 'waiting');
+    await registry.db.query(
+      `UPDATE claims SET polled_at = now() - interval '10 seconds' WHERE pool = $1 AND request_id = 'gone-1'`,
+      [pool],
+    );
+    assert.deepEqual(await claim(pool, 'globex', 'g-1'), { outcome: 'waiting', position: 1, eviction: null });
+    assert.deepEqual(
+      await claim(pool, 'acme', 'gone-1'),
+      { outcome: 'waiting', position: 1, eviction: null },
+      'back in time: its place',
+    );
+    await new ClaimStore(registry.db).abandonWait({ pool, requestId: 'gone-1' });
+    assert.equal(await claimStatus(pool, 'gone-1'), undefined);
+    await retire(held);
+    assert.equal((await claim(pool, 'globex', 'g-1')).outcome, 'cold');
+  });
+
+  test("eviction for room: at maxWorkers a waiting claim marks another tenant's least recently used hot_idle worker, never a claimed one, never its own tenant's, one per waiting claim", async () => {
+    const pool = newId('evict');
+    await seedPool(pool, 4);
+    await registry.seedWorker({ id: newId('claimed'), pool, state: 'claimed', epoch: 2, tenant: 'acme' });
+    const oldest = newId('hot-old');
+    await registry.seedWorker({ id: oldest, pool, state: 'hot_idle', epoch: 3, tenant: 'acme' });
+    const newer = newId('hot-new');
+    await registry.seedWorker({ id: newer, pool, state: 'hot_idle', epoch: 3, tenant: 'acme' });
+    await registry.db.query(`UPDATE workers SET state_since = now() - interval '1 hour' WHERE id = $1`, [oldest]);
+    const own = newId('hot-own');
+    await registry.seedWorker({ id: own, pool, state: 'hot_idle', epoch: 3, tenant: 'globex' });
+    await registry.db.query(`UPDATE workers SET state_since = now() - interval '2 hours' WHERE id = $1`, [own]);
+
+    // globex takes its own hot_idle worker; its next claim waits and evicts acme's oldest.
+    assert.equal((await claim(pool, 'globex', 'g-1')).outcome, 'granted');
+    assert.deepEqual(await claim(pool, 'globex', 'g-2'), {
+      outcome: 'waiting',
+      position: 1,
+      eviction: { workerId: oldest, fresh: true },
+    });
+    assert.deepEqual(
+      await claim(pool, 'globex', 'g-2'),
+      {
+        outcome: 'waiting',
+        position: 1,
+        eviction: { workerId: oldest, fresh: false },
+      },
+      'asked again while it is still hot_idle, not a second eviction',
+    );
+    // A second waiting claim makes room for itself: the next least recently used.
+    assert.deepEqual(await claim(pool, 'initech', 'i-1'), {
+      outcome: 'waiting',
+      position: 2,
+      eviction: { workerId: newer, fresh: true },
+    });
+    const { rows } = await registry.db.query(
+      `SELECT id, state, drain_requested FROM workers WHERE pool = $1 ORDER BY id`,
+      [pool],
+    );
+    const marked = rows
+      .filter((r) => r.drain_requested)
+      .map((r) => r.id)
+      .sort();
+    assert.deepEqual(marked, [oldest, newer].sort(), 'only the two hot_idle workers of the other tenant');
+    assert.equal(rows.filter((r) => r.state === 'claimed').length, 2, 'claimed workers are never touched');
+    // A third waiter finds no more to evict: nothing else is hot_idle.
+    assert.deepEqual(await claim(pool, 'umbrella', 'u-1'), { outcome: 'waiting', position: 3, eviction: null });
   });
 });
 

@@ -26,7 +26,10 @@ export function registerClaimCommands(program: Command): void {
           { json },
         );
         if (json) return printJson({ ...lease, requestId });
-        console.log(`claimed ${lease.workerId} for tenant ${lease.tenant} (${lease.path} path)`);
+        console.log(
+          `claimed ${lease.workerId} for tenant ${lease.tenant} (${lease.path} path` +
+            `${lease.waitedMs > 0 ? `, after waiting ${(lease.waitedMs / 1000).toFixed(1)} s in the queue` : ''})`,
+        );
         console.log(
           formatFields([
             ['  pool', lease.pool],

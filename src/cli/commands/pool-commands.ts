@@ -113,6 +113,7 @@ export function registerPoolCommands(program: Command): void {
             ['Image', s.image],
             ['Min idle', s.minIdle],
             ['Max workers', s.maxWorkers],
+            ['When full', s.onFull === 'reject' ? 'reject (at_capacity at once)' : 'wait in the fair queue'],
             ['Per tenant', describeTenantQuota(s.maxPerTenant, s.tenantQuotas)],
             ['Refill', `${s.refillPerMinute}/min`],
             ['Release policy', s.releasePolicy],
