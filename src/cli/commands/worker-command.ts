@@ -4,7 +4,8 @@ import { parseDuration } from '../../config/duration';
 import path from 'node:path';
 import type { runCorralWorker } from '../../workers/corral-worker';
 import { UsageError } from '../cli-errors';
-import { defaultStateDir, requiredEnv } from '../endpoints';
+import { stateDir } from '../../embedded/state-dir';
+import { requiredEnv } from '../endpoints';
 import { loadCorralWorker, loadJanitorSchedule, loadWorkerCapacity, loadWorkerProtocolKey } from '../lazy-modules';
 import { parsePort } from '../option-parsers';
 
@@ -18,7 +19,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--runtime <process|kubernetes>', 'where worker pods run; required (env CORRAL_RUNTIME)')
     .option(
       '--process-state-dir <dir>',
-      'process runtime: where worker processes keep their state (env CORRAL_PROCESS_STATE_DIR)',
+      'process runtime: where worker processes keep their state (env CORRAL_PROCESS_STATE_DIR; default $CORRAL_STATE_DIR/workers, else .corral/workers)',
     )
     .option(
       '--kube-namespace <name>',
@@ -79,7 +80,7 @@ export function registerWorkerCommand(program: Command): void {
             : {
                 runtime: runtimeKind,
                 stateDir:
-                  opts.processStateDir ?? process.env.CORRAL_PROCESS_STATE_DIR ?? path.join(defaultStateDir, 'workers'),
+                  opts.processStateDir ?? process.env.CORRAL_PROCESS_STATE_DIR ?? path.join(stateDir(), 'workers'),
               };
         const metricsPort = opts.metricsPort ?? envPort('CORRAL_METRICS_PORT') ?? 9464;
         const shutdownGrace = opts.shutdownGrace ?? process.env.CORRAL_SHUTDOWN_GRACE ?? '20s';

@@ -161,6 +161,24 @@ export class ProcessPodRuntime implements PodRuntime {
     this.secretsDir = processSecretsDir(options.stateDir, options.secretsDir, process.env);
   }
 
+  /**
+   * A state dir this process may not write is configuration (`config_error`), not an unreachable
+   * runtime: no retry fixes it. Named by the setting that chose it.
+   */
+  private makeWorkersDir(): void {
+    try {
+      fs.mkdirSync(this.workersDir, { recursive: true, mode: 0o700 });
+      fs.accessSync(this.workersDir, fs.constants.W_OK | fs.constants.X_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS' && code !== 'ENOTDIR') throw err;
+      throw new RuntimeInputError(
+        'stateDir',
+        `cannot write ${this.workersDir} (${code}); point CORRAL_PROCESS_STATE_DIR (or CORRAL_STATE_DIR) at a writable directory`,
+      );
+    }
+  }
+
   private dirOf(ref: WorkerPodRef): string {
     return path.join(this.workersDir, ref.name);
   }
@@ -193,7 +211,7 @@ export class ProcessPodRuntime implements PodRuntime {
     signal: AbortSignal | undefined,
   ): Promise<CreateWorkerResult> {
     const dir = this.dirOf(ref);
-    fs.mkdirSync(this.workersDir, { recursive: true, mode: 0o700 });
+    this.makeWorkersDir();
     const executable = path.resolve(this.workDir, spec.image);
     const record: WorkerRecord = {
       name: ref.name,
