@@ -243,14 +243,20 @@ test(
   },
 );
 
-test('the corral image is the project’s own build (npm run build: source maps, migrations)', testTimeout, async () => {
-  const { stdout } = await runInCorralImage('sh', [
-    '-c',
-    'ls dist/src/cli/main.js.map; ls dist/src/registry/migrations',
-  ]);
-  assert.match(stdout, /^dist\/src\/cli\/main\.js\.map$/m);
-  assert.match(stdout, /\.sql$/m);
-});
+test(
+  'the corral image is the project’s own build (npm run build: the client’s types, migrations)',
+  testTimeout,
+  async () => {
+    // tsconfig.build.json (npm run build) emits declarations, which package.json's exports name; a
+    // tsc line of the Dockerfile's own (tsconfig.json) did not.
+    const { stdout } = await runInCorralImage('sh', [
+      '-c',
+      'ls dist/src/client/index.d.ts dist/src/registry/migrations',
+    ]);
+    assert.match(stdout, /^dist\/src\/client\/index\.d\.ts$/m);
+    assert.match(stdout, /\.sql$/m);
+  },
+);
 
 test('the demo worker image answers /healthz as uid 65532', testTimeout, async () => {
   const port = await freePort();

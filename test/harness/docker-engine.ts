@@ -43,6 +43,8 @@ interface EngineLock {
 const lockWaitMs = 30 * 60_000;
 const startTimeoutMs = 60_000;
 const dockerdStopGraceMs = 20_000;
+/** BuildKit's cache kept across runs: a cold corral build fills about 1.5 GB of it. */
+const buildCacheKeep = '4gb';
 
 const say = (message: string) => process.stderr.write(`[docker-engine ${new Date().toISOString()}] ${message}\n`);
 
@@ -195,6 +197,19 @@ async function acquireLock(lockFile: string, dataRoot: string, runDir: string): 
   }
 }
 
+/**
+ * What one run makes and no other run wants: every container and volume (the engine is private),
+ * images left untagged by rebuilds; and the build cache beyond a bound (the data-root is persistent).
+ */
+async function removeRunLeftovers(engine: DockerEngine): Promise<void> {
+  const { stdout } = await engine.docker(['ps', '--all', '--quiet'], { timeoutMs: 30_000 });
+  const containers = stdout.split('\n').filter(Boolean);
+  if (containers.length > 0) await engine.docker(['rm', '--force', '--volumes', ...containers], { timeoutMs: 120_000 });
+  await engine.docker(['volume', 'prune', '--force'], { timeoutMs: 120_000 });
+  await engine.docker(['image', 'prune', '--force'], { timeoutMs: 120_000 });
+  await engine.docker(['buildx', 'prune', '--force', '--keep-storage', buildCacheKeep], { timeoutMs: 120_000 });
+}
+
 /** Imports each base-image stand-in (scripts/provision-tools.sh images) that the engine lacks. */
 async function importBaseImages(engine: DockerEngine): Promise<void> {
   const dir = toolPath('baseImages');
@@ -252,11 +267,7 @@ export async function startDockerEngine(options: { cliPlugins?: string[] } = {})
     if (stopped) return;
     stopped = true;
     if (proc && (await pingSocket(socket))) {
-      const { stdout } = await engine.docker(['ps', '-aq'], { timeoutMs: 30_000 });
-      const ids = stdout.split('\n').filter(Boolean);
-      if (ids.length > 0) await engine.docker(['rm', '-f', '-v', ...ids], { timeoutMs: 120_000 });
-      // Rebuilds leave the previous image untagged; the layer cache stays.
-      await engine.docker(['image', 'prune', '-f'], { timeoutMs: 120_000 });
+      await removeRunLeftovers(engine);
     }
     await proc?.stop(dockerdStopGraceMs);
     for (const pid of processesMentioning(runDir)) await killAndWait(pid, 5_000);
@@ -299,10 +310,8 @@ export async function startDockerEngine(options: { cliPlugins?: string[] } = {})
       failOnExit(proc),
     ]);
     say(`dockerd ${version} up in ${Date.now() - t0} ms (data-root ${dataRoot})`);
-    // A run that died left its containers in the data-root: none of them is wanted now.
-    const { stdout } = await engine.docker(['ps', '-aq'], { timeoutMs: 30_000 });
-    const leftover = stdout.split('\n').filter(Boolean);
-    if (leftover.length > 0) await engine.docker(['rm', '-f', '-v', ...leftover], { timeoutMs: 120_000 });
+    // A run that died left its containers and volumes in the data-root: none of them is wanted now.
+    await removeRunLeftovers(engine);
     await importBaseImages(engine);
     return engine;
   } catch (err) {
