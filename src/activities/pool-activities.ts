@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { startWorkerLifecycle } from '../client/worker-workflows';
 import { forEachBounded } from './bounded-concurrency';
 import { startProgressHeartbeats } from './progress-heartbeats';
+import { warmCapacityTarget } from '../config/warm-capacity';
 import { lifecycleSettingsFor } from '../config/pool-spec';
 import { type WorkerState, type BreakerState, drainUpdate, workerLifecycleWorkflowId } from '../common';
 import type { PoolMetrics } from '../metrics/pool-metrics';
@@ -16,7 +17,10 @@ export interface PoolView {
   exists: boolean;
   status: PoolStatus;
   generation: number;
+  /** Idle workers to keep: the spec's minIdle, or the demand-driven target (decision 0035). */
   minIdle: number;
+  /** Demand mode: idle workers beyond the target, for the pool to retire (0 in static mode). */
+  surplusIdle?: number;
   maxWorkers: number;
   refillPerMinute: number;
   breaker: { failureThreshold: number; cooldownMs: number; successThreshold: number };
@@ -113,11 +117,25 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       const { pool } = input;
       const [record, inventory] = await Promise.all([pools.getPool(pool), pools.inventory(pool, input.ask)]);
       const spec = record?.spec;
+      let minIdle = spec?.minIdle ?? 0;
+      let surplusIdle = 0;
+      if (spec && record?.status === 'active') {
+        // What to keep idle (decision 0035): minIdle, or what the observed claim rate asks for.
+        const demand = spec.warmCapacity?.mode === 'demand';
+        const observed = demand
+          ? await pools.observeDemand(pool, spec.warmCapacity.coolDown)
+          : { claimsLastMinute: 0, claimsInCoolDown: 0, spawnSeconds: null };
+        const target = warmCapacityTarget(spec, observed);
+        await pools.recordWarmTarget(pool, target);
+        minIdle = target.effectiveTarget;
+        if (demand) surplusIdle = Math.max(0, (inventory.counts.idle ?? 0) - target.effectiveTarget);
+      }
       return {
         exists: record !== null,
         status: record?.status ?? 'drained',
         generation: record?.generation ?? 0,
-        minIdle: spec?.minIdle ?? 0,
+        minIdle,
+        surplusIdle,
         maxWorkers: spec?.maxWorkers ?? 0,
         refillPerMinute: spec?.refillPerMinute ?? 1,
         breaker: {
@@ -239,6 +257,35 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         heartbeats.stop();
       }
       return { asked, live: workers.length, unanswered };
+    },
+
+    /**
+     * Demand-driven scale-down (decision 0035): up to `count` of the longest-idle workers are
+     * marked in the registry (claims skip them from then on) and their workflows asked to drain
+     * them, each bounded like a pool drain's request. Returns how many were marked.
+     */
+    async retireSurplusIdle(input: { pool: string; count: number }): Promise<{ marked: number; unanswered: number }> {
+      const ids = await pools.markSurplusIdle(input.pool, input.count);
+      let unanswered = 0;
+      await forEachBounded(ids, drainConcurrency, async (workerId) => {
+        const client = temporal();
+        const handle = client.workflow.getHandle(workerLifecycleWorkflowId(input.pool, workerId));
+        try {
+          await boundedCall(client, `asking ${workerId} to drain`, drainRequestTimeoutMs, () =>
+            handle.startUpdate(drainUpdate, { args: [{}], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+          );
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) return;
+          // Marked, so no claim takes it; its idle TTL or the pool's drain retires it if this is never answered.
+          unanswered++;
+          log().warn('surplus idle worker did not accept its drain', {
+            pool: input.pool,
+            workerId,
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+      });
+      return { marked: ids.length, unanswered };
     },
 
     async markPoolDrained(pool: string): Promise<void> {

@@ -167,9 +167,32 @@ export const scalePoolBody = z
   .strictObject({
     minIdle: z.number().int().min(0).optional(),
     maxWorkers: z.number().int().min(1).optional(),
+    maxIdle: z.number().int().min(0).optional().describe("demand mode's ceiling on idle workers"),
   })
-  .refine((body) => body.minIdle !== undefined || body.maxWorkers !== undefined, 'give minIdle and/or maxWorkers')
+  .refine(
+    (body) => body.minIdle !== undefined || body.maxWorkers !== undefined || body.maxIdle !== undefined,
+    'give minIdle, maxWorkers and/or maxIdle',
+  )
   .meta({ id: 'ScalePoolRequest' });
+
+export const poolScaleResponse = z
+  .object({
+    pool: z.string(),
+    mode: z.enum(['static', 'demand']),
+    minIdle: z.number().int(),
+    maxIdle: z.number().int().describe('demand mode: the ceiling on idle workers (maxWorkers unless set)'),
+    maxWorkers: z.number().int(),
+    effectiveTarget: z.number().int().describe('idle workers the pool keeps now'),
+    headroom: z.number().int().describe('the burst term of the target: ceil(burst × √forecast)'),
+    claimsPerMinute: z
+      .number()
+      .describe('the claim rate the target is computed from (max of the last minute and the cool-down window)'),
+    spawnSeconds: z.number().describe("median spawn-to-ready of the pool's recent workers (10 before any is known)"),
+    idle: z.number().int(),
+    live: z.number().int(),
+    waiting: z.number().int().describe("claims waiting in the pool's queue"),
+  })
+  .meta({ id: 'PoolScale' });
 
 export const deletePoolResponse = z
   .object({ pool: z.string(), deleted: z.boolean(), status: z.enum(['active', 'draining', 'drained', 'deleted']) })
@@ -194,4 +217,5 @@ export type PoolSummary = z.output<typeof poolSummary>;
 export type ApplyPoolResponse = z.output<typeof applyPoolResponse>;
 export type DescribePoolResponse = z.output<typeof describePoolResponse>;
 export type DeletePoolResponse = z.output<typeof deletePoolResponse>;
+export type PoolScaleResponse = z.output<typeof poolScaleResponse>;
 export type ErrorBody = z.output<typeof errorSchema>;

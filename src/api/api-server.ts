@@ -270,11 +270,26 @@ export async function buildCorralApi(deps: CorralApiDeps): Promise<FastifyInstan
     async (request) => deps.pools.describePool(request.params.pool),
   );
 
+  r.get(
+    '/v1/pools/:pool/scale',
+    {
+      schema: {
+        summary: 'The pool’s warm capacity: target, headroom, claim rate, idle, waiting',
+        description:
+          'What an external autoscaler reads (docs/decisions/0035-demand-driven-warm-capacity.md); it changes the floor or ceiling with POST.',
+        tags: ['pools'],
+        params: api.poolParams,
+        response: { 200: api.poolScaleResponse, ...errors },
+      },
+    },
+    async (request) => deps.pools.poolScale(request.params.pool),
+  );
+
   r.post(
     '/v1/pools/:pool/scale',
     {
       schema: {
-        summary: 'Change minIdle and/or maxWorkers',
+        summary: 'Change minIdle, maxWorkers and/or maxIdle',
         tags: ['pools'],
         params: api.poolParams,
         body: api.scalePoolBody,

@@ -6,7 +6,14 @@ import { parsePoolSpec, PoolSpecError, workerProtocolOf, type PoolSpec } from '.
 import type { PoolRecord, PoolStore } from '../registry/pool-store';
 import { wakePoolWorkflow } from '../client/pool-workflows';
 import { describePoolQuery, poolWorkflowId, type RuntimeKind } from '../common';
-import type { ApplyPoolResponse, DeletePoolResponse, DescribePoolResponse, PoolSummary } from './api-schemas';
+import { warmCapacityTarget } from '../config/warm-capacity';
+import type {
+  ApplyPoolResponse,
+  DeletePoolResponse,
+  DescribePoolResponse,
+  PoolScaleResponse,
+  PoolSummary,
+} from './api-schemas';
 
 export class PoolService {
   constructor(
@@ -73,14 +80,45 @@ export class PoolService {
     return { pool: await this.summary(record), workflow };
   }
 
-  /** Changes minIdle and/or maxWorkers: the same as applying the spec with them changed. */
-  async scalePool(name: string, change: { minIdle?: number; maxWorkers?: number }): Promise<ApplyPoolResponse> {
+  /** Changes minIdle, maxWorkers and/or maxIdle: the same as applying the spec with them changed. */
+  async scalePool(
+    name: string,
+    change: { minIdle?: number; maxWorkers?: number; maxIdle?: number },
+  ): Promise<ApplyPoolResponse> {
     const current = await this.requirePool(name);
+    const warmCapacity = current.spec.warmCapacity ?? { mode: 'static' };
     return this.applyPool({
       ...current.spec,
       minIdle: change.minIdle ?? current.spec.minIdle,
       maxWorkers: change.maxWorkers ?? current.spec.maxWorkers,
+      warmCapacity: change.maxIdle === undefined ? warmCapacity : { ...warmCapacity, maxIdle: change.maxIdle },
     });
+  }
+
+  /** The pool's warm capacity as its next turn would compute it (decision 0035): what an autoscaler reads. */
+  async poolScale(name: string): Promise<PoolScaleResponse> {
+    const record = await this.requirePool(name);
+    const spec = parsePoolSpec(record.spec);
+    const [observed, inventory, waiting] = await Promise.all([
+      this.pools.observeDemand(name, spec.warmCapacity.coolDown),
+      this.pools.inventory(name),
+      this.pools.waitingClaims(name),
+    ]);
+    const target = warmCapacityTarget(spec, observed);
+    return {
+      pool: name,
+      mode: spec.warmCapacity.mode,
+      minIdle: spec.minIdle,
+      maxIdle: Math.min(spec.warmCapacity.maxIdle ?? spec.maxWorkers, spec.maxWorkers),
+      maxWorkers: spec.maxWorkers,
+      effectiveTarget: target.effectiveTarget,
+      headroom: target.headroom,
+      claimsPerMinute: Math.round(target.claimRate * 60 * 1000) / 1000,
+      spawnSeconds: Math.round(target.spawnSeconds * 1000) / 1000,
+      idle: inventory.counts.idle ?? 0,
+      live: inventory.live,
+      waiting,
+    };
   }
 
   /**

@@ -7,6 +7,7 @@ import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   ApplyPoolResponse,
+  PoolScaleResponse,
   ClaimResponse,
   DeletePoolResponse,
   LeaseCheckResponse,
@@ -128,9 +129,14 @@ export class CorralClient {
 
   async scalePool(
     name: string,
-    change: { minIdle?: number; maxWorkers?: number },
+    change: { minIdle?: number; maxWorkers?: number; maxIdle?: number },
   ): Promise<Omit<ApplyPoolResponse, 'pool'> & { pool: Pool }> {
     return this.call('POST', `/v1/pools/${encodeURIComponent(name)}/scale`, change);
+  }
+
+  /** The pool's warm capacity: target, headroom, claim rate, idle and waiting (what an autoscaler reads). */
+  async poolScale(name: string): Promise<PoolScaleResponse> {
+    return this.call('GET', `/v1/pools/${encodeURIComponent(name)}/scale`);
   }
 
   /** Stops new claims at once; the pool workflow retires every worker. Answers at once. */

@@ -16,6 +16,6 @@ export {
   type Worker,
 } from './corral-client';
 export { CorralError, corralErrorCodes, corralErrorStatus, isCorralError, type CorralErrorCode } from './errors';
-export type { ApplyPoolResponse, DeletePoolResponse, ReleaseResponse } from '../api/api-schemas';
+export type { ApplyPoolResponse, DeletePoolResponse, PoolScaleResponse, ReleaseResponse } from '../api/api-schemas';
 export type { PoolSpec, PoolSpecInput } from '../config/pool-spec';
 export type { PoolDescription, WorkerState } from '../common';

@@ -52,6 +52,8 @@ export interface PoolTotals {
   activityFailures?: number;
   /** Drain requests a worker workflow did not accept in time (asked again on the next turn). */
   drainRequestsUnanswered?: number;
+  /** Demand mode: idle workers beyond the target the pool retired (decision 0035). */
+  idleRetired?: number;
 }
 
 /** The pool's activities, by name: the failures the pool counts and backs off from. */
@@ -61,6 +63,7 @@ export const poolActivityNames = [
   'startPoolWorkers',
   'drainPoolWorkers',
   'markPoolDrained',
+  'retireSurplusIdle',
 ] as const;
 export type PoolActivityName = (typeof poolActivityNames)[number];
 

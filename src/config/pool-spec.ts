@@ -60,6 +60,9 @@ const resourceAmounts = z.strictObject({
 export const secretLookingEnvName = /PASSWORD|TOKEN|SECRET|KEY/i;
 export const looksSecret = (name: string): boolean => secretLookingEnvName.test(name);
 
+/** How many idle workers a pool keeps: `minIdle` always, or as many as demand asks between minIdle and maxIdle. */
+export const warmCapacityModes = ['static', 'demand'] as const;
+
 /** What a claim on a full pool does: wait its turn (within its timeout) or get `at_capacity` at once. */
 export const onFullPolicies = ['wait', 'reject'] as const;
 
@@ -104,6 +107,22 @@ export const poolSpecSchema = z
       )
       .refine((quotas) => Object.keys(quotas).length <= 1_000, 'must name at most 1000 tenants')
       .optional(),
+    /**
+     * Demand-driven warm capacity (decision 0035): in `demand` mode the pool keeps
+     * clamp(minIdle, forecast + headroom, maxIdle) idle workers from the observed claim rate, and
+     * retires idle workers beyond that once demand has cooled down for `coolDown`.
+     */
+    warmCapacity: z
+      .strictObject({
+        mode: z.enum(warmCapacityModes).default('static'),
+        /** The most idle workers demand may ask for (default: maxWorkers). */
+        maxIdle: z.number().int().min(0, 'must be at least 0').max(10_000).optional(),
+        /** How long the claim rate is remembered: the target falls only as a burst leaves this window. */
+        coolDown: duration(1 * minute, 1 * day).default(10 * minute),
+        /** Headroom in standard deviations of the forecast (Poisson): ceil(burst × √forecast). */
+        burst: z.number().min(0, 'must be at least 0').max(10, 'must be at most 10').default(2),
+      })
+      .default({ mode: 'static', coolDown: 10 * minute, burst: 2 }),
     /** Spawns started per minute while refilling. */
     refillPerMinute: z.number().int().min(1, 'must be at least 1').max(10_000).default(30),
     releasePolicy: z.enum(releasePolicies).default('hot_idle'),
@@ -177,6 +196,14 @@ export const poolSpecSchema = z
           message: `must not exceed maxWorkers (${spec.maxWorkers})`,
         });
       }
+    }
+    const maxIdle = spec.warmCapacity.maxIdle;
+    if (maxIdle !== undefined && (maxIdle < spec.minIdle || maxIdle > spec.maxWorkers)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['warmCapacity', 'maxIdle'],
+        message: `must be between minIdle (${spec.minIdle}) and maxWorkers (${spec.maxWorkers})`,
+      });
     }
     if (spec.minIdle > spec.maxWorkers) {
       ctx.addIssue({ code: 'custom', path: ['minIdle'], message: `must not exceed maxWorkers (${spec.maxWorkers})` });

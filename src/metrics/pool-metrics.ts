@@ -20,6 +20,11 @@ export interface ClaimQueueSource {
   claimQueueDepths(): Promise<{ pool: string; waiting: number }[]>;
 }
 
+/** Where a scrape reads each pool's warm-capacity target from (the pool rows, decision 0035). */
+export interface WarmCapacitySource {
+  warmCapacityTargets(): Promise<{ pool: string; effectiveTarget: number; headroom: number }[]>;
+}
+
 export interface PoolMetrics {
   setBreakerState(pool: string, state: BreakerState): void;
   countWarmCapacityMiss(pool: string, reason: WarmCapacityMissReason): void;
@@ -56,13 +61,46 @@ export function createPoolMetrics(
   opts: {
     breakers?: BreakerStateSource;
     queues?: ClaimQueueSource;
+    warmCapacity?: WarmCapacitySource;
     timeoutMs?: number;
     log?: (line: string) => void;
   } = {},
 ): PoolMetrics {
   const recorded = new Map<string, BreakerState>();
   const warn = throttledLog(opts.log);
-  const { breakers, queues } = opts;
+  const { breakers, queues, warmCapacity } = opts;
+  const warmGauge = (name: string, help: string, value: (t: { effectiveTarget: number; headroom: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['pool'] as const,
+      registers: [register],
+      async collect() {
+        if (!warmCapacity) return;
+        try {
+          const read = await withTimeout(
+            warmCapacity.warmCapacityTargets(),
+            opts.timeoutMs ?? 3_000,
+            'reading warm capacity targets',
+          );
+          this.reset();
+          for (const t of read) this.set({ pool: t.pool }, value(t));
+        } catch (err) {
+          warn(`${name} not reported: ${err instanceof Error ? err.message : String(err)}`);
+          this.reset();
+        }
+      },
+    });
+  warmGauge(
+    'corral_warm_capacity_effective_target',
+    'Idle workers the pool keeps now: minIdle, or in demand mode clamp(minIdle, forecast + headroom, maxIdle) (registry-wide: aggregate with max).',
+    (t) => t.effectiveTarget,
+  );
+  warmGauge(
+    'corral_warm_capacity_headroom',
+    "The burst term of a demand-mode pool's target: ceil(burst × √forecast) (0 for static pools; registry-wide: aggregate with max).",
+    (t) => t.headroom,
+  );
   const breaker = new Gauge({
     name: 'corral_spawn_breaker_state',
     help: "A pool's spawn circuit breaker: 0 closed, 1 half-open, 2 open (registry-wide: aggregate with max, not sum).",

@@ -30,6 +30,19 @@ export class RegistryReadings {
     return (await this.db.query(config)).rows as Record<string, unknown>[];
   }
 
+  /** Each active pool's warm-capacity target and headroom as its last pool turn recorded them (decision 0035). */
+  async warmCapacityTargets(): Promise<{ pool: string; effectiveTarget: number; headroom: number }[]> {
+    const rows = await this.rows(
+      `SELECT name, warm_target, warm_headroom FROM pools WHERE status = 'active' AND warm_target IS NOT NULL`,
+      [],
+    );
+    return rows.map((r) => ({
+      pool: String(r.name),
+      effectiveTarget: Number(r.warm_target),
+      headroom: Number(r.warm_headroom ?? 0),
+    }));
+  }
+
   /** Claims waiting per pool whose callers still ask (decision 0034): the queue-depth gauge. */
   async claimQueueDepths(): Promise<{ pool: string; waiting: number }[]> {
     const rows = await this.rows(

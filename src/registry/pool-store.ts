@@ -5,6 +5,7 @@ import type pg from 'pg';
 import type { PoolSpec } from '../config/pool-spec';
 import { workerProtocolV2, type TransitionOrigin, type WorkerState, type BreakerState } from '../common';
 import { RegistryUnavailableError } from './errors';
+import type { DemandObservation } from '../config/warm-capacity';
 import { liveRowPredicate } from './lifecycle-store';
 
 export const poolStatuses = ['active', 'draining', 'drained'] as const;
@@ -214,6 +215,75 @@ export class PoolStore {
       live++;
     }
     return { counts, live, asked, askedReasons };
+  }
+
+  /**
+   * What demand-driven warm capacity reads (decision 0035), in one statement: claims made in the
+   * last minute and in the last `coolDownMs`, and the median spawn-to-ready time (creation to
+   * leaving activating) of the pool's 20 most recent ready workers (null: none yet).
+   */
+  async observeDemand(pool: string, coolDownMs: number): Promise<DemandObservation> {
+    const rows = await this.query(
+      `SELECT
+         (SELECT count(*) FROM claims c WHERE c.pool = $1 AND c.created_at > now() - interval '1 minute')::int AS last_minute,
+         (SELECT count(*) FROM claims c
+           WHERE c.pool = $1 AND c.created_at > now() - make_interval(secs => $2 / 1000.0))::int AS in_cool_down,
+         (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.seconds) FROM (
+            SELECT extract(epoch FROM (
+                     SELECT min(t.at) FROM worker_transitions t WHERE t.worker_id = w.id AND t.from_state = 'activating'
+                   ) - w.created_at) AS seconds
+              FROM workers w
+             WHERE w.pool = $1 AND ${liveRowPredicate} AND w.state IN ('idle', 'claimed', 'hot_idle')
+             ORDER BY w.created_at DESC
+             LIMIT 20
+          ) r WHERE r.seconds IS NOT NULL) AS spawn_seconds`,
+      [pool, coolDownMs],
+    );
+    const row = rows[0] ?? {};
+    return {
+      claimsLastMinute: Number(row.last_minute ?? 0),
+      claimsInCoolDown: Number(row.in_cool_down ?? 0),
+      spawnSeconds: row.spawn_seconds == null ? null : Number(row.spawn_seconds),
+    };
+  }
+
+  /** Claims waiting in the pool's queue whose callers still ask (decision 0034). */
+  async waitingClaims(pool: string): Promise<number> {
+    const rows = await this.query(
+      `SELECT count(*)::int AS n FROM claims
+        WHERE pool = $1 AND status = 'waiting' AND polled_at > now() - interval '5 seconds' AND pending_until > now()`,
+      [pool],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** The pool's current warm-capacity target, for every replica's gauges: written only when it changed. */
+  async recordWarmTarget(pool: string, target: { effectiveTarget: number; headroom: number }): Promise<void> {
+    await this.query(
+      `UPDATE pools SET warm_target = $2, warm_headroom = $3
+        WHERE name = $1 AND (warm_target IS DISTINCT FROM $2 OR warm_headroom IS DISTINCT FROM $3)`,
+      [pool, target.effectiveTarget, target.headroom],
+    );
+  }
+
+  /**
+   * Scale-down (decision 0035): marks up to `count` of the pool's longest-idle workers as drain
+   * requested — only rows still idle, so claims skip them from here on and none is taken from a
+   * tenant — and returns their ids for the caller to ask their workflows to drain them.
+   */
+  async markSurplusIdle(pool: string, count: number): Promise<string[]> {
+    const rows = await this.query(
+      `UPDATE workers w SET drain_requested = true, updated_at = now()
+        WHERE w.id IN (
+          SELECT x.id FROM workers x
+           WHERE x.pool = $1 AND x.state = 'idle' AND NOT x.drain_requested
+           ORDER BY x.state_since, x.id
+           LIMIT $2
+           FOR UPDATE SKIP LOCKED)
+        RETURNING w.id`,
+      [pool, count],
+    );
+    return rows.map((r) => String(r.id));
   }
 
   /** Live workers of a pool (for drain): id, state. */

@@ -231,7 +231,12 @@ export async function runCorralWorker(opts: CorralWorkerOptions): Promise<void> 
     const taskQueue = opts.taskQueue ?? corralTaskQueue;
 
     // Every corral metric (decision 0009); registry-wide gauges are read from the registry at scrape time.
-    const poolMetrics = createPoolMetrics(metricsRegistry, { breakers: readings, queues: readings, log });
+    const poolMetrics = createPoolMetrics(metricsRegistry, {
+      breakers: readings,
+      queues: readings,
+      warmCapacity: readings,
+      log,
+    });
     createWorkerInventoryMetrics(metricsRegistry, readings, { log });
     const lifecycleMetrics = createLifecycleMetrics(metricsRegistry);
     const workerMetrics = createWorkerMetrics(metricsRegistry);

@@ -6,6 +6,7 @@ import { allowedTransitions, workerStates, type WorkerState } from '../../src/co
 import { RegistryInputError, TransitionNotAllowedError } from '../../src/registry/errors';
 import { createRegistryPool } from '../../src/registry/database';
 import { ClaimStore } from '../../src/registry/claim-store';
+import { PoolStore } from '../../src/registry/pool-store';
 import { expectLease, expectSnapshot, WorkerLifecycleStore } from '../../src/registry/lifecycle-store';
 import { migrateRegistry, migrationsDir } from '../../src/registry/migrate';
 import { startMetricsServer } from '../../src/metrics/metrics-server';
@@ -441,6 +442,70 @@ describe('waiting claims', () => {
     assert.equal(rows.filter((r) => r.state === 'claimed').length, 2, 'claimed workers are never touched');
     // A third waiter finds no more to evict: nothing else is hot_idle.
     assert.deepEqual(await claim(pool, 'umbrella', 'u-1'), { outcome: 'waiting', position: 3, eviction: null });
+  });
+});
+
+describe('warm capacity', () => {
+  test('observeDemand counts claims in the last minute and the cool-down window, and the median spawn-to-ready of ready workers', async () => {
+    const pool = newId('demand');
+    await seedPool(pool, 10);
+    const pools = new PoolStore(registry.db);
+    assert.deepEqual(await pools.observeDemand(pool, 600_000), {
+      claimsLastMinute: 0,
+      claimsInCoolDown: 0,
+      spawnSeconds: null,
+    });
+    for (const [i, ageSeconds] of [10, 20, 30, 200, 400, 900].entries()) {
+      await registry.db.query(
+        `INSERT INTO claims (pool, request_id, tenant, status, pending_until, created_at)
+         VALUES ($1, $2, 't', 'pending', now(), now() - make_interval(secs => $3))`,
+        [pool, `r-${i}`, ageSeconds],
+      );
+    }
+    // Three ready workers that took 4, 6 and 12 s from creation to leaving activating; one still spawning.
+    const createdAt = new Date(Date.now() - 60_000);
+    for (const readySeconds of [4, 6, 12]) {
+      const id = newId('ready');
+      await registry.db.query(
+        `INSERT INTO workers (id, pool, image, state, epoch, created_at) VALUES ($1, $2, 'i', 'idle', 2, $3)`,
+        [id, pool, createdAt],
+      );
+      await registry.db.query(
+        `INSERT INTO worker_transitions (worker_id, from_state, to_state, epoch_before, epoch_after, operation, origin, at)
+         VALUES ($1, 'activating', 'idle', 1, 2, 'ready', 'lifecycle_workflow', $2)`,
+        [id, new Date(createdAt.getTime() + readySeconds * 1000)],
+      );
+    }
+    await registry.seedWorker({ id: newId('spawning'), pool, state: 'spawning' });
+    assert.deepEqual(await pools.observeDemand(pool, 600_000), {
+      claimsLastMinute: 3,
+      claimsInCoolDown: 5,
+      spawnSeconds: 6,
+    });
+  });
+
+  test('markSurplusIdle marks the longest-idle workers that are still idle, and no claim takes them', async () => {
+    const pool = newId('surplus');
+    await seedPool(pool, 10);
+    const ids = Array.from({ length: 4 }, () => newId('idle'));
+    for (const [i, id] of ids.entries()) {
+      await registry.seedWorker({ id, pool, state: 'idle', epoch: 1 });
+      await registry.db.query(`UPDATE workers SET state_since = now() - make_interval(mins => $2) WHERE id = $1`, [
+        id,
+        10 - i,
+      ]);
+    }
+    await registry.seedWorker({ id: newId('claimed'), pool, state: 'claimed', epoch: 2, tenant: 'acme' });
+    const pools = new PoolStore(registry.db);
+    assert.deepEqual((await pools.markSurplusIdle(pool, 2)).sort(), [ids[0], ids[1]].sort(), 'the two longest idle');
+    const granted = await claim(pool, 'globex', 'g-1');
+    assert.ok(
+      granted.outcome === 'granted' && [ids[2], ids[3]].includes(granted.workerId),
+      'a claim skips marked ones',
+    );
+    assert.deepEqual(await pools.markSurplusIdle(pool, 5), [
+      granted.outcome === 'granted' && granted.workerId === ids[2] ? ids[3] : ids[2],
+    ]);
   });
 });
 

@@ -40,6 +40,8 @@ class FakePool {
   /** Calls of each activity that fail (non-retryable: past their retries at once), counted down. */
   faults = { readPool: 0, startPoolWorkers: 0, drainPoolWorkers: 0 };
   breakerWrites: { state: string; sequence?: number }[] = [];
+  /** Counts the pool asked retireSurplusIdle for. */
+  retireCalls: number[] = [];
 
   private fail(activity: keyof FakePool['faults']): void {
     if (this.faults[activity] <= 0) return;
@@ -75,7 +77,14 @@ class FakePool {
         live,
         asked,
         askedReasons,
+        surplusIdle: Math.max(0, (counts.idle ?? 0) - this.minIdle),
       };
+    },
+    retireSurplusIdle: async ({ count }) => {
+      this.retireCalls.push(count);
+      const idle = [...this.workers].filter(([, w]) => w.state === 'idle').slice(0, count);
+      for (const [id] of idle) this.workers.set(id, { state: 'retired' });
+      return { marked: idle.length, unanswered: 0 };
     },
     recordPoolBreaker: async ({ state, sequence }) => {
       this.breakerWrites.push({ state, sequence });
@@ -212,6 +221,24 @@ test('a drain whose drain requests fail keeps trying and still ends drained', as
   assert.equal(fake.faults.drainPoolWorkers, 0);
   assert.equal([...fake.workers.values()].filter((w) => w.state !== 'retired').length, 0, 'every worker drained');
   await recordHistory(handle, 'pool-resilient-drain');
+});
+
+test('demand mode: when the target falls, the pool retires exactly the idle surplus, and refills again when it rises', async () => {
+  fake.minIdle = 5;
+  const handle = await startPool({ reconcileIntervalMs: 1_000 });
+  await advanceUntil(handle, 'the pool filled to 5', (d) => (d.inventory.idle ?? 0) === 5);
+  assert.deepEqual(fake.retireCalls, [], 'nothing to retire while at the target');
+
+  fake.minIdle = 2; // the demand-driven target fell (readPool reports it)
+  const shrunk = await advanceUntil(handle, 'the surplus retired', (d) => (d.inventory.idle ?? 0) === 2);
+  assert.deepEqual(fake.retireCalls, [3], 'one request for exactly the surplus');
+  assert.equal(shrunk.totals.idleRetired, 3);
+
+  fake.minIdle = 4;
+  await advanceUntil(handle, 'refilled to the new target', (d) => (d.inventory.idle ?? 0) === 4);
+  assert.equal(fake.idle(), 4);
+  assert.deepEqual(fake.retireCalls, [3], 'a rise never retires');
+  await handle.terminate('test done');
 });
 
 test('spawns refused by quota are not counted by the breaker; other spawn failures open it', async () => {

@@ -42,7 +42,13 @@ test('every PoolSpec field is in the configuration table with its default', () =
     }
     const isDuration =
       field.startsWith('deadlines.') ||
-      ['health.interval', 'credentials.ttl', 'credentials.refreshLead', 'breaker.cooldown'].includes(field);
+      [
+        'health.interval',
+        'credentials.ttl',
+        'credentials.refreshLead',
+        'breaker.cooldown',
+        'warmCapacity.coolDown',
+      ].includes(field);
     const expected =
       value === null
         ? 'null'

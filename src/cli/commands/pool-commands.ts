@@ -133,43 +133,60 @@ export function registerPoolCommands(program: Command): void {
 
   pool
     .command('scale')
-    .description("change a pool's minIdle (and maxWorkers); the pool refills or lets idle workers age out")
+    .description(
+      "show a pool's warm capacity, or change its minIdle, maxWorkers or (demand mode) maxIdle; the pool refills or retires idle workers",
+    )
     .argument('<name>', 'the pool')
     .option('--min-idle <n>', 'warm workers to keep idle', parseNonNegativeInt)
     .option('--max-workers <n>', 'upper bound on live workers', parsePositiveInt)
-    .addHelpText('after', '\nExample:\n  corral pool scale demo --min-idle 5')
-    .action(async (name: string, opts: { minIdle?: number; maxWorkers?: number }, command: Command) => {
-      if (opts.minIdle === undefined && opts.maxWorkers === undefined) {
-        throw new UsageError('pool scale: give --min-idle and/or --max-workers');
-      }
-      await withCorralClient(command, async (client, { json }) => {
-        const current = await requirePool(client, name);
-        const spec = {
-          ...current.spec,
-          minIdle: opts.minIdle ?? current.spec.minIdle,
-          maxWorkers: opts.maxWorkers ?? current.spec.maxWorkers,
-        };
-        let applied;
-        try {
-          applied = await client.applyPool(spec);
-        } catch (err) {
-          if (isCorralError(err) && err.code === 'invalid_request') {
-            throw new UsageError(`pool scale ${name}: ${err.message}`);
+    .option('--max-idle <n>', 'demand mode: the most idle workers demand may ask for', parseNonNegativeInt)
+    .addHelpText(
+      'after',
+      '\nExamples:\n  corral pool scale demo              (show)\n  corral pool scale demo --min-idle 5',
+    )
+    .action(
+      async (name: string, opts: { minIdle?: number; maxWorkers?: number; maxIdle?: number }, command: Command) => {
+        await withCorralClient(command, async (client, { json }) => {
+          if (opts.minIdle === undefined && opts.maxWorkers === undefined && opts.maxIdle === undefined) {
+            const scale = await client.poolScale(name);
+            if (json) return printJson(scale);
+            console.log(
+              `pool ${name} (${scale.mode}): keeps ${scale.effectiveTarget} idle (minIdle ${scale.minIdle}, maxIdle ${scale.maxIdle}, ` +
+                `headroom ${scale.headroom}); ${scale.claimsPerMinute} claims/min, spawn ${scale.spawnSeconds} s; ` +
+                `${scale.idle} idle of ${scale.live} live (max ${scale.maxWorkers}), ${scale.waiting} waiting`,
+            );
+            return;
           }
-          throw err;
-        }
-        if (json)
-          return printJson({
-            pool: name,
-            generation: applied.pool.generation,
-            minIdle: spec.minIdle,
-            maxWorkers: spec.maxWorkers,
-          });
-        console.log(
-          `pool ${name} scaled: minIdle ${current.spec.minIdle} → ${spec.minIdle}, maxWorkers ${current.spec.maxWorkers} → ${spec.maxWorkers} (generation ${applied.pool.generation})`,
-        );
-      });
-    });
+          const current = await requirePool(client, name);
+          const warmCapacity = current.spec.warmCapacity ?? { mode: 'static' as const };
+          const spec = {
+            ...current.spec,
+            minIdle: opts.minIdle ?? current.spec.minIdle,
+            maxWorkers: opts.maxWorkers ?? current.spec.maxWorkers,
+            warmCapacity: opts.maxIdle === undefined ? warmCapacity : { ...warmCapacity, maxIdle: opts.maxIdle },
+          };
+          let applied;
+          try {
+            applied = await client.applyPool(spec);
+          } catch (err) {
+            if (isCorralError(err) && err.code === 'invalid_request') {
+              throw new UsageError(`pool scale ${name}: ${err.message}`);
+            }
+            throw err;
+          }
+          if (json)
+            return printJson({
+              pool: name,
+              generation: applied.pool.generation,
+              minIdle: spec.minIdle,
+              maxWorkers: spec.maxWorkers,
+            });
+          console.log(
+            `pool ${name} scaled: minIdle ${current.spec.minIdle} → ${spec.minIdle}, maxWorkers ${current.spec.maxWorkers} → ${spec.maxWorkers} (generation ${applied.pool.generation})`,
+          );
+        });
+      },
+    );
 
   pool
     .command('drain')

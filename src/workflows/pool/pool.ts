@@ -149,6 +149,9 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
   const { pool } = input;
   // Decided once, before the first command: a run either is resilient throughout or not at all.
   const resilient = patched('corral-resilient-pool');
+  // Demand-driven warm capacity (docs/decisions/0035-demand-driven-warm-capacity.md): the pool
+  // retires idle workers beyond its target. Runs from before keep only refilling.
+  const scalesDown = patched('corral-demand-capacity');
   const quickly = resilient ? resilientQuickly : legacyQuickly;
   const slowly = resilient ? resilientSlowly : legacySlowly;
   const reconcileIntervalMs = input.reconcileIntervalMs ?? defaultReconcileIntervalMs;
@@ -297,6 +300,18 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     return null;
   }
 
+  /**
+   * Demand mode: idle workers beyond the target are retired (the registry marks them first, so no
+   * claim takes one), the longest idle first — only once no spawn of this pool is pending, so a
+   * refill and a retirement never chase each other within one turn.
+   */
+  async function retireSurplus(current: PoolView): Promise<void> {
+    const surplus = current.surplusIdle ?? 0;
+    if (!scalesDown || surplus <= 0 || s.pendingSpawns.length > 0) return;
+    const { marked } = await step('retireSurplusIdle', () => slowly.retireSurplusIdle({ pool, count: surplus }));
+    s.totals.idleRetired = (s.totals.idleRetired ?? 0) + marked;
+  }
+
   function shouldContinueAsNew(): boolean {
     const info = workflowInfo();
     // Well before the server's suggestion (~4K events): a busy pool's history stays small enough
@@ -334,7 +349,11 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     await recordBreaker(now);
 
     const draining = s.drainRequested || view.status !== 'active';
-    if (!draining) return { wakeAt: await refill(view, now), drained: false };
+    if (!draining) {
+      const wakeAt = await refill(view, now);
+      await retireSurplus(view);
+      return { wakeAt, drained: false };
+    }
     s.drainRequested = true;
     if (view.live === 0) {
       await step('markPoolDrained', () => quickly.markPoolDrained(pool));
