@@ -68,7 +68,7 @@ export function kubeSchedulerArgs(o: { kubeconfigFile: string; port: number; cer
  * service-account token volume mounts as ca.crt), namespace deletion, owner-reference garbage
  * collection, and the node lifecycle (it lifts the kubelet's not-ready taint).
  */
-export const realNodeControllers = [
+const realNodeControllers = [
   'deployment-controller',
   'replicaset-controller',
   'serviceaccount-controller',

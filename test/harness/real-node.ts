@@ -61,6 +61,10 @@ export interface RealNode extends KubeEndpoint {
   /** Each process's log file (the kubelet's and containerd's are where a failure is explained). */
   logs: Record<string, string>;
   kubeConfig(): KubeConfig;
+  /** Imports a docker-archive (`docker save`) into the node's containerd: pods use it, never pulling. */
+  importImage(archive: string): Promise<void>;
+  /** Runs `ctr` against the node's containerd, namespace k8s.io (the kubelet's containers). */
+  ctr(args: string[], timeoutMs?: number): Promise<string>;
   stop(): Promise<void>;
   /** After stop(): what of the run is still on the host, checked afresh (empty when clean). */
   leftovers(): Promise<string[]>;
@@ -835,6 +839,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
       dir,
       logs,
       kubeConfig: () => kubeConfigFor(endpoint),
+      // A project image is hundreds of MB: unpacking it takes a while on a busy machine.
+      importImage: (archive) => ctr(['images', 'import', archive], 300_000).then(() => undefined),
+      ctr,
       stop,
       leftovers: () => leftovers(record),
     };
