@@ -21,6 +21,11 @@ export interface PoolView {
   minIdle: number;
   /** Demand mode: idle workers beyond the target, for the pool to retire (0 in static mode). */
   surplusIdle?: number;
+  /** Rolling replacement (decision 0036): the pod template's generation, and idle workers of older ones. */
+  templateGeneration?: number;
+  staleIdle?: number;
+  /** Extra idle workers a rolling replacement may add (or, at maxWorkers, take away) at a time. */
+  maxSurge?: number;
   maxWorkers: number;
   refillPerMinute: number;
   breaker: { failureThreshold: number; cooldownMs: number; successThreshold: number };
@@ -115,7 +120,8 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
     /** The pool, its live workers by state, and where each of `ask` (spawns awaiting a verdict) stands. */
     async readPool(input: { pool: string; ask: string[] }): Promise<PoolView> {
       const { pool } = input;
-      const [record, inventory] = await Promise.all([pools.getPool(pool), pools.inventory(pool, input.ask)]);
+      const record = await pools.getPool(pool);
+      const inventory = await pools.inventory(pool, input.ask, record?.templateGeneration);
       const spec = record?.spec;
       let minIdle = spec?.minIdle ?? 0;
       let surplusIdle = 0;
@@ -136,6 +142,9 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         generation: record?.generation ?? 0,
         minIdle,
         surplusIdle,
+        templateGeneration: record?.templateGeneration ?? 1,
+        staleIdle: inventory.staleIdle,
+        maxSurge: spec?.maxSurge ?? 1,
         maxWorkers: spec?.maxWorkers ?? 0,
         refillPerMinute: spec?.refillPerMinute ?? 1,
         breaker: {
@@ -186,6 +195,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
               return;
             }
             // `exists`: an earlier attempt of this activity reserved it; make sure its workflow runs.
+            await pools.recordWorkerGeneration(workerId, record.templateGeneration);
             const client = temporal();
             await boundedCall(client, `starting worker ${workerId}`, startRequestTimeoutMs, () =>
               startWorkerLifecycle(client, { pool: input.pool, workerId, settings, taskQueue }),
@@ -264,8 +274,13 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
      * marked in the registry (claims skip them from then on) and their workflows asked to drain
      * them, each bounded like a pool drain's request. Returns how many were marked.
      */
-    async retireSurplusIdle(input: { pool: string; count: number }): Promise<{ marked: number; unanswered: number }> {
-      const ids = await pools.markSurplusIdle(input.pool, input.count);
+    async retireSurplusIdle(input: {
+      pool: string;
+      count: number;
+      /** Only workers of an older template generation than this (rolling replacement). */
+      belowGeneration?: number;
+    }): Promise<{ marked: number; unanswered: number }> {
+      const ids = await pools.markSurplusIdle(input.pool, input.count, { belowGeneration: input.belowGeneration });
       let unanswered = 0;
       await forEachBounded(ids, drainConcurrency, async (workerId) => {
         const client = temporal();

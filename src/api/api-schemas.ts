@@ -156,6 +156,19 @@ export const applyPoolResponse = z
 export const describePoolResponse = z
   .object({
     pool: poolSummary,
+    templateGeneration: z
+      .number()
+      .int()
+      .describe('changes of what workers run (image, args, env, port, health path, protocol, resources)'),
+    generations: z
+      .array(
+        z.object({
+          generation: z.number().int().nullable().describe('null: a worker still being started'),
+          current: z.boolean(),
+          counts: z.record(z.string(), z.number().int()),
+        }),
+      )
+      .describe('live workers by template generation and state, newest first (rolling replacement)'),
     workflow: z
       .record(z.string(), z.unknown())
       .nullable()

@@ -393,6 +393,8 @@ export class ClaimService {
   private async startColdWorker(pool: string, workerId: string, claim: { tenant: string; requestId: string }) {
     const record = await this.o.pools.getPool(pool);
     if (!record) throw new CorralError('pool_not_found', `no pool named ${pool}`);
+    // The worker runs this spec: its row says which template generation (rolling replacement).
+    await this.o.pools.recordWorkerGeneration(workerId, record.templateGeneration);
     await startWorkerLifecycle(this.o.temporal, {
       pool,
       workerId,

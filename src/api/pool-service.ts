@@ -77,7 +77,16 @@ export class PoolService {
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
-    return { pool: await this.summary(record), workflow };
+    const byGeneration = new Map<number | null, Record<string, number>>();
+    for (const { generation, state, count } of await this.pools.generationCounts(name)) {
+      byGeneration.set(generation, { ...byGeneration.get(generation), [state]: count });
+    }
+    const generations = [...byGeneration].map(([generation, counts]) => ({
+      generation,
+      current: generation === record.templateGeneration,
+      counts,
+    }));
+    return { pool: await this.summary(record), templateGeneration: record.templateGeneration, generations, workflow };
   }
 
   /** Changes minIdle, maxWorkers and/or maxIdle: the same as applying the spec with them changed. */

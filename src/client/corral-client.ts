@@ -30,6 +30,10 @@ export type Pool = Omit<PoolSummary, 'spec' | 'counts'> & {
 };
 export interface PoolDetails {
   pool: Pool;
+  /** Changes of what the workers run (the pod template), not of the pool's sizes. */
+  templateGeneration: number;
+  /** Live workers by template generation and state, newest first (null: still being started). */
+  generations: { generation: number | null; current: boolean; counts: Partial<Record<WorkerState, number>> }[];
   /** The pool workflow's own view; null when it is not running. */
   workflow: PoolDescription | null;
 }

@@ -54,6 +54,8 @@ export interface PoolTotals {
   drainRequestsUnanswered?: number;
   /** Demand mode: idle workers beyond the target the pool retired (decision 0035). */
   idleRetired?: number;
+  /** Rolling replacement: idle workers of an older pod template the pool retired (decision 0036). */
+  idleReplaced?: number;
 }
 
 /** The pool's activities, by name: the failures the pool counts and backs off from. */

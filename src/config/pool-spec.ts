@@ -123,6 +123,12 @@ export const poolSpecSchema = z
         burst: z.number().min(0, 'must be at least 0').max(10, 'must be at most 10').default(2),
       })
       .default({ mode: 'static', coolDown: 10 * minute, burst: 2 }),
+    /**
+     * Rolling replacement (decision 0036): when the pod template changes, idle workers of older
+     * generations are replaced with up to this many extra idle workers at a time (new ones
+     * first); at maxWorkers, idle capacity dips by at most this much instead.
+     */
+    maxSurge: z.number().int().min(1, 'must be at least 1').max(1_000).default(1),
     /** Spawns started per minute while refilling. */
     refillPerMinute: z.number().int().min(1, 'must be at least 1').max(10_000).default(30),
     releasePolicy: z.enum(releasePolicies).default('hot_idle'),

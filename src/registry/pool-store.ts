@@ -15,6 +15,8 @@ export interface PoolRecord {
   name: string;
   spec: PoolSpec;
   generation: number;
+  /** Changes of what the workers run (the pod template), not of the pool's sizes (decision 0036). */
+  templateGeneration: number;
   status: PoolStatus;
   breakerState: BreakerState;
   createdAt: Date;
@@ -22,11 +24,13 @@ export interface PoolRecord {
 }
 
 export interface PoolInventory {
-  /** Live (non-terminal) workers by state. */
+  /** Live (non-terminal) workers by state; idle and hot_idle ones already asked to drain count as draining. */
   counts: Partial<Record<WorkerState, number>>;
   live: number;
   /** State of each asked-about worker (absent: no row). */
   asked: Record<string, WorkerState>;
+  /** Idle workers of an older template generation than the one given (0 without one). */
+  staleIdle: number;
   /** Failure reason of each asked-about worker that has one (e.g. a lost spawn's). */
   askedReasons: Record<string, string>;
 }
@@ -50,6 +54,7 @@ function toPool(row: Row): PoolRecord {
     name: String(row.name),
     spec: row.spec as PoolSpec,
     generation: Number(row.generation),
+    templateGeneration: Number(row.template_generation ?? 1),
     status: row.status as PoolStatus,
     breakerState: row.breaker_state as BreakerState,
     createdAt: new Date(row.created_at as string),
@@ -76,6 +81,8 @@ export class PoolStore {
          ON CONFLICT (name) DO UPDATE SET
            spec = EXCLUDED.spec,
            generation = CASE WHEN pools.spec = EXCLUDED.spec THEN pools.generation ELSE pools.generation + 1 END,
+           template_generation = CASE WHEN corral_pod_template(pools.spec) = corral_pod_template(EXCLUDED.spec)
+             THEN pools.template_generation ELSE pools.template_generation + 1 END,
            status = CASE WHEN pools.status = 'drained' THEN 'active' ELSE pools.status END,
            breaker_state = CASE WHEN pools.status = 'drained' THEN 'closed' ELSE pools.breaker_state END,
            updated_at = CASE WHEN pools.spec = EXCLUDED.spec AND pools.status <> 'drained' THEN pools.updated_at ELSE now() END
@@ -188,14 +195,14 @@ export class PoolStore {
    * Live workers by state, plus the state of each of `ask` (even when terminal), from ONE query:
    * one snapshot, so a worker moving between two reads can never be counted twice or not at all.
    */
-  async inventory(pool: string, ask: string[] = []): Promise<PoolInventory> {
+  async inventory(pool: string, ask: string[] = [], currentGeneration?: number): Promise<PoolInventory> {
     // Two arms rather than one OR: the live arm reads the live partial index (not the pool's
     // retired and lost rows), the asked-about arm the primary key. Both arms select the same
     // columns, so a live asked-about worker is one row after the UNION.
     const rows = await this.query(
-      `SELECT id, state, failure_reason FROM workers WHERE pool = $1 AND ${liveRowPredicate}
+      `SELECT id, state, failure_reason, generation, drain_requested FROM workers WHERE pool = $1 AND ${liveRowPredicate}
        UNION
-       SELECT id, state, failure_reason FROM workers WHERE id = ANY ($2::text[]) AND pool = $1`,
+       SELECT id, state, failure_reason, generation, drain_requested FROM workers WHERE id = ANY ($2::text[]) AND pool = $1`,
       [pool, ask],
     );
     const counts: PoolInventory['counts'] = {};
@@ -203,6 +210,7 @@ export class PoolStore {
     const askedReasons: Record<string, string> = {};
     const wanted = new Set(ask);
     let live = 0;
+    let staleIdle = 0;
     for (const row of rows) {
       const id = String(row.id);
       const state = row.state as WorkerState;
@@ -211,10 +219,16 @@ export class PoolStore {
         if (row.failure_reason != null) askedReasons[id] = String(row.failure_reason);
       }
       if (state === 'retired' || state === 'lost') continue;
-      counts[state] = (counts[state] ?? 0) + 1;
+      // An idle worker already asked to drain (scale-down, eviction, replacement) is leaving: counted
+      // as draining, so no turn retires (or keeps counting on) it twice.
+      const counted = row.drain_requested === true && (state === 'idle' || state === 'hot_idle') ? 'draining' : state;
+      counts[counted] = (counts[counted] ?? 0) + 1;
       live++;
+      if (counted === 'idle' && currentGeneration !== undefined && row.generation != null) {
+        if (Number(row.generation) < currentGeneration) staleIdle++;
+      }
     }
-    return { counts, live, asked, askedReasons };
+    return { counts, live, asked, askedReasons, staleIdle };
   }
 
   /**
@@ -247,6 +261,28 @@ export class PoolStore {
     };
   }
 
+  /** The template generation of the spec a worker's workflow was started with (decision 0036). */
+  async recordWorkerGeneration(workerId: string, generation: number): Promise<void> {
+    await this.query(`UPDATE workers SET generation = $2 WHERE id = $1 AND generation IS DISTINCT FROM $2`, [
+      workerId,
+      generation,
+    ]);
+  }
+
+  /** Live workers by template generation and state (`pool describe`). */
+  async generationCounts(pool: string): Promise<{ generation: number | null; state: WorkerState; count: number }[]> {
+    const rows = await this.query(
+      `SELECT generation, state, count(*)::int AS n FROM workers WHERE pool = $1 AND ${liveRowPredicate}
+        GROUP BY generation, state ORDER BY generation DESC NULLS LAST, state`,
+      [pool],
+    );
+    return rows.map((r) => ({
+      generation: r.generation == null ? null : Number(r.generation),
+      state: r.state as WorkerState,
+      count: Number(r.n),
+    }));
+  }
+
   /** Claims waiting in the pool's queue whose callers still ask (decision 0034). */
   async waitingClaims(pool: string): Promise<number> {
     const rows = await this.query(
@@ -271,17 +307,19 @@ export class PoolStore {
    * requested — only rows still idle, so claims skip them from here on and none is taken from a
    * tenant — and returns their ids for the caller to ask their workflows to drain them.
    */
-  async markSurplusIdle(pool: string, count: number): Promise<string[]> {
+  async markSurplusIdle(pool: string, count: number, opts: { belowGeneration?: number } = {}): Promise<string[]> {
+    // Older template generations first (rolling replacement, decision 0036), then the longest idle.
     const rows = await this.query(
       `UPDATE workers w SET drain_requested = true, updated_at = now()
         WHERE w.id IN (
           SELECT x.id FROM workers x
            WHERE x.pool = $1 AND x.state = 'idle' AND NOT x.drain_requested
-           ORDER BY x.state_since, x.id
+             AND ($3::integer IS NULL OR x.generation < $3)
+           ORDER BY x.generation NULLS FIRST, x.state_since, x.id
            LIMIT $2
            FOR UPDATE SKIP LOCKED)
         RETURNING w.id`,
-      [pool, count],
+      [pool, count, opts.belowGeneration ?? null],
     );
     return rows.map((r) => String(r.id));
   }

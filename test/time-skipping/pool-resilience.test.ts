@@ -34,7 +34,17 @@ class FakePool {
   maxWorkers = 6;
   status: 'active' | 'draining' | 'drained' = 'active';
   failureThreshold = 2;
-  workers = new Map<string, { state: WorkerState; reason?: string }>();
+  workers = new Map<string, { state: WorkerState; reason?: string; generation?: number }>();
+  /** The pod template's generation: started workers get it; idle ones of older ones are stale. */
+  templateGeneration = 1;
+  /** Demand mode: readPool reports the idle surplus over minIdle (the demand-driven target). */
+  demand = false;
+  maxSurge = 1;
+  /** The fewest idle workers seen after any change the pool made once it had filled (rolling floor). */
+  fewestIdleAfterFill: number | null = null;
+  private noteIdle(): void {
+    if (this.fewestIdleAfterFill !== null) this.fewestIdleAfterFill = Math.min(this.fewestIdleAfterFill, this.idle());
+  }
   /** How a started worker ends up: ready at once, or lost with this reason. */
   spawnOutcome: { state: 'idle' } | { state: 'lost'; reason: string } = { state: 'idle' };
   /** Calls of each activity that fail (non-retryable: past their retries at once), counted down. */
@@ -77,13 +87,24 @@ class FakePool {
         live,
         asked,
         askedReasons,
-        surplusIdle: Math.max(0, (counts.idle ?? 0) - this.minIdle),
+        surplusIdle: this.demand ? Math.max(0, (counts.idle ?? 0) - this.minIdle) : 0,
+        templateGeneration: this.templateGeneration,
+        staleIdle: [...this.workers.values()].filter(
+          (w) => w.state === 'idle' && (w.generation ?? 1) < this.templateGeneration,
+        ).length,
+        maxSurge: this.maxSurge,
       };
     },
-    retireSurplusIdle: async ({ count }) => {
+    retireSurplusIdle: async ({ count, belowGeneration }) => {
       this.retireCalls.push(count);
-      const idle = [...this.workers].filter(([, w]) => w.state === 'idle').slice(0, count);
+      const idle = [...this.workers]
+        .filter(
+          ([, w]) => w.state === 'idle' && (belowGeneration === undefined || (w.generation ?? 1) < belowGeneration),
+        )
+        .sort(([, a], [, b]) => (a.generation ?? 1) - (b.generation ?? 1))
+        .slice(0, count);
       for (const [id] of idle) this.workers.set(id, { state: 'retired' });
+      this.noteIdle();
       return { marked: idle.length, unanswered: 0 };
     },
     recordPoolBreaker: async ({ state, sequence }) => {
@@ -92,7 +113,7 @@ class FakePool {
     },
     startPoolWorkers: async ({ workerIds }) => {
       this.fail('startPoolWorkers');
-      for (const id of workerIds) this.workers.set(id, { ...this.spawnOutcome });
+      for (const id of workerIds) this.workers.set(id, { ...this.spawnOutcome, generation: this.templateGeneration });
       return { started: workerIds, stoppedBy: null };
     },
     drainPoolWorkers: async () => {
@@ -225,6 +246,7 @@ test('a drain whose drain requests fail keeps trying and still ends drained', as
 
 test('demand mode: when the target falls, the pool retires exactly the idle surplus, and refills again when it rises', async () => {
   fake.minIdle = 5;
+  fake.demand = true;
   const handle = await startPool({ reconcileIntervalMs: 1_000 });
   await advanceUntil(handle, 'the pool filled to 5', (d) => (d.inventory.idle ?? 0) === 5);
   assert.deepEqual(fake.retireCalls, [], 'nothing to retire while at the target');
@@ -240,6 +262,33 @@ test('demand mode: when the target falls, the pool retires exactly the idle surp
   assert.deepEqual(fake.retireCalls, [3], 'a rise never retires');
   await handle.terminate('test done');
 });
+
+for (const [room, maxWorkers] of [
+  ['room to surge', 20],
+  ['no room (at maxWorkers)', 4],
+] as const) {
+  test(`rolling replacement with ${room}: every idle worker ends on the new template, idle never below minIdle − maxSurge`, async () => {
+    fake.minIdle = 4;
+    fake.maxWorkers = maxWorkers;
+    fake.maxSurge = 1;
+    const handle = await startPool({ reconcileIntervalMs: 1_000 });
+    await advanceUntil(handle, 'the pool filled to 4', (d) => (d.inventory.idle ?? 0) === 4);
+    fake.fewestIdleAfterFill = fake.idle();
+    fake.templateGeneration = 2; // a new pod template was applied
+    const replaced = await advanceUntil(
+      handle,
+      'every idle worker on template 2',
+      () => fake.idle() === 4 && [...fake.workers.values()].every((w) => w.state !== 'idle' || w.generation === 2),
+    );
+    assert.equal(replaced.totals.idleReplaced, 4, 'each old worker retired once');
+    assert.ok(
+      fake.fewestIdleAfterFill >= 4 - fake.maxSurge,
+      `idle dipped to ${fake.fewestIdleAfterFill} (floor ${4 - fake.maxSurge})`,
+    );
+    if (maxWorkers > 4) assert.equal(fake.fewestIdleAfterFill, 4, 'with room, new ones first: idle never dips');
+    await handle.terminate('test done');
+  });
+}
 
 test('spawns refused by quota are not counted by the breaker; other spawn failures open it', async () => {
   fake.minIdle = 1;

@@ -101,8 +101,8 @@ export function registerPoolCommands(program: Command): void {
     .argument('<name>', 'the pool')
     .action(async (name: string, _opts: unknown, command: Command) => {
       await withCorralClient(command, async (client, { json }) => {
-        const { pool: p, workflow } = await client.describePool(name);
-        if (json) return printJson({ pool: p, workers: p.counts, workflow });
+        const { pool: p, workflow, templateGeneration, generations } = await client.describePool(name);
+        if (json) return printJson({ pool: p, workers: p.counts, templateGeneration, generations, workflow });
         const s = p.spec;
         console.log(
           formatFields([
@@ -119,6 +119,7 @@ export function registerPoolCommands(program: Command): void {
             ['Release policy', s.releasePolicy],
             ['Spawn breaker', describeBreaker(p.breakerState, workflow)],
             ['Workers', describeCounts(p.counts)],
+            ['Generations', describeGenerations(templateGeneration, generations)],
             ['Pending spawns', workflow ? workflow.pendingSpawns.length : '-'],
             [
               'Totals',
@@ -261,6 +262,19 @@ function describeTenantQuota(maxPerTenant: number | undefined, overrides: Record
   const base = maxPerTenant === undefined ? 'no limit' : `at most ${maxPerTenant}`;
   const count = Object.keys(overrides ?? {}).length;
   return count === 0 ? base : `${base} (${count} tenant override${count === 1 ? '' : 's'})`;
+}
+
+function describeGenerations(
+  current: number,
+  generations: { generation: number | null; current: boolean; counts: Record<string, number> }[],
+): string {
+  if (generations.length === 0) return `template ${current}: no workers`;
+  return generations
+    .map(
+      (g) =>
+        `${g.generation === null ? 'starting' : `template ${g.generation}${g.current ? ' (current)' : ''}`}: ${describeCounts(g.counts)}`,
+    )
+    .join('; ');
 }
 
 function describeCounts(counts: Partial<Record<string, number>>): string {

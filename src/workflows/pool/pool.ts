@@ -152,6 +152,9 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
   // Demand-driven warm capacity (docs/decisions/0035-demand-driven-warm-capacity.md): the pool
   // retires idle workers beyond its target. Runs from before keep only refilling.
   const scalesDown = patched('corral-demand-capacity');
+  // Rolling replacement (docs/decisions/0036-rolling-replacement.md): idle workers of an older pod
+  // template are replaced at a bounded surge. Runs from before leave them until they end.
+  const rolls = patched('corral-rolling-replacement');
   const quickly = resilient ? resilientQuickly : legacyQuickly;
   const slowly = resilient ? resilientSlowly : legacySlowly;
   const reconcileIntervalMs = input.reconcileIntervalMs ?? defaultReconcileIntervalMs;
@@ -276,7 +279,15 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
 
   async function refill(current: PoolView, now: number): Promise<number | null> {
     const idle = current.counts.idle ?? 0;
-    const need = current.minIdle - idle - s.pendingSpawns.length;
+    let need = current.minIdle - idle - s.pendingSpawns.length;
+    const stale = rolls ? (current.staleIdle ?? 0) : 0;
+    if (stale > 0) {
+      // New ones first: spawn until the target is met by current-template workers, with at most
+      // maxSurge idle workers above the target meanwhile.
+      const surge = current.maxSurge ?? 1;
+      const fresh = idle - stale;
+      need = Math.max(need, Math.min(current.minIdle - fresh, current.minIdle + surge - idle) - s.pendingSpawns.length);
+    }
     if (need <= 0) return null;
     const room = current.maxWorkers - current.live;
     const { budget, nextAt } = refillBudget(now, current.refillPerMinute);
@@ -307,9 +318,33 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
    */
   async function retireSurplus(current: PoolView): Promise<void> {
     const surplus = current.surplusIdle ?? 0;
-    if (!scalesDown || surplus <= 0 || s.pendingSpawns.length > 0) return;
-    const { marked } = await step('retireSurplusIdle', () => slowly.retireSurplusIdle({ pool, count: surplus }));
-    s.totals.idleRetired = (s.totals.idleRetired ?? 0) + marked;
+    if (scalesDown && surplus > 0 && s.pendingSpawns.length === 0) {
+      // (Older templates go first: the registry orders by generation, then time idle.)
+      const { marked } = await step('retireSurplusIdle', () => slowly.retireSurplusIdle({ pool, count: surplus }));
+      s.totals.idleRetired = (s.totals.idleRetired ?? 0) + marked;
+      return;
+    }
+    await replaceStale(current);
+  }
+
+  /**
+   * Rolling replacement: idle workers of an older pod template are retired once the idle count
+   * is above the floor — the target while there is room to surge (new ones arrive first), or the
+   * target less maxSurge at maxWorkers (room has to be made first). Claimed workers of an older
+   * template are retired when released (the registry's release decides that).
+   */
+  async function replaceStale(current: PoolView): Promise<void> {
+    const stale = current.staleIdle ?? 0;
+    if (!rolls || stale <= 0) return;
+    const idle = current.counts.idle ?? 0;
+    const surge = current.maxSurge ?? 1;
+    const floor = current.minIdle - (current.live >= current.maxWorkers ? surge : 0);
+    const count = Math.min(stale, surge, idle - floor);
+    if (count <= 0) return;
+    const { marked } = await step('retireSurplusIdle', () =>
+      slowly.retireSurplusIdle({ pool, count, belowGeneration: current.templateGeneration }),
+    );
+    s.totals.idleReplaced = (s.totals.idleReplaced ?? 0) + marked;
   }
 
   function shouldContinueAsNew(): boolean {
