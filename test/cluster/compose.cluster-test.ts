@@ -16,7 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { parse } from 'yaml';
-import { freePort } from '../../src/embedded/ports';
+import { assertPortFree } from '../../src/embedded/ports';
 import { repoRoot, toolPath } from '../../src/embedded/tools';
 import { buildComposeStandIns, composeStandIns } from '../harness/compose-stand-ins';
 import { startDockerEngine, type DockerEngine } from '../harness/docker-engine';
@@ -33,7 +33,23 @@ const demoWorkerExecutable = '/app/bin/corral-demo-worker';
 let engine: DockerEngine;
 let scratch: string;
 let env: Record<string, string>;
-let ports: { postgres: number; temporal: number; ui: number; metrics: number; api: number };
+/** The override's port variables, CORRAL_COMPOSE_<name>_PORT: each a distinct free port of this run. */
+const portNames = [
+  'POSTGRES',
+  'TEMPORAL',
+  'TEMPORAL_HTTP',
+  'TEMPORAL_FRONTEND_MEMBERSHIP',
+  'TEMPORAL_HISTORY',
+  'TEMPORAL_HISTORY_MEMBERSHIP',
+  'TEMPORAL_MATCHING',
+  'TEMPORAL_MATCHING_MEMBERSHIP',
+  'TEMPORAL_WORKER',
+  'TEMPORAL_WORKER_MEMBERSHIP',
+  'UI',
+  'METRICS',
+  'API',
+] as const;
+let ports: Record<(typeof portNames)[number], number>;
 let stackUp = false;
 
 function compose(args: string[], options: { input?: string; timeoutMs?: number } = {}) {
@@ -80,27 +96,38 @@ async function projectObjects(): Promise<{ containers: string[]; volumes: string
   };
 }
 
+/**
+ * A free loopback port in 20000-32767. Temporal on Postgres keeps each service's membership port in
+ * a smallint (cluster_membership.rpc_port): a port from the kernel's ephemeral range (32768 and up,
+ * where port 0 binds land) makes the server exit with "out of range for type smallint".
+ */
+async function freePortBelowEphemeralRange(taken: number[]): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + crypto.randomInt(12_768);
+    if (taken.includes(port)) continue;
+    const free = await assertPortFree(port, 'a compose service').then(
+      () => true,
+      () => false,
+    );
+    if (free) return port;
+  }
+  throw new Error('no free port in 20000-32767 after 100 tries');
+}
+
 before(async () => {
   engine = await startDockerEngine({ cliPlugins: [toolPath('dockerComposePlugin')] });
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-compose-test-'));
   // The build trusts the npm registry's CA through the Dockerfile's registry_ca secret; none is an empty file.
   const registryCa = process.env.NODE_EXTRA_CA_CERTS || path.join(scratch, 'no-extra-ca.pem');
   if (!process.env.NODE_EXTRA_CA_CERTS) fs.writeFileSync(registryCa, '');
-  ports = {
-    postgres: await freePort(),
-    temporal: await freePort(),
-    ui: await freePort(),
-    metrics: await freePort(),
-    api: await freePort(),
-  };
+  ports = {} as typeof ports;
+  for (const name of portNames) {
+    ports[name] = await freePortBelowEphemeralRange(Object.values(ports));
+  }
   env = {
     POSTGRES_PASSWORD: crypto.randomBytes(16).toString('hex'),
     CORRAL_WORKER_PROTOCOL_KEY: crypto.randomBytes(32).toString('hex'),
-    CORRAL_COMPOSE_POSTGRES_PORT: String(ports.postgres),
-    CORRAL_COMPOSE_TEMPORAL_PORT: String(ports.temporal),
-    CORRAL_COMPOSE_UI_PORT: String(ports.ui),
-    CORRAL_COMPOSE_METRICS_PORT: String(ports.metrics),
-    CORRAL_COMPOSE_API_PORT: String(ports.api),
+    ...Object.fromEntries(portNames.map((name) => [`CORRAL_COMPOSE_${name}_PORT`, String(ports[name])])),
     CORRAL_COMPOSE_REGISTRY_CA: registryCa,
   };
   for (const build of await buildComposeStandIns(engine)) {
@@ -153,16 +180,33 @@ test(
 
     const { stdout } = await runFile(
       toolPath('temporal'),
-      ['operator', 'search-attribute', 'list', '--namespace', 'default', '--address', `127.0.0.1:${ports.temporal}`],
+      ['operator', 'search-attribute', 'list', '--namespace', 'default', '--address', `127.0.0.1:${ports.TEMPORAL}`],
       { timeout: 30_000 },
     );
     for (const name of ['CorralPool', 'CorralState', 'CorralImage', 'CorralTenant']) {
       assert.match(stdout, new RegExp(`^\\s*${name}\\s+Keyword\\s*$`, 'm'), `search attribute ${name}`);
     }
+    // Temporal keeps its state in the compose file's Postgres (auto-setup created both databases there).
+    const databases = await compose([
+      'exec',
+      '-T',
+      'postgres',
+      'psql',
+      '-U',
+      'corral',
+      '-d',
+      'corral',
+      '-tAc',
+      'SELECT datname FROM pg_database',
+    ]);
+    assert.deepEqual(
+      ['corral', 'temporal', 'temporal_visibility'].filter((name) => databases.stdout.split('\n').includes(name)),
+      ['corral', 'temporal', 'temporal_visibility'],
+    );
     // corral's own check of the same stack: registry migrated, Temporal reachable, attributes registered.
     await corralCli(['doctor']);
 
-    const namespaces = await fetch(`http://127.0.0.1:${ports.ui}/api/v1/namespaces`, {
+    const namespaces = await fetch(`http://127.0.0.1:${ports.UI}/api/v1/namespaces`, {
       signal: AbortSignal.timeout(10_000),
     });
     assert.equal(namespaces.status, 200);

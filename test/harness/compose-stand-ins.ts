@@ -33,7 +33,7 @@ export const composeStandIns: readonly ComposeStandIn[] = [
   {
     image: 'temporalio/auto-setup:1.29.1',
     fixture: 'temporal-auto-setup',
-    toolInputs: () => ({ temporal: toolPath('temporal') }),
+    toolInputs: () => ({ temporal: toolPath('temporal'), 'temporal-server': toolPath('temporalServer') }),
   },
   {
     image: 'temporalio/admin-tools:1.29.1',
