@@ -189,6 +189,46 @@ test('PID 1 of the corral image is tini, and it reaps an orphan', testTimeout, a
   });
 });
 
+test(
+  'a worker killed with its supervisor leaves no zombie: tini reaps it, corral ends it lost and refills',
+  testTimeout,
+  async () => {
+    // Each worker runs under `timeout` (its max lifetime), a child of corral's node. Killing both at
+    // once orphans the dead worker: only PID 1 can reap it. ([m]: the search must not find itself.)
+    const { stdout } = await engine.docker([
+      'exec',
+      corralContainer,
+      'sh',
+      '-c',
+      `for p in /proc/[0-9]*; do if grep -q 'demo-worker/[m]ain.js' $p/cmdline 2>/dev/null; then
+       echo "\${p#/proc/} $(cut -d' ' -f4 $p/stat) $(tr '\\0' '\\n' <$p/environ | sed -n 's/^CORRAL_WORKER_ID=//p')"; break; fi; done`,
+    ]);
+    const [workerPid, supervisorPid, workerId] = stdout.trim().split(' ');
+    assert.ok(workerPid && supervisorPid && workerId, `a worker process, its parent and its id: ${stdout}`);
+    const { stdout: supervisor } = await engine.docker(['exec', corralContainer, 'cat', `/proc/${supervisorPid}/comm`]);
+    assert.equal(supervisor.trim(), 'timeout');
+    await engine.docker(['exec', corralContainer, 'sh', '-c', `kill -KILL ${supervisorPid} ${workerPid}`]);
+    await waitFor(async () => (await processState(corralContainer, Number(workerPid))) === undefined, {
+      what: `the killed worker ${workerPid} to be reaped`,
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    });
+    const client = new CorralClient({ url: apiUrl });
+    const lost = await waitFor(
+      async () => {
+        const worker = await client.getWorker(workerId);
+        return worker?.state === 'lost' ? worker : undefined;
+      },
+      { what: `worker ${workerId} to end lost`, timeoutMs: 120_000, intervalMs: 500 },
+    );
+    assert.ok(
+      ['pod_crashed', 'pod_vanished'].includes(lost.failureReason ?? ''),
+      `a killed worker is lost as crashed or vanished, not ${lost.failureReason}`,
+    );
+    await client.waitForIdle(pool, 2, { timeoutMs: 120_000 });
+  },
+);
+
 test('the build stage runs npm 11 (the install-script policy of decision 0001)', testTimeout, async () => {
   await buildProjectImage(engine, 'Dockerfile', buildStageImage, { target: 'build' });
   const { stdout } = await engine.docker(['run', '--rm', '--entrypoint', 'npm', buildStageImage, '--version']);
