@@ -190,7 +190,7 @@ test('PID 1 of the corral image is tini, and it reaps an orphan', testTimeout, a
 });
 
 test(
-  'a worker killed with its supervisor leaves no zombie: tini reaps it, corral ends it lost and refills',
+  'a worker killed with its supervisor leaves no zombie: tini reaps it, corral ends it lost, the pool keeps minIdle',
   testTimeout,
   async () => {
     // Each worker runs under `timeout` (its max lifetime), a child of corral's node. Killing both at
