@@ -78,12 +78,21 @@ before(async () => {
 
 after(async () => {
   if (node && release) {
-    // corral's replicas first, so none is left talking to a Temporal or Postgres that is gone.
+    // corral's replicas go first (they shut down on SIGTERM), so none is left talking to a
+    // Temporal or Postgres that is gone; the node's teardown kills whatever is still there.
+    const { namespace, deployment } = release;
     await node
       .kubeConfig()
       .makeApiClient(AppsV1Api)
-      .deleteNamespacedDeployment({ name: release.deployment, namespace: release.namespace })
-      .catch(() => undefined);
+      .deleteNamespacedDeployment({ name: deployment, namespace, propagationPolicy: 'Foreground' })
+      .then(() =>
+        waitFor(async () => (await core.listNamespacedPod({ namespace })).items.length === 0, {
+          what: `corral's pods in ${namespace} to end`,
+          timeoutMs: 90_000,
+          intervalMs: 500,
+        }),
+      )
+      .catch((err: unknown) => say(`corral's replicas not stopped before the host services: ${String(err)}`));
   }
   await host?.stop();
   if (!node) return;
