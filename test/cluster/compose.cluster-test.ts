@@ -85,7 +85,12 @@ async function containers(): Promise<Map<string, ComposeContainer>> {
 }
 
 /** What the engine holds of this project, by the label Compose puts on everything it creates. */
-async function projectObjects(): Promise<{ containers: string[]; volumes: string[]; networks: string[] }> {
+async function projectObjects(): Promise<{
+  containers: string[];
+  volumes: string[];
+  networks: string[];
+  images: string[];
+}> {
   const filter = ['--filter', `label=com.docker.compose.project=${project}`];
   const list = async (args: string[]) =>
     (await engine.docker([...args, ...filter])).stdout.split('\n').filter((line) => line.trim() !== '');
@@ -93,6 +98,8 @@ async function projectObjects(): Promise<{ containers: string[]; volumes: string
     containers: await list(['ps', '--all', '--format', '{{.Names}}']),
     volumes: await list(['volume', 'ls', '--format', '{{.Name}}']),
     networks: await list(['network', 'ls', '--format', '{{.Name}}']),
+    // The corral image Compose built (the engine's data-root outlives the run; its build cache stays).
+    images: await list(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']),
   };
 }
 
@@ -137,7 +144,7 @@ before(async () => {
 
 after(async () => {
   try {
-    if (stackUp) await compose(['down', '--volumes', '--timeout', '30'], { timeoutMs: 180_000 });
+    if (stackUp) await compose(['down', '--volumes', '--rmi', 'local', '--timeout', '30'], { timeoutMs: 180_000 });
   } finally {
     await engine?.stop();
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
@@ -272,20 +279,25 @@ test(
 );
 
 test(
-  'stop: the corral worker exits 0 under tini; down -v leaves no container, volume or network',
+  'stop: the corral worker exits 0 under tini; down -v --rmi local leaves no container, volume, network or image',
   { timeout: 300_000 },
   async () => {
     assert.ok(stackUp, 'the stack is up');
+    const before = await projectObjects();
     assert.ok(
-      (await projectObjects()).volumes.some((name) => name.endsWith('postgres-data')),
+      before.volumes.some((name) => name.endsWith('postgres-data')),
       'the volume exists before down',
+    );
+    assert.ok(
+      before.images.some((name) => name.includes('corral-worker')),
+      'the built image exists before down',
     );
     assert.equal((await containers()).get('corral-worker')?.State, 'running');
     await compose(['stop', '--timeout', '30', 'corral-worker'], { timeoutMs: 90_000 });
     assert.equal((await containers()).get('corral-worker')?.ExitCode, 0);
 
-    await compose(['down', '--volumes', '--timeout', '30'], { timeoutMs: 180_000 });
+    await compose(['down', '--volumes', '--rmi', 'local', '--timeout', '30'], { timeoutMs: 180_000 });
     stackUp = false;
-    assert.deepEqual(await projectObjects(), { containers: [], volumes: [], networks: [] });
+    assert.deepEqual(await projectObjects(), { containers: [], volumes: [], networks: [], images: [] });
   },
 );
