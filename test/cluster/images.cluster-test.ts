@@ -235,9 +235,11 @@ test('the build stage runs npm 11 (the install-script policy of decision 0001)',
   assert.match(stdout.trim(), /^11\./);
 });
 
-test('the registry CA reaches the build as a secret and is in no layer of any image', testTimeout, async () => {
+test('the registry CA reaches the build as a secret and is in no layer of any image', testTimeout, async (t) => {
+  // Here NODE_EXTRA_CA_CERTS names the proxy's CA, without which the build's npm steps fail
+  // (SELF_SIGNED_CERT_IN_CHAIN); a machine with direct registry access passes no secret.
   const caFile = registryCaFile();
-  assert.ok(caFile, 'NODE_EXTRA_CA_CERTS names this machine’s CA (without it npm ci cannot reach the registry here)');
+  if (!caFile) return t.skip('no NODE_EXTRA_CA_CERTS on this machine: the build got no CA to keep out of the layers');
   // The certificates this machine adds to Node's own roots: Node's binary holds its roots anyway.
   const nodeRoots = new Set(tls.rootCertificates.map((pem) => pem.replace(/\s+/g, '')));
   const added = (
