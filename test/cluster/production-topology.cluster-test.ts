@@ -6,19 +6,22 @@
 // (test/harness/real-node-topology.ts, docs/decisions/0031-the-production-topology-on-a-real-node.md).
 //
 // From the host, through a replica's corral API (its pod IP: the host routes to the pod bridge):
-// apply the pool, claim, the worker reports the tenant at the lease's epoch, release; kill a
+// apply the pool (bin/corral, so `npm run build` first), claim, the worker reports the tenant at the lease's epoch, release; kill a
 // worker's container → its row goes `lost` (pod_crashed) and the pool refills; delete the corral
 // replica in use → the other serves claims meanwhile and the Deployment replaces it; drain →
 // no worker pods, no credential Secrets. Then the node's teardown leaves nothing on the machine.
 //
 // Not part of `make test`: it needs root, a provisioned node and the images (`make test-cluster`).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { CorralClient, type Worker } from '../../src/client/corral-client';
+import { repoRoot } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import { workerProtocolV2 } from '../../src/common';
 import { checkAnswer, deriveWorkerKey, proofHeader, proofHeaders } from '../../src/runtime/worker-protocol-proof';
@@ -33,6 +36,7 @@ import {
   type HostServices,
 } from '../harness/real-node-topology';
 
+const run = promisify(execFile);
 const pool = 'topology';
 const replicas = 2;
 /** corral's image migrates the registry and bundles its workflows before /readyz: slow on 2 shared cores. */
@@ -44,12 +48,14 @@ let host: HostServices | undefined;
 let release: CorralRelease;
 let core: CoreV1Api;
 let images: { corral: string; demoWorker: string };
+let scratchDir: string;
 const startedAt = Date.now();
 
 const say = (message: string) =>
   process.stderr.write(`[topology +${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${message}\n`);
 
 before(async () => {
+  scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-topology-'));
   // The images first, on a private engine that is stopped before the node starts (one heavy thing at a time).
   const archives = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-topology-images-'));
   try {
@@ -95,11 +101,32 @@ after(async () => {
       .catch((err: unknown) => say(`corral's replicas not stopped before the host services: ${String(err)}`));
   }
   await host?.stop();
+  if (scratchDir) fs.rmSync(scratchDir, { recursive: true, force: true });
   if (!node) return;
   await node.stop();
   assert.deepEqual(await node.leftovers(), [], 'the real node left nothing on the machine');
   say('done');
 });
+
+/** A pool spec written to a file for the CLI. */
+function poolFile(spec: Record<string, unknown>): string {
+  const file = path.join(scratchDir, `${String(spec.name)}.json`);
+  fs.writeFileSync(file, JSON.stringify(spec));
+  return file;
+}
+
+/** `bin/corral … --json` from the host, as an operator runs it against a replica's API. */
+async function operatorCli(apiUrl: string, args: string[]): Promise<string> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CORRAL_API_URL: apiUrl,
+    CORRAL_API_TOKEN: release.apiToken,
+    // No .corral/endpoints.json of a `make start` in this checkout.
+    CORRAL_STATE_DIR: scratchDir,
+  };
+  const { stdout } = await run(path.join(repoRoot, 'bin', 'corral'), [...args, '--json'], { env, timeout: 60_000 });
+  return stdout;
+}
 
 const clientFor = (url: string) => new CorralClient({ url, token: release.apiToken, requestTimeoutMs: 30_000 });
 
@@ -192,24 +219,30 @@ test(
     const viaA = clientFor(urlA!);
     const viaB = clientFor(urlB!);
 
-    // The pool, applied through replica A's API: workers are pods of the demo worker image.
-    const applied = await viaA.applyPool({
-      name: pool,
-      runtime: 'kubernetes',
-      image: images.demoWorker,
-      port: 8080,
-      minIdle: 1,
-      maxWorkers: 3,
-      refillPerMinute: 600,
-      releasePolicy: 'recycle',
-      maxSpawnAttempts: 3,
-      resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 500, memoryMiB: 256 } },
-      deadlines: { spawn: '120s', activation: '30s', hotIdleTtl: '10m', maxLifetime: '1h', drain: '2m' },
-      // Slow enough that a dead container is seen by the pod watch (its typed reason) before the probes.
-      health: { interval: '2s', failureThreshold: 5 },
-      breaker: { failureThreshold: 3, cooldown: '5s', successThreshold: 1 },
-    });
-    assert.equal(applied.created, true);
+    // The pool, applied from the host with the corral CLI through replica A's API: workers are pods
+    // of the demo worker image.
+    const applied = await operatorCli(urlA!, [
+      'pool',
+      'apply',
+      '-f',
+      poolFile({
+        name: pool,
+        runtime: 'kubernetes',
+        image: images.demoWorker,
+        port: 8080,
+        minIdle: 1,
+        maxWorkers: 3,
+        refillPerMinute: 600,
+        releasePolicy: 'recycle',
+        maxSpawnAttempts: 3,
+        resources: { requests: { cpuMillis: 100, memoryMiB: 64 }, limits: { cpuMillis: 500, memoryMiB: 256 } },
+        deadlines: { spawn: '120s', activation: '30s', hotIdleTtl: '10m', maxLifetime: '1h', drain: '2m' },
+        // Slow enough that a dead container is seen by the pod watch (its typed reason) before the probes.
+        health: { interval: '2s', failureThreshold: 5 },
+        breaker: { failureThreshold: 3, cooldown: '5s', successThreshold: 1 },
+      }),
+    ]);
+    assert.deepEqual(JSON.parse(applied), { pool, generation: 1, created: true, changed: true });
     const warm = await waitForIdleWorker(viaA);
     const [workerPod] = (await poolObjects()).pods.filter((p) => p.metadata?.name === warm.podName);
     assert.ok(workerPod, `worker ${warm.id}'s pod ${warm.podName} is in ${release.workersNamespace}`);
