@@ -279,7 +279,7 @@ test(
 );
 
 test(
-  'stop: the corral worker exits 0 under tini; down -v --rmi local leaves no container, volume, network or image',
+  'stop: the corral worker exits 0 under tini; a second up on the kept volume; down -v --rmi local leaves nothing',
   { timeout: 300_000 },
   async () => {
     assert.ok(stackUp, 'the stack is up');
@@ -295,6 +295,16 @@ test(
     assert.equal((await containers()).get('corral-worker')?.State, 'running');
     await compose(['stop', '--timeout', '30', 'corral-worker'], { timeoutMs: 90_000 });
     assert.equal((await containers()).get('corral-worker')?.ExitCode, 0);
+
+    // A second `up` on the kept volume: Postgres keeps its data, auto-setup finds its schemas
+    // migrated, and the job, run again, finds every attribute registered.
+    await compose(['up', '--wait', '--wait-timeout', '300'], { timeoutMs: 360_000 });
+    const again = await containers();
+    for (const name of ['postgres', 'temporal', 'corral-worker'])
+      assert.equal(again.get(name)?.Health, 'healthy', name);
+    assert.equal(again.get('temporal-search-attributes')?.ExitCode, 0);
+    const { stdout: jobLog } = await compose(['logs', '--no-color', 'temporal-search-attributes']);
+    assert.equal(jobLog.match(/search attribute CorralPool: registered/g)?.length, 2, jobLog);
 
     await compose(['down', '--volumes', '--rmi', 'local', '--timeout', '30'], { timeoutMs: 180_000 });
     stackUp = false;
