@@ -9,6 +9,7 @@ help:
 	@echo "make start   run corral on embedded defaults (Temporal dev server + Web UI, Postgres, a worker)"
 	@echo "make test    install what is missing and run every test"
 	@echo "make test-unit  unit and time-skipping tests only (no shared servers): the fast loop"
+	@echo "make test-cluster  the cluster tier (root): a real node, the project's images, docker compose"
 
 $(NODE_DEPS): package.json package-lock.json
 	@echo "[make] installing npm packages (npm ci)"
@@ -43,9 +44,11 @@ test: deps typecheck lint build
 test-unit: deps
 	CORRAL_TEST_CONCURRENCY=$${CORRAL_TEST_CONCURRENCY:-2} node --require tsx/cjs test/run.ts test/unit/ test/time-skipping/
 
-test-cluster: deps
-	@bash scripts/provision-tools.sh kube node >/dev/null
-	node --require tsx/cjs --test test/cluster/*.cluster-test.ts
+# The cluster tier (root): a real kubelet node, the project's images built for real, docker compose.
+# One file at a time: one real node per machine, and the Docker engine's data-root is locked.
+test-cluster: deps build
+	@bash scripts/provision-tools.sh kube node helm temporal images compose >/dev/null
+	node --require tsx/cjs --test --test-concurrency=1 test/cluster/*.cluster-test.ts
 
 clean:
 	rm -rf dist test-results

@@ -2,6 +2,7 @@
 // `bin/corral worker` CLI as a child), what it reads of the machine (/proc: process groups, RSS,
 // worker processes by identity), the registry (counts over time, rows of chosen workers), Temporal
 // (history lengths of every run on the corral task queue) and a small claim+release loop.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -102,6 +103,9 @@ export interface CorralWorkerChild {
   corral: CorralClient;
 }
 
+/** The worker-protocol master key `corral worker` requires, one per bench process. */
+const benchProtocolKey = crypto.randomBytes(32).toString('hex');
+
 /**
  * `bin/corral worker` at default settings (no slot variables), as test/harness/corral-worker-process.ts
  * starts it; `env` picks the runtime. Stopped with SIGTERM (then SIGKILL) at cleanup.
@@ -124,6 +128,8 @@ export async function startCorralWorker(
       CORRAL_API_PORT: '0',
       CORRAL_API_HOST: '127.0.0.1',
       CORRAL_API_TOKENS_FILE: '',
+      // One key for every replica of this bench run (replicas of one fleet share it, decision 0020).
+      CORRAL_WORKER_PROTOCOL_KEY: benchProtocolKey,
       ...opts.env,
     },
     ipc: true,

@@ -5,8 +5,9 @@
 # Idempotent: on a warm cache it checks a few files and prints where each tool is.
 # Prints `name=path` lines on stdout (machine-readable); progress goes to stderr.
 #
-# usage: provision-tools.sh [temporal] [test-server] [kube] [chromium] [helm] [prometheus] [node] [images] [compose]
+# usage: provision-tools.sh [--check] [temporal] [test-server] [kube] [chromium] [helm] [prometheus] [node] [images] [compose]
 #   (no argument: all but node, images and compose)
+#   --check: install nothing; exit 0 if every tool of the groups is there, 3 (naming what is missing) if not
 #   kube: kube-apiserver, kube-scheduler, etcd and KWOK (the test cluster, test/harness/kube.ts)
 #   node: a real node for test/harness/real-node.ts (make test-cluster; root only): kubelet and
 #         kube-controller-manager built at the kube group's version, Debian's containerd, runc,
@@ -22,8 +23,13 @@
 #            server binaries from npm)
 set -euo pipefail
 
+check_only=false
+if [ "${1:-}" = "--check" ]; then check_only=true; shift; fi
 selected=" ${*:-temporal test-server kube chromium helm prometheus} "
-wanted() { [[ "$selected" == *" $1 "* ]]; }
+in_selection() { [[ "$selected" == *" $1 "* ]]; }
+# Every install step below asks `wanted`: with --check none runs, and the report at the end says
+# what is missing.
+wanted() { ! $check_only && in_selection "$1"; }
 for arg in "$@"; do
   case "$arg" in
     temporal | test-server | kube | chromium | helm | prometheus | node | images | compose) ;;
@@ -446,39 +452,55 @@ ENTRYPOINT
   fi
 fi
 
-if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
-if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
-if wanted kube; then
-  echo "kube_apiserver=$kube_dir/bin/kube-apiserver"
-  echo "kube_scheduler=$kube_dir/bin/kube-scheduler"
-  echo "etcd=$kube_dir/bin/etcd"
-  echo "kwok=$kwok_dir/bin/kwok"
+# What each selected group provides, as name=path lines.
+report() {
+  if wanted temporal; then echo "temporal=$temporal_dir/bin/temporal"; fi
+  if wanted test-server; then echo "temporal_test_server=$ts_dir/bin/temporal-test-server"; fi
+  if wanted kube; then
+    echo "kube_apiserver=$kube_dir/bin/kube-apiserver"
+    echo "kube_scheduler=$kube_dir/bin/kube-scheduler"
+    echo "etcd=$kube_dir/bin/etcd"
+    echo "kwok=$kwok_dir/bin/kwok"
+  fi
+  if wanted chromium; then echo "chromium=$(command -v chromium)"; fi
+  if wanted helm; then echo "helm=$helm_dir/bin/helm"; fi
+  if wanted prometheus; then
+    echo "prometheus=$(command -v prometheus)"
+    echo "promtool=$(command -v promtool)"
+  fi
+  if wanted node; then
+    echo "kubelet=$kube_dir/bin/kubelet"
+    echo "kube_controller_manager=$kube_dir/bin/kube-controller-manager"
+    echo "containerd=$(command -v containerd)"
+    echo "ctr=$(command -v ctr)"
+    echo "runc=$(command -v runc)"
+    echo "cni_bin_dir=$cni_bin_dir"
+    echo "busybox_static=/bin/busybox"
+    echo "node_rootfs=$node_rootfs"
+  fi
+  if wanted compose; then
+    echo "docker_compose_plugin=$compose_dir/cli-plugins/docker-compose"
+    echo "temporal_ui_server=$ui_server_dir"
+    echo "postgres_server=$postgres_dir"
+    echo "temporal_server=$temporal_server_dir"
+  fi
+  if wanted images; then
+    echo "dockerd=$(command -v dockerd)"
+    echo "docker=$(command -v docker)"
+    echo "docker_buildx=$buildx_dir/cli-plugins/docker-buildx"
+    echo "base_images=$base_images"
+  fi
+}
+
+wanted() { in_selection "$1"; }
+if $check_only; then
+  missing=0
+  while IFS='=' read -r name path; do
+    if [ -z "$path" ] || [ ! -e "$path" ]; then
+      say "--check: $name is missing${path:+ ($path)}"
+      missing=3
+    fi
+  done < <(report)
+  exit "$missing"
 fi
-if wanted chromium; then echo "chromium=$(command -v chromium)"; fi
-if wanted helm; then echo "helm=$helm_dir/bin/helm"; fi
-if wanted prometheus; then
-  echo "prometheus=$(command -v prometheus)"
-  echo "promtool=$(command -v promtool)"
-fi
-if wanted node; then
-  echo "kubelet=$kube_dir/bin/kubelet"
-  echo "kube_controller_manager=$kube_dir/bin/kube-controller-manager"
-  echo "containerd=$(command -v containerd)"
-  echo "ctr=$(command -v ctr)"
-  echo "runc=$(command -v runc)"
-  echo "cni_bin_dir=$cni_bin_dir"
-  echo "busybox_static=/bin/busybox"
-  echo "node_rootfs=$node_rootfs"
-fi
-if wanted compose; then
-  echo "docker_compose_plugin=$compose_dir/cli-plugins/docker-compose"
-  echo "temporal_ui_server=$ui_server_dir"
-  echo "postgres_server=$postgres_dir"
-  echo "temporal_server=$temporal_server_dir"
-fi
-if wanted images; then
-  echo "dockerd=$(command -v dockerd)"
-  echo "docker=$(command -v docker)"
-  echo "docker_buildx=$buildx_dir/cli-plugins/docker-buildx"
-  echo "base_images=$base_images"
-fi
+report
