@@ -159,11 +159,56 @@ async function reapStaleOwner(lock: EngineLock, dataRoot: string): Promise<void>
   fs.rmSync(lock.runDir, { recursive: true, force: true });
 }
 
+function ageMs(file: string): number {
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
 function readLock(lockFile: string): EngineLock | undefined {
   try {
     return JSON.parse(fs.readFileSync(lockFile, 'utf8')) as EngineLock;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Clears a dead owner's lock, once: two runs waiting on the same dead owner must not both reap (the
+ * slower one would unmount the faster one's new engine), so a second lock file serialises the
+ * take-over, and the owner's lock is re-read under it. False when another run is taking over.
+ */
+async function takeOver(lockFile: string, holder: EngineLock, dataRoot: string): Promise<boolean> {
+  const takeoverFile = `${lockFile}.takeover`;
+  try {
+    const fd = fs.openSync(takeoverFile, 'wx', 0o600);
+    fs.writeSync(fd, String(process.pid));
+    fs.closeSync(fd);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    let taker = 0;
+    try {
+      taker = Number(fs.readFileSync(takeoverFile, 'utf8'));
+    } catch {
+      // Gone already: that take-over ended.
+    }
+    // A run that died while taking over (even before writing its pid): its take-over lock goes, the
+    // next attempt takes over.
+    const abandoned = taker > 0 ? !isAlive(taker) : ageMs(takeoverFile) > 10_000;
+    if (abandoned) fs.rmSync(takeoverFile, { force: true });
+    return false;
+  }
+  try {
+    const current = readLock(lockFile);
+    if (current?.ownerPid === holder.ownerPid && current.runDir === holder.runDir) {
+      await reapStaleOwner(holder, dataRoot);
+      fs.rmSync(lockFile, { force: true });
+    }
+    return true;
+  } finally {
+    fs.rmSync(takeoverFile, { force: true });
   }
 }
 
@@ -182,9 +227,7 @@ async function acquireLock(lockFile: string, dataRoot: string, runDir: string): 
     }
     const holder = readLock(lockFile);
     if (holder && !isAlive(holder.ownerPid)) {
-      await reapStaleOwner(holder, dataRoot);
-      fs.rmSync(lockFile, { force: true });
-      continue;
+      if (await takeOver(lockFile, holder, dataRoot)) continue;
     }
     if (!holder) {
       // Written between open and write by its owner: look again shortly.
