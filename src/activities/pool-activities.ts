@@ -130,7 +130,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         const demand = spec.warmCapacity?.mode === 'demand';
         const observed = demand
           ? await pools.observeDemand(pool, spec.warmCapacity.coolDown)
-          : { claimsLastMinute: 0, claimsInCoolDown: 0, spawnSeconds: null };
+          : { claimsLastMinute: 0, peakClaimsPerMinute: 0, spawnSeconds: null };
         const target = warmCapacityTarget(spec, observed);
         await pools.recordWarmTarget(pool, target);
         minIdle = target.effectiveTarget;
@@ -279,8 +279,13 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       count: number;
       /** Only workers of an older template generation than this (rolling replacement). */
       belowGeneration?: number;
+      /** Never fewer idle workers than this, counted when marking (the pool's floor). */
+      keepIdle?: number;
     }): Promise<{ marked: number; unanswered: number }> {
-      const ids = await pools.markSurplusIdle(input.pool, input.count, { belowGeneration: input.belowGeneration });
+      const ids = await pools.markSurplusIdle(input.pool, input.count, {
+        belowGeneration: input.belowGeneration,
+        keepIdle: input.keepIdle,
+      });
       let unanswered = 0;
       await forEachBounded(ids, drainConcurrency, async (workerId) => {
         const client = temporal();

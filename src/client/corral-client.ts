@@ -22,7 +22,8 @@ import type { WorkerState, PoolDescription } from '../common';
 import { CorralError, corralErrorCodes, type CorralErrorCode } from './errors';
 
 export type ClaimResult = ClaimResponse;
-export type Lease = Omit<ClaimResponse, 'path'>;
+/** What release and lease checks need: a claim's answer without how it was served. */
+export type Lease = Omit<ClaimResponse, 'path' | 'waitedMs'>;
 /** A pool as the API describes it, its spec typed. */
 export type Pool = Omit<PoolSummary, 'spec' | 'counts'> & {
   spec: PoolSpec;

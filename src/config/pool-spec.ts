@@ -4,6 +4,7 @@
 // written the way Temporal writes them ("30s", "5m", "1h", or milliseconds), parsed by `ms`.
 import ms from 'ms';
 import { parseDuration } from './duration';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   type WorkerLifecycleSettings,
@@ -249,6 +250,26 @@ export function parsePoolSpec(input: unknown): PoolSpec {
 /** A stored spec's worker protocol (specs stored before the field existed are v2 pools). */
 export function workerProtocolOf(spec: Pick<PoolSpec, 'workerProtocol'>): WorkerProtocolName {
   return spec.workerProtocol ?? workerProtocolV2;
+}
+
+/**
+ * What the pool's workers run — the pod template — as a hash (decision 0036): runtime, image, args,
+ * env, port, health path, worker protocol, resources. A change of it replaces the pool's idle workers;
+ * a change of anything else (sizes, deadlines, policies) does not. Computed from the parsed spec, so
+ * defaults added later hash the same as before.
+ */
+export function podTemplateHash(spec: PoolSpec): string {
+  const template = {
+    runtime: spec.runtime,
+    image: spec.image,
+    args: spec.args,
+    env: Object.fromEntries(Object.entries(spec.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    port: spec.port,
+    healthPath: spec.healthPath,
+    workerProtocol: spec.workerProtocol,
+    resources: spec.resources,
+  };
+  return createHash('sha256').update(JSON.stringify(template)).digest('hex').slice(0, 32);
 }
 
 /** One worker's share of its pool's spec: what a workerLifecycle workflow is started with. */

@@ -3,9 +3,9 @@
 // it the registry's numbers on every pool turn, and the result is what the pool refills to.
 //
 // The estimator, in full:
-//   λ_fast   = claims in the last minute / 60 s
-//   λ_slow   = claims in the last `coolDown` / coolDown
-//   λ        = max(λ_fast, λ_slow)   — up within a minute of a burst, down only as it leaves coolDown
+//   λ_now    = claims in the last minute / 60 s
+//   λ_peak   = the most claims in any clock minute of the last `coolDown` / 60 s
+//   λ        = max(λ_now, λ_peak)     — up within a minute of a burst, held until it leaves coolDown
 //   T        = median spawn-to-ready time of the pool's recent workers (10 s before any is known)
 //   forecast = λ × T                  — claims expected while one replacement spawns (Poisson mean)
 //   headroom = ceil(burst × √forecast) when λ > 0, else 0
@@ -19,8 +19,8 @@ export const defaultSpawnSeconds = 10;
 export interface DemandObservation {
   /** Claims made in the last minute. */
   claimsLastMinute: number;
-  /** Claims made in the last `warmCapacity.coolDown`. */
-  claimsInCoolDown: number;
+  /** The most claims made in any clock minute of the last `warmCapacity.coolDown`. */
+  peakClaimsPerMinute: number;
   /** Median spawn-to-ready of recent workers, in seconds; null when none is known. */
   spawnSeconds: number | null;
 }
@@ -46,7 +46,7 @@ export function warmCapacityTarget(
   if (wc.mode !== 'demand') {
     return { effectiveTarget: spec.minIdle, headroom: 0, claimRate: 0, forecast: 0, spawnSeconds };
   }
-  const claimRate = Math.max(observed.claimsLastMinute / 60, observed.claimsInCoolDown / (wc.coolDown / 1000));
+  const claimRate = Math.max(observed.claimsLastMinute, observed.peakClaimsPerMinute) / 60;
   const forecast = claimRate * spawnSeconds;
   const headroom = claimRate > 0 ? Math.ceil(wc.burst * Math.sqrt(forecast)) : 0;
   const maxIdle = Math.min(wc.maxIdle ?? spec.maxWorkers, spec.maxWorkers);

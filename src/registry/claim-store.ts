@@ -1,5 +1,5 @@
-// Claims as the registry decides them (migrations/1732500000000_registry-claims.sql; tenant quotas:
-// 1732800000000_tenant-quotas.sql; waiting claims: 1732800000001_waiting-claims.sql): a warm claim
+// Claims as the registry decides them (migrations/1732500000000_registry-claims.sql; quotas, waiting
+// claims and rolling replacement: 1732800000000_capacity-policy.sql): a warm claim
 // is one transaction, a release one, a cold worker's binding one, and the reclaim of grants nobody
 // acknowledged one per batch. Inputs are checked by the caller (the corral API's schemas); every
 // call is time-bounded by the pool; a database failure is a RegistryUnavailableError.

@@ -438,8 +438,15 @@ export class WorkerLifecycleStore {
           FOR UPDATE OF c SKIP LOCKED
        ), gone AS (
          DELETE FROM claims c USING doomed d WHERE c.pool = d.pool AND c.request_id = d.request_id RETURNING 1
+       ), abandoned AS (
+         -- Waiting claims nobody has asked for in a minute: their callers are gone (decision 0034).
+         -- Read through the queue's partial index: only waiting rows.
+         DELETE FROM claims c
+          WHERE c.status = 'waiting' AND c.polled_at < now() - interval '1 minute'
+            AND (c.pool, c.request_id) NOT IN (SELECT d.pool, d.request_id FROM doomed d)
+         RETURNING 1
        )
-       SELECT (SELECT count(*) FROM gone)::int AS claims`,
+       SELECT (SELECT count(*) FROM gone)::int + (SELECT count(*) FROM abandoned)::int AS claims`,
       [retentionMs, batchSize],
     );
     return { workers: 0, transitions: 0, claims: Number(rows[0]?.claims ?? 0) };

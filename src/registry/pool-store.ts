@@ -2,7 +2,7 @@
 // cold path reads, warm-worker reservations, claim idempotency and the maxWorkers gate. Every
 // decision that must be atomic is one SQL function (migrations/1732400000000_pools-and-claims.sql).
 import type pg from 'pg';
-import type { PoolSpec } from '../config/pool-spec';
+import { podTemplateHash, type PoolSpec } from '../config/pool-spec';
 import { workerProtocolV2, type TransitionOrigin, type WorkerState, type BreakerState } from '../common';
 import { RegistryUnavailableError } from './errors';
 import type { DemandObservation } from '../config/warm-capacity';
@@ -77,12 +77,14 @@ export class PoolStore {
     const rows = await this.query(
       `WITH before AS (SELECT generation, status FROM pools WHERE name = $1),
        upserted AS (
-         INSERT INTO pools (name, spec) VALUES ($1, $2::jsonb)
+         INSERT INTO pools (name, spec, template_hash) VALUES ($1, $2::jsonb, $4)
          ON CONFLICT (name) DO UPDATE SET
            spec = EXCLUDED.spec,
            generation = CASE WHEN pools.spec = EXCLUDED.spec THEN pools.generation ELSE pools.generation + 1 END,
-           template_generation = CASE WHEN corral_pod_template(pools.spec) = corral_pod_template(EXCLUDED.spec)
+           -- What the workers run (decision 0036): a pool from before the hash existed keeps its generation.
+           template_generation = CASE WHEN pools.template_hash IS NULL OR pools.template_hash = EXCLUDED.template_hash
              THEN pools.template_generation ELSE pools.template_generation + 1 END,
+           template_hash = EXCLUDED.template_hash,
            status = CASE WHEN pools.status = 'drained' THEN 'active' ELSE pools.status END,
            breaker_state = CASE WHEN pools.status = 'drained' THEN 'closed' ELSE pools.breaker_state END,
            updated_at = CASE WHEN pools.spec = EXCLUDED.spec AND pools.status <> 'drained' THEN pools.updated_at ELSE now() END
@@ -96,7 +98,7 @@ export class PoolStore {
        FROM upserted u
        UNION ALL
        SELECT p.*, p.generation, p.status FROM pools p WHERE p.name = $1 AND NOT EXISTS (SELECT 1 FROM upserted)`,
-      [spec.name, json, workerProtocolV2],
+      [spec.name, json, workerProtocolV2, podTemplateHash(spec)],
     );
     const row = rows[0];
     const pool = toPool(row);
@@ -224,8 +226,8 @@ export class PoolStore {
       const counted = row.drain_requested === true && (state === 'idle' || state === 'hot_idle') ? 'draining' : state;
       counts[counted] = (counts[counted] ?? 0) + 1;
       live++;
-      if (counted === 'idle' && currentGeneration !== undefined && row.generation != null) {
-        if (Number(row.generation) < currentGeneration) staleIdle++;
+      if (counted === 'idle' && currentGeneration !== undefined) {
+        if (row.generation == null || Number(row.generation) < currentGeneration) staleIdle++;
       }
     }
     return { counts, live, asked, askedReasons, staleIdle };
@@ -233,15 +235,18 @@ export class PoolStore {
 
   /**
    * What demand-driven warm capacity reads (decision 0035), in one statement: claims made in the
-   * last minute and in the last `coolDownMs`, and the median spawn-to-ready time (creation to
-   * leaving activating) of the pool's 20 most recent ready workers (null: none yet).
+   * last minute, the most made in any clock minute of the last `coolDownMs`, and the median
+   * spawn-to-ready time (creation to leaving activating) of the pool's 20 most recent ready workers
+   * (null: none yet).
    */
   async observeDemand(pool: string, coolDownMs: number): Promise<DemandObservation> {
     const rows = await this.query(
       `SELECT
          (SELECT count(*) FROM claims c WHERE c.pool = $1 AND c.created_at > now() - interval '1 minute')::int AS last_minute,
-         (SELECT count(*) FROM claims c
-           WHERE c.pool = $1 AND c.created_at > now() - make_interval(secs => $2 / 1000.0))::int AS in_cool_down,
+         (SELECT coalesce(max(n), 0) FROM (
+            SELECT count(*) AS n FROM claims c
+             WHERE c.pool = $1 AND c.created_at > now() - make_interval(secs => $2 / 1000.0)
+             GROUP BY date_trunc('minute', c.created_at)) per_minute)::int AS peak_minute,
          (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.seconds) FROM (
             SELECT extract(epoch FROM (
                      SELECT min(t.at) FROM worker_transitions t WHERE t.worker_id = w.id AND t.from_state = 'activating'
@@ -256,17 +261,16 @@ export class PoolStore {
     const row = rows[0] ?? {};
     return {
       claimsLastMinute: Number(row.last_minute ?? 0),
-      claimsInCoolDown: Number(row.in_cool_down ?? 0),
+      peakClaimsPerMinute: Number(row.peak_minute ?? 0),
       spawnSeconds: row.spawn_seconds == null ? null : Number(row.spawn_seconds),
     };
   }
 
   /** The template generation of the spec a worker's workflow was started with (decision 0036). */
   async recordWorkerGeneration(workerId: string, generation: number): Promise<void> {
-    await this.query(`UPDATE workers SET generation = $2 WHERE id = $1 AND generation IS DISTINCT FROM $2`, [
-      workerId,
-      generation,
-    ]);
+    // Written once: a retried start (whose workflow may already run the spec of the first attempt)
+    // never relabels it; an unknown generation counts as older.
+    await this.query(`UPDATE workers SET generation = $2 WHERE id = $1 AND generation IS NULL`, [workerId, generation]);
   }
 
   /** Live workers by template generation and state (`pool describe`). */
@@ -307,19 +311,27 @@ export class PoolStore {
    * requested — only rows still idle, so claims skip them from here on and none is taken from a
    * tenant — and returns their ids for the caller to ask their workflows to drain them.
    */
-  async markSurplusIdle(pool: string, count: number, opts: { belowGeneration?: number } = {}): Promise<string[]> {
-    // Older template generations first (rolling replacement, decision 0036), then the longest idle.
+  async markSurplusIdle(
+    pool: string,
+    count: number,
+    opts: { belowGeneration?: number; keepIdle?: number } = {},
+  ): Promise<string[]> {
+    // Older template generations first (rolling replacement, decision 0036), then the longest idle;
+    // never below `keepIdle` idle workers as they are now (claims may have taken some since the
+    // pool's read).
     const rows = await this.query(
       `UPDATE workers w SET drain_requested = true, updated_at = now()
         WHERE w.id IN (
           SELECT x.id FROM workers x
            WHERE x.pool = $1 AND x.state = 'idle' AND NOT x.drain_requested
-             AND ($3::integer IS NULL OR x.generation < $3)
+             AND ($3::integer IS NULL OR x.generation IS NULL OR x.generation < $3)
            ORDER BY x.generation NULLS FIRST, x.state_since, x.id
-           LIMIT $2
+           LIMIT least($2, greatest(0, (
+             SELECT count(*) FROM workers i WHERE i.pool = $1 AND i.state = 'idle' AND NOT i.drain_requested
+           ) - $4))
            FOR UPDATE SKIP LOCKED)
         RETURNING w.id`,
-      [pool, count, opts.belowGeneration ?? null],
+      [pool, count, opts.belowGeneration ?? null, opts.keepIdle ?? 0],
     );
     return rows.map((r) => String(r.id));
   }

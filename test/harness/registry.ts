@@ -22,6 +22,8 @@ export interface TestRegistry {
     state: WorkerState;
     epoch?: number;
     tenant?: string;
+    /** The pod template generation it runs (default 1, its pool's first). */
+    generation?: number | null;
   }): Promise<void>;
   close(): Promise<void>;
 }
@@ -38,11 +40,11 @@ export async function useTestRegistry(opts: { maxConnections?: number } = {}): P
     db,
     store,
     metricsRegistry,
-    async seedWorker({ id, pool = 'p', image = 'corral/demo-worker:0.1.0', state, epoch = 1, tenant }) {
+    async seedWorker({ id, pool = 'p', image = 'corral/demo-worker:0.1.0', state, epoch = 1, tenant, generation = 1 }) {
       await db.query(
-        `INSERT INTO workers (id, pool, image, state, epoch, tenant) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (id) DO UPDATE SET state = $4, epoch = $5, tenant = $6`,
-        [id, pool, image, state, epoch, tenant ?? null],
+        `INSERT INTO workers (id, pool, image, state, epoch, tenant, generation) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (id) DO UPDATE SET state = $4, epoch = $5, tenant = $6, generation = $7`,
+        [id, pool, image, state, epoch, tenant ?? null, generation],
       );
     },
     async close() {

@@ -372,7 +372,7 @@ describe('waiting claims', () => {
     assert.deepEqual(await everyoneAsks(), ['a-2:cold'], 'then A again, in its own order');
   });
 
-  test('a caller that stopped asking is skipped after 5 s but keeps its place if it comes back in time; abandonWait leaves the queue', async () => {
+  test('a caller that stopped asking for 5 s is skipped, and when it comes back it joins again at the back; abandonWait leaves the queue', async () => {
     const pool = newId('stale');
     await seedPool(pool, 1);
     const held = newId('held');
@@ -386,16 +386,32 @@ describe('waiting claims', () => {
     assert.deepEqual(await claim(pool, 'globex', 'g-1'), { outcome: 'waiting', position: 1, eviction: null });
     assert.deepEqual(
       await claim(pool, 'acme', 'gone-1'),
-      { outcome: 'waiting', position: 1, eviction: null },
-      'back in time: its place',
+      { outcome: 'waiting', position: 2, eviction: null },
+      'back after 5 s: behind the claim that kept asking (a claim parked long ago cannot jump the queue)',
     );
+    assert.deepEqual(await claim(pool, 'globex', 'g-1'), { outcome: 'waiting', position: 1, eviction: null });
     await new ClaimStore(registry.db).abandonWait({ pool, requestId: 'gone-1' });
     assert.equal(await claimStatus(pool, 'gone-1'), undefined);
     await retire(held);
     assert.equal((await claim(pool, 'globex', 'g-1')).outcome, 'cold');
   });
 
-  test("eviction for room: at maxWorkers a waiting claim marks another tenant's least recently used hot_idle worker, never a claimed one, never its own tenant's, one per waiting claim", async () => {
+  test('retention deletes a waiting claim nobody has asked for in a minute, and no other waiting claim', async () => {
+    const pool = newId('abandoned');
+    await seedPool(pool, 1);
+    await registry.seedWorker({ id: newId('held'), pool, state: 'claimed', epoch: 2, tenant: 'x' });
+    assert.equal((await claim(pool, 'acme', 'gone')).outcome, 'waiting');
+    assert.equal((await claim(pool, 'acme', 'here')).outcome, 'waiting');
+    await registry.db.query(
+      `UPDATE claims SET polled_at = now() - interval '2 minutes' WHERE pool = $1 AND request_id = 'gone'`,
+      [pool],
+    );
+    await registry.store.deleteEndedClaims({ retentionMs: 7 * 24 * 3_600_000, batchSize: 100 });
+    assert.equal(await claimStatus(pool, 'gone'), undefined);
+    assert.equal((await claimStatus(pool, 'here'))?.status, 'waiting');
+  });
+
+  test("eviction for room: at maxWorkers a waiting claim marks another tenant's least recently used hot_idle worker, never a claimed one, one per waiting claim", async () => {
     const pool = newId('evict');
     await seedPool(pool, 4);
     await registry.seedWorker({ id: newId('claimed'), pool, state: 'claimed', epoch: 2, tenant: 'acme' });
@@ -445,21 +461,94 @@ describe('waiting claims', () => {
   });
 });
 
+describe('capacity policy, the corners', () => {
+  test('a cold worker that was lost stops counting toward its tenant’s quota', async () => {
+    const pool = newId('quota-lost');
+    await seedPool(pool, 10, { maxPerTenant: 1 });
+    const first = await claim(pool, 'acme', 'a-1');
+    assert.equal(first.outcome, 'cold');
+    assert.equal((await claim(pool, 'acme', 'a-2')).outcome, 'quota_exceeded');
+    await registry.db.query(`UPDATE workers SET state = 'lost' WHERE id = $1`, [
+      first.outcome === 'cold' ? first.workerId : '',
+    ]);
+    assert.equal((await claim(pool, 'acme', 'a-3')).outcome, 'cold', 'the failed spawn holds nothing');
+  });
+
+  test("a tenant's own hot_idle worker is taken at once, ahead of a queue of other tenants", async () => {
+    const pool = newId('own-first');
+    await seedPool(pool, 2);
+    await registry.seedWorker({ id: newId('held'), pool, state: 'claimed', epoch: 2, tenant: 'x' });
+    const mine = newId('mine');
+    await registry.seedWorker({ id: mine, pool, state: 'claimed', epoch: 2, tenant: 'acme' });
+    assert.deepEqual(await claim(pool, 'globex', 'g-1'), { outcome: 'waiting', position: 1, eviction: null });
+    // acme's worker is back, reserved for acme (as a release with no one of another tenant ahead leaves it).
+    await registry.db.query(`UPDATE workers SET state = 'hot_idle', epoch = 3 WHERE id = $1`, [mine]);
+    const again = await claim(pool, 'acme', 'a-1');
+    assert.equal(again.outcome === 'granted' && again.workerId, mine, 'not behind globex, which could not have it');
+  });
+
+  test('no eviction while a started worker no claim is bound to is on its way; one once it is bound elsewhere', async () => {
+    const pool = newId('incoming');
+    await seedPool(pool, 3);
+    await registry.seedWorker({ id: newId('held'), pool, state: 'claimed', epoch: 2, tenant: 'acme' });
+    const hot = newId('hot');
+    await registry.seedWorker({ id: hot, pool, state: 'hot_idle', epoch: 3, tenant: 'acme' });
+    const starting = newId('refill');
+    await registry.seedWorker({ id: starting, pool, state: 'spawning', epoch: 1 });
+    assert.deepEqual(await claim(pool, 'globex', 'g-1'), { outcome: 'waiting', position: 1, eviction: null });
+    // Once that worker is another claim's (a cold worker made for it), nothing is on its way to the queue.
+    await registry.db.query(
+      `INSERT INTO claims (pool, request_id, tenant, status, worker_id, path, pending_until)
+       VALUES ($1, 'cold-for-initech', 'initech', 'pending', $2, 'cold', now() + interval '1 minute')`,
+      [pool, starting],
+    );
+    assert.deepEqual(await claim(pool, 'globex', 'g-1'), {
+      outcome: 'waiting',
+      position: 1,
+      eviction: { workerId: hot, fresh: true },
+    });
+  });
+
+  test("a release retires the worker instead of keeping it hot_idle when another tenant's claim heads the queue", async () => {
+    const pool = newId('release-queue');
+    await seedPool(pool, 1);
+    const held = newId('held');
+    await registry.seedWorker({ id: held, pool, state: 'claimed', epoch: 2, tenant: 'acme' });
+    assert.equal((await claim(pool, 'globex', 'g-1')).outcome, 'waiting');
+    const released = await new ClaimStore(registry.db).release({
+      workerId: held,
+      epoch: 2,
+      tenant: null,
+      origin: 'api',
+    });
+    assert.equal(released.outcome === 'released' && released.worker.state, 'draining');
+  });
+});
+
 describe('warm capacity', () => {
-  test('observeDemand counts claims in the last minute and the cool-down window, and the median spawn-to-ready of ready workers', async () => {
+  test('observeDemand counts claims in the last minute and the busiest minute of the cool-down window, and the median spawn-to-ready of ready workers', async () => {
     const pool = newId('demand');
     await seedPool(pool, 10);
     const pools = new PoolStore(registry.db);
     assert.deepEqual(await pools.observeDemand(pool, 600_000), {
       claimsLastMinute: 0,
-      claimsInCoolDown: 0,
+      peakClaimsPerMinute: 0,
       spawnSeconds: null,
     });
-    for (const [i, ageSeconds] of [10, 20, 30, 200, 400, 900].entries()) {
+    // Two claims in the last minute; three in one clock minute four minutes ago; one twenty minutes ago.
+    const at = [
+      "now() - interval '1 second'",
+      "now() - interval '2 seconds'",
+      "date_trunc('minute', now()) - interval '4 minutes' + interval '1 second'",
+      "date_trunc('minute', now()) - interval '4 minutes' + interval '2 seconds'",
+      "date_trunc('minute', now()) - interval '4 minutes' + interval '3 seconds'",
+      "now() - interval '20 minutes'",
+    ];
+    for (const [i, createdAt] of at.entries()) {
       await registry.db.query(
         `INSERT INTO claims (pool, request_id, tenant, status, pending_until, created_at)
-         VALUES ($1, $2, 't', 'pending', now(), now() - make_interval(secs => $3))`,
-        [pool, `r-${i}`, ageSeconds],
+         VALUES ($1, $2, 't', 'pending', now(), ${createdAt})`,
+        [pool, `r-${i}`],
       );
     }
     // Three ready workers that took 4, 6 and 12 s from creation to leaving activating; one still spawning.
@@ -478,8 +567,8 @@ describe('warm capacity', () => {
     }
     await registry.seedWorker({ id: newId('spawning'), pool, state: 'spawning' });
     assert.deepEqual(await pools.observeDemand(pool, 600_000), {
-      claimsLastMinute: 3,
-      claimsInCoolDown: 5,
+      claimsLastMinute: 2,
+      peakClaimsPerMinute: 3,
       spawnSeconds: 6,
     });
   });

@@ -6,12 +6,12 @@ import { defaultSpawnSeconds, warmCapacityTarget } from '../../src/config/warm-c
 const base = { name: 'demo', runtime: 'process', image: '/bin/worker', minIdle: 1, maxWorkers: 50 };
 const demand = (warmCapacity: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
   parsePoolSpec({ ...base, ...extra, warmCapacity: { mode: 'demand', coolDown: '10m', ...warmCapacity } });
-const quiet = { claimsLastMinute: 0, claimsInCoolDown: 0, spawnSeconds: 5 };
+const quiet = { claimsLastMinute: 0, peakClaimsPerMinute: 0, spawnSeconds: 5 };
 
 test('static pools keep minIdle whatever the demand', () => {
   const spec = parsePoolSpec(base);
   assert.equal(spec.warmCapacity.mode, 'static');
-  assert.deepEqual(warmCapacityTarget(spec, { claimsLastMinute: 600, claimsInCoolDown: 6_000, spawnSeconds: 30 }), {
+  assert.deepEqual(warmCapacityTarget(spec, { claimsLastMinute: 600, peakClaimsPerMinute: 6_000, spawnSeconds: 30 }), {
     effectiveTarget: 1,
     headroom: 0,
     claimRate: 0,
@@ -22,7 +22,7 @@ test('static pools keep minIdle whatever the demand', () => {
 
 test('demand: forecast = rate × spawn time, headroom = ceil(burst × √forecast), clamped to [minIdle, maxIdle]', () => {
   // 120 claims in the last minute (2/s), 10 s spawns: forecast 20, headroom ceil(2 × √20) = 9.
-  const busy = warmCapacityTarget(demand(), { claimsLastMinute: 120, claimsInCoolDown: 120, spawnSeconds: 10 });
+  const busy = warmCapacityTarget(demand(), { claimsLastMinute: 120, peakClaimsPerMinute: 120, spawnSeconds: 10 });
   assert.deepEqual([busy.claimRate, busy.forecast, busy.headroom, busy.effectiveTarget], [2, 20, 9, 29]);
   assert.equal(warmCapacityTarget(demand({ maxIdle: 12 }), { ...quiet, claimsLastMinute: 120 }).effectiveTarget, 12);
   assert.equal(
@@ -32,20 +32,19 @@ test('demand: forecast = rate × spawn time, headroom = ceil(burst × √forecas
   assert.equal(warmCapacityTarget(demand({}, { minIdle: 3 }), quiet).effectiveTarget, 3, 'never below minIdle');
 });
 
-test('demand: up within a minute of a burst, down only as it leaves the cool-down window, to zero when idle with minIdle 0', () => {
+test('demand: up within a minute of a burst, held while it is inside the cool-down window, to zero when idle with minIdle 0', () => {
   const spec = demand({}, { minIdle: 0 });
   // A burst: 60 claims in the last minute.
-  const burst = warmCapacityTarget(spec, { claimsLastMinute: 60, claimsInCoolDown: 60, spawnSeconds: 10 });
-  // Five minutes later: none in the last minute, the burst still inside the 10-minute window.
-  const cooling = warmCapacityTarget(spec, { claimsLastMinute: 0, claimsInCoolDown: 60, spawnSeconds: 10 });
-  const idle = warmCapacityTarget(spec, { claimsLastMinute: 0, claimsInCoolDown: 0, spawnSeconds: 10 });
-  assert.ok(
-    burst.effectiveTarget > cooling.effectiveTarget && cooling.effectiveTarget > 0,
-    JSON.stringify({ burst, cooling }),
-  );
+  const burst = warmCapacityTarget(spec, { claimsLastMinute: 60, peakClaimsPerMinute: 60, spawnSeconds: 10 });
+  // Five minutes later: none in the last minute, the burst's minute still inside the 10-minute window.
+  const cooling = warmCapacityTarget(spec, { claimsLastMinute: 0, peakClaimsPerMinute: 60, spawnSeconds: 10 });
+  // Once it has left the window.
+  const idle = warmCapacityTarget(spec, { claimsLastMinute: 0, peakClaimsPerMinute: 0, spawnSeconds: 10 });
+  assert.equal(burst.effectiveTarget, 10 + Math.ceil(2 * Math.sqrt(10)));
+  assert.deepEqual(cooling, burst, 'held for the cool-down');
   assert.deepEqual([idle.effectiveTarget, idle.headroom], [0, 0]);
   assert.equal(
-    warmCapacityTarget(spec, { claimsLastMinute: 6, claimsInCoolDown: 6, spawnSeconds: null }).spawnSeconds,
+    warmCapacityTarget(spec, { claimsLastMinute: 6, peakClaimsPerMinute: 6, spawnSeconds: null }).spawnSeconds,
     defaultSpawnSeconds,
   );
 });

@@ -320,7 +320,9 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     const surplus = current.surplusIdle ?? 0;
     if (scalesDown && surplus > 0 && s.pendingSpawns.length === 0) {
       // (Older templates go first: the registry orders by generation, then time idle.)
-      const { marked } = await step('retireSurplusIdle', () => slowly.retireSurplusIdle({ pool, count: surplus }));
+      const { marked } = await step('retireSurplusIdle', () =>
+        slowly.retireSurplusIdle({ pool, count: surplus, keepIdle: current.minIdle }),
+      );
       s.totals.idleRetired = (s.totals.idleRetired ?? 0) + marked;
       return;
     }
@@ -342,7 +344,7 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
     const count = Math.min(stale, surge, idle - floor);
     if (count <= 0) return;
     const { marked } = await step('retireSurplusIdle', () =>
-      slowly.retireSurplusIdle({ pool, count, belowGeneration: current.templateGeneration }),
+      slowly.retireSurplusIdle({ pool, count, belowGeneration: current.templateGeneration, keepIdle: floor }),
     );
     s.totals.idleReplaced = (s.totals.idleReplaced ?? 0) + marked;
   }
