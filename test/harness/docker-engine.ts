@@ -33,12 +33,20 @@ export interface DockerEngine {
   stop(): Promise<void>;
 }
 
-/** Who holds the data-root: the test process, its dockerd, and its run directory. */
+/**
+ * Who holds the data-root: the test process (its pid, with its start time and the boot it ran in, so
+ * a pid reused after a crash or a reboot is not taken for the owner), its dockerd, and its run directory.
+ */
 interface EngineLock {
   ownerPid: number;
+  ownerStart?: string;
+  bootId?: string;
   dockerdPid: number;
   runDir: string;
 }
+
+/** Host paths dockerd writes outside its own directories: removed at stop when this run made them. */
+const hostPathsDockerdWrites = ['/etc/docker/key.json', '/etc/docker', '/run/containerd'];
 
 const lockWaitMs = 30 * 60_000;
 const startTimeoutMs = 60_000;
@@ -47,6 +55,38 @@ const dockerdStopGraceMs = 20_000;
 const buildCacheKeep = '4gb';
 
 const say = (message: string) => process.stderr.write(`[docker-engine ${new Date().toISOString()}] ${message}\n`);
+
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22); '' when it is gone. */
+function startTimeOf(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function bootId(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Whether the lock's owner still runs: the same pid, started at the same time, in this boot. */
+function ownerAlive(lock: EngineLock): boolean {
+  if (!isAlive(lock.ownerPid)) return false;
+  if (lock.bootId !== undefined && lock.bootId !== bootId()) return false;
+  return lock.ownerStart === undefined || lock.ownerStart === startTimeOf(lock.ownerPid);
+}
+
+/** Writes the lock whole (a temporary file renamed over it), so a reader never sees half of it. */
+function writeLock(lockFile: string, lock: EngineLock): void {
+  const tmp = `${lockFile}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(lock), { mode: 0o600 });
+  fs.renameSync(tmp, lockFile);
+}
 
 function isAlive(pid: number): boolean {
   try {
@@ -212,6 +252,10 @@ async function takeOver(lockFile: string, holder: EngineLock, dataRoot: string):
   }
 }
 
+function ownLock(dockerdPid: number, runDir: string): EngineLock {
+  return { ownerPid: process.pid, ownerStart: startTimeOf(process.pid), bootId: bootId(), dockerdPid, runDir };
+}
+
 /** Takes the data-root's lock (waiting for a live owner, taking over from a dead one). */
 async function acquireLock(lockFile: string, dataRoot: string, runDir: string): Promise<void> {
   const deadline = Date.now() + lockWaitMs;
@@ -219,18 +263,20 @@ async function acquireLock(lockFile: string, dataRoot: string, runDir: string): 
   for (;;) {
     try {
       const fd = fs.openSync(lockFile, 'wx', 0o600);
-      fs.writeSync(fd, JSON.stringify({ ownerPid: process.pid, dockerdPid: 0, runDir } satisfies EngineLock));
+      fs.writeSync(fd, JSON.stringify(ownLock(0, runDir)));
       fs.closeSync(fd);
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = readLock(lockFile);
-    if (holder && !isAlive(holder.ownerPid)) {
+    if (holder && !ownerAlive(holder)) {
       if (await takeOver(lockFile, holder, dataRoot)) continue;
     }
     if (!holder) {
-      // Written between open and write by its owner: look again shortly.
+      // Written between open and write by its owner: look again shortly. One that stays unreadable
+      // (its owner died between the two) is removed: there is no run to reap behind it.
+      if (ageMs(lockFile) > 10_000) fs.rmSync(lockFile, { force: true });
     } else if (!announced) {
       say(`the engine's data-root is in use by pid ${holder.ownerPid}; waiting (up to ${lockWaitMs / 60_000} min)`);
       announced = true;
@@ -302,23 +348,45 @@ export async function startDockerEngine(options: { cliPlugins?: string[] } = {})
   }
   const daemonConfig = path.join(runDir, 'daemon.json');
   fs.writeFileSync(daemonConfig, '{}\n');
-  const env: Record<string, string> = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: configDir };
+  // BuildKit whatever the docker client's default (the Dockerfiles mount build secrets).
+  const env: Record<string, string> = {
+    DOCKER_HOST: `unix://${socket}`,
+    DOCKER_CONFIG: configDir,
+    DOCKER_BUILDKIT: '1',
+  };
+  const hostPathsBefore = hostPathsDockerdWrites.filter((p) => fs.existsSync(p));
 
   let proc: ManagedProcess | undefined;
   let stopped = false;
+  // Every step runs whatever the one before did; what failed is reported together at the end, and
+  // dockerd is always stopped and the lock always released.
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    if (proc && (await pingSocket(socket))) {
-      await removeRunLeftovers(engine);
-    }
-    await proc?.stop(dockerdStopGraceMs);
-    for (const pid of processesMentioning(runDir)) await killAndWait(pid, 5_000);
+    const problems: string[] = [];
+    const attempt = async (what: string, step: () => Promise<unknown>) => {
+      try {
+        await step();
+      } catch (err) {
+        problems.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
+    if (proc && (await pingSocket(socket)))
+      await attempt("removing the run's containers", () => removeRunLeftovers(engine));
+    await attempt('stopping dockerd', async () => proc?.stop(dockerdStopGraceMs));
+    for (const pid of processesMentioning(runDir)) await attempt(`stopping pid ${pid}`, () => killAndWait(pid, 5_000));
     for (const mount of [...mountsUnder(runDir), ...mountsUnder(dataRoot)]) {
-      await runCommand('umount', ['-l', mount], { env: process.env, timeoutMs: 30_000 });
+      await attempt(`unmounting ${mount}`, () =>
+        runCommand('umount', ['-l', mount], { env: process.env, timeoutMs: 30_000 }),
+      );
     }
-    fs.rmSync(runDir, { recursive: true, force: true });
+    for (const hostPath of hostPathsDockerdWrites) {
+      if (hostPathsBefore.includes(hostPath) || !fs.existsSync(hostPath)) continue;
+      await attempt(`removing ${hostPath}`, async () => fs.rmSync(hostPath, { recursive: true, force: true }));
+    }
+    await attempt('removing the run directory', async () => fs.rmSync(runDir, { recursive: true, force: true }));
     if (readLock(lockFile)?.ownerPid === process.pid) fs.rmSync(lockFile, { force: true });
+    if (problems.length > 0) throw new Error(`the Docker engine did not stop cleanly: ${problems.join('; ')}`);
   };
 
   const engine: DockerEngine = {
@@ -344,10 +412,14 @@ export async function startDockerEngine(options: { cliPlugins?: string[] } = {})
       '--bridge=none',
       '--iptables=false',
       '--ip-masq=false',
+      '--ip-forward=false',
       '--userland-proxy=false',
+      // Its own namespaces: should a system containerd be listening on /run/containerd (dockerd uses
+      // it then), nothing here meets a system Docker's containers.
+      '--containerd-namespace=corral-test',
+      '--containerd-plugins-namespace=corral-test-plugins',
     ]);
-    const dockerdPid = proc.child.pid ?? 0;
-    fs.writeFileSync(lockFile, JSON.stringify({ ownerPid: process.pid, dockerdPid, runDir } satisfies EngineLock));
+    writeLock(lockFile, ownLock(proc.child.pid ?? 0, runDir));
     await Promise.race([
       waitFor(() => pingSocket(socket), { what: `dockerd to answer on ${socket}`, timeoutMs: startTimeoutMs }),
       failOnExit(proc),
