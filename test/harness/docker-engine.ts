@@ -21,6 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { failOnExit, startProcess, type ManagedProcess } from '../../src/embedded/child-process';
 import { toolPath } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
+import { commandLine, isAlive, mountsUnder } from './host-processes';
 
 export interface DockerEngine {
   /** DOCKER_HOST (the private engine's unix socket) and DOCKER_CONFIG (a dir whose cli-plugins/ holds buildx and, when given, compose). Spread into the env of any docker/compose child. */
@@ -88,23 +89,6 @@ function writeLock(lockFile: string, lock: EngineLock): void {
   fs.renameSync(tmp, lockFile);
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function commandLine(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-}
-
 /** Processes whose command line mentions `marker` (a run directory): containerd and its shims. */
 function processesMentioning(marker: string): number[] {
   return fs
@@ -112,15 +96,6 @@ function processesMentioning(marker: string): number[] {
     .filter((entry) => /^\d+$/.test(entry))
     .map(Number)
     .filter((pid) => pid !== process.pid && commandLine(pid).includes(marker));
-}
-
-function mountsUnder(dir: string): string[] {
-  return fs
-    .readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '')
-    .filter((mount) => mount === dir || mount.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
 }
 
 async function killAndWait(pid: number, graceMs: number): Promise<void> {

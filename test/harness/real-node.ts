@@ -28,6 +28,7 @@ import { toolPath } from '../../src/embedded/tools';
 import { waitFor } from '../../src/embedded/wait';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { kubeConfigFor, type KubeEndpoint } from './kube';
+import { commandLine, isAlive, mountsUnder } from './host-processes';
 import { writeKubeconfigFile } from './kwok';
 import {
   httpsOk,
@@ -240,23 +241,6 @@ interface NodeRecord {
 const recordFile = (dir: string) => path.join(dir, 'owner.json');
 const saveRecord = (record: NodeRecord) => fs.writeFileSync(recordFile(record.dir), JSON.stringify(record, null, 2));
 
-function isAlive(pid: number): boolean {
-  try {
-    // A zombie has exited; its parent has not reaped it yet.
-    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-const commandLine = (pid: number): string => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-};
-
 /** SIGTERM, then SIGKILL after `graceMs`; only a process whose command line names `marker`. */
 async function stopPid(pid: number, marker: string, graceMs = 15_000): Promise<void> {
   if (!isAlive(pid) || !commandLine(pid).includes(marker)) return;
@@ -426,15 +410,6 @@ function shimsOf(socket: string): number[] {
     }
   }
   return pids;
-}
-
-function mountsUnder(dir: string): string[] {
-  return fs
-    .readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '')
-    .filter((mount) => mount === dir || mount.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
 }
 
 /** Every cgroup v1 hierarchy and the v2 one, as mounted under /sys/fs/cgroup. */
