@@ -42,9 +42,18 @@ test('a new pod template replaces every idle worker at a bounded surge, and the 
     { what: `pool ${pool}'s idle workers all on template 2`, timeoutMs: 180_000, intervalMs: 100 },
   );
   assert.ok(fewestIdle >= 3 - 1, `idle dipped to ${fewestIdle}, below minIdle − maxSurge`);
+  // The registry shows the last old worker leaving before the pool's activity has returned and the
+  // workflow counted it: wait for the count, then check it is exactly one per old worker.
+  const replacedCount = async () =>
+    ((await e2e.corral.describePool(pool)).workflow as { totals?: { idleReplaced?: number } } | null)?.totals
+      ?.idleReplaced ?? 0;
+  await waitFor(async () => (await replacedCount()) >= 3, {
+    what: 'the pool counting 3 replacements',
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
   const after = await e2e.corral.describePool(pool);
-  const totals = (after.workflow as { totals?: { idleReplaced?: number } } | null)?.totals;
-  assert.equal(totals?.idleReplaced, 3, 'each old idle worker replaced once');
+  assert.equal(await replacedCount(), 3, 'each old idle worker replaced once');
   assert.deepEqual(
     after.generations.find((g) => g.generation === 1)?.counts,
     { claimed: 1 },

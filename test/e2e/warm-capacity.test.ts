@@ -65,12 +65,26 @@ test('a demand pool at minIdle 0 warms up to what the claim rate asks for, repor
   await e2e.waitForCounts(pool, { idle: 0, draining: 0 });
   const scaled = await e2e.corral.poolScale(pool);
   assert.deepEqual([scaled.effectiveTarget, scaled.maxIdle, scaled.idle], [0, 0, 0]);
-  const described = await e2e.corral.describePool(pool);
-  const totals = (described.workflow as { totals?: { idleRetired?: number; spawnsStarted?: number } } | null)?.totals;
-  assert.ok((totals?.idleRetired ?? 0) >= warm.effectiveTarget, JSON.stringify(totals));
+  // The workflow counts a retirement when its activity returns, which may be after the registry
+  // shows the worker gone: wait for the count to catch up, then check it is exactly one per worker.
+  const totals = async () =>
+    (
+      (await e2e.corral.describePool(pool)).workflow as {
+        totals?: { idleRetired?: number; spawnsStarted?: number };
+      } | null
+    )?.totals ?? {};
+  await waitFor(
+    async () => {
+      const t = await totals();
+      return (t.idleRetired ?? 0) >= (t.spawnsStarted ?? 1);
+    },
+    { what: 'the pool counting every retirement', timeoutMs: 30_000, intervalMs: 100 },
+  );
+  const counted = await totals();
+  assert.ok((counted.idleRetired ?? 0) >= warm.effectiveTarget, JSON.stringify(counted));
   assert.equal(
-    totals?.idleRetired,
-    totals?.spawnsStarted,
+    counted.idleRetired,
+    counted.spawnsStarted,
     'every worker the pool started for warm capacity was retired once, through its workflow (none was claimed)',
   );
 });
