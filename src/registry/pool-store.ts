@@ -226,8 +226,8 @@ export class PoolStore {
       const counted = row.drain_requested === true && (state === 'idle' || state === 'hot_idle') ? 'draining' : state;
       counts[counted] = (counts[counted] ?? 0) + 1;
       live++;
-      if (counted === 'idle' && currentGeneration !== undefined) {
-        if (row.generation == null || Number(row.generation) < currentGeneration) staleIdle++;
+      if (counted === 'idle' && currentGeneration !== undefined && row.generation != null) {
+        if (Number(row.generation) < currentGeneration) staleIdle++;
       }
     }
     return { counts, live, asked, askedReasons, staleIdle };
@@ -269,7 +269,7 @@ export class PoolStore {
   /** The template generation of the spec a worker's workflow was started with (decision 0036). */
   async recordWorkerGeneration(workerId: string, generation: number): Promise<void> {
     // Written once: a retried start (whose workflow may already run the spec of the first attempt)
-    // never relabels it; an unknown generation counts as older.
+    // never relabels it.
     await this.query(`UPDATE workers SET generation = $2 WHERE id = $1 AND generation IS NULL`, [workerId, generation]);
   }
 
@@ -324,7 +324,7 @@ export class PoolStore {
         WHERE w.id IN (
           SELECT x.id FROM workers x
            WHERE x.pool = $1 AND x.state = 'idle' AND NOT x.drain_requested
-             AND ($3::integer IS NULL OR x.generation IS NULL OR x.generation < $3)
+             AND ($3::integer IS NULL OR x.generation < $3)
            ORDER BY x.generation NULLS FIRST, x.state_since, x.id
            LIMIT least($2, greatest(0, (
              SELECT count(*) FROM workers i WHERE i.pool = $1 AND i.state = 'idle' AND NOT i.drain_requested

@@ -122,7 +122,7 @@ test('every manifest is accepted by the apiserver and stores the shape productio
   assert.equal(worker.command, undefined, "the image's ENTRYPOINT runs the CLI");
   assert.match(
     fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8'),
-    /^ENTRYPOINT \["node", "dist\/src\/cli\/main\.js"\]$/m,
+    /^ENTRYPOINT \["\/usr\/bin\/tini", "--", "node", "dist\/src\/cli\/main\.js"\]$/m,
   );
 
   const env = new Map((worker.env ?? []).map((e) => [e.name, e]));

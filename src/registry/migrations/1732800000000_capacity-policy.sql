@@ -11,8 +11,8 @@
 -- Rolling replacement: a pool's template generation moves only when what its workers run (the pod
 -- template; its hash is computed from the parsed spec by the API) changes, not its sizes. Each
 -- worker row records the template generation of the spec its workflow was started with (written
--- once, by whoever starts it, with the spec it used; NULL: not known, so older). Live rows from
--- before take generation 1, as their pool.
+-- once, by whoever starts it, with the spec it used; NULL: not recorded, taken as current). Live
+-- rows from before take generation 1, as their pool.
 -- Demand-driven warm capacity: the target a pool's last turn computed, for every replica's gauges.
 ALTER TABLE pools
   ADD COLUMN template_hash text,
@@ -152,7 +152,7 @@ BEGIN
   -- before the queue is consulted — no other tenant could have it but by evicting it.
   SELECT * INTO w FROM workers x
   WHERE x.pool = p_pool AND x.state = 'hot_idle' AND x.tenant = p_tenant AND NOT x.drain_requested
-    AND x.generation >= pl.template_generation
+    AND (x.generation IS NULL OR x.generation >= pl.template_generation)
   ORDER BY x.state_since, x.id
   LIMIT 1
   FOR UPDATE SKIP LOCKED;
@@ -339,7 +339,7 @@ BEGIN
     target := CASE
       WHEN w.drain_requested OR pl.status IS DISTINCT FROM 'active' THEN 'draining'
       -- Rolling replacement (decision 0036): a worker of an older pod template is retired on release.
-      WHEN w.generation IS NULL OR w.generation < pl.template_generation THEN 'draining'
+      WHEN w.generation < pl.template_generation THEN 'draining'
       WHEN policy = 'hot_idle' AND head_tenant IS NOT NULL AND head_tenant <> w.tenant THEN 'draining'
       WHEN policy = 'hot_idle' THEN 'hot_idle'
       WHEN policy = 'recycle' THEN 'idle'
