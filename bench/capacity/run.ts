@@ -11,18 +11,24 @@
 // holds its worker for an exponential time (mean 5 s) and releases it; the pools retire released
 // workers (releasePolicy retire: one tenant per worker), so every claim consumes warm capacity.
 //
-// Static: minIdle = ceil(λ_peak·T) + ceil(2·√(λ_peak·T)), T the spawn-to-ready time measured on a
-// calibration pool first (the same formula demand mode uses, at the peak). Demand: minIdle 1,
+// Static: minIdle = what demand mode's estimator asks for at the peak rate — ceil(m + 2·√m),
+// m = λ_peak·L, L the replenishment lead time (claim → the pool's reservation → ready) measured on a
+// calibration pool first, kept warm while 40 claims arrive at the peak rate. Demand: minIdle 1,
 // warmCapacity { mode: demand, coolDown 1m, burst 2 }.
 //
 // Per mode: warm-hit ratio (claims served by an idle worker without waiting), claim latency
 // percentiles (client side), errors by code, idle worker-seconds (the registry's idle count sampled
 // every 250 ms, integrated), and the largest tenant's share of the claims that were not warm hits
-// (and of the time waited in the queue). Target (issue 20): demand within 5 percentage points of
+// (and of the time waited in the queue); claims and warm hits by phase of the day. Target (issue 20): demand within 5 percentage points of
 // static on warm hits, with ≤ 50 % of its idle worker-seconds.
 //
-// Usage: node --require tsx/cjs bench/capacity/run.ts [minutesPerMode=10] [peakClaimsPerSecond=2]
-// → one JSON document on stdout, also written to bench/results/capacity.json.
+// Each worker takes startDelayMs to start (the small worker's DEMO_WORKER_START_DELAY_MS), as a pod
+// with its image cached takes seconds to be scheduled, started and initialised; the process runtime
+// alone starts one in ~0.3 s, which no pod does and which leaves a warm pool little to do.
+//
+// Usage: node --require tsx/cjs bench/capacity/run.ts [minutesPerMode=10] [peakClaimsPerSecond=2] [startDelayMs=4000]
+// → one JSON document on stdout, also written to bench/results/capacity.json (capacity-start-<ms>ms.json
+// for another start delay).
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -32,11 +38,15 @@ import type { PoolSpecInput } from '../../src/config/pool-spec';
 import { smallWorkerPath } from '../../src/demo-worker/small-worker-build';
 import { repoRoot } from '../../src/embedded/tools';
 import { PoolStore } from '../../src/registry/pool-store';
+import { warmCapacityTarget } from '../../src/config/warm-capacity';
 import { provenance } from '../provenance';
 import { errText, hold, machine, processPool, say, startReplica, startWorld, summarise, until } from '../chaos/support';
 
 const minutesPerMode = Number(process.argv[2] ?? 10);
 const peakPerSecond = Number(process.argv[3] ?? 2);
+/** How long a worker takes to start (DEMO_WORKER_START_DELAY_MS): a pod's schedule, start and init. */
+const defaultStartDelayMs = 4_000;
+const startDelayMs = Number(process.argv[4] ?? defaultStartDelayMs);
 const tenants = Array.from({ length: 20 }, (_, i) => `tenant-${String(i).padStart(2, '0')}`);
 const heavyTenant = tenants[0]!;
 const meanHoldMs = 5_000;
@@ -61,6 +71,14 @@ function dayShape(f: number): number {
   if (f < 0.4) return night + ((1 - night) * (f - 0.3)) / 0.1;
   if (f < 0.7) return 1;
   return 1 - ((1 - night) * (f - 0.7)) / 0.1;
+}
+
+/** The part of the day a claim fell in (bursts are counted apart). */
+function phaseOf(f: number): string {
+  if (f < 0.3 || f >= 0.8) return 'night';
+  if (f < 0.4) return 'morning_ramp';
+  if (f < 0.7) return 'day';
+  return 'evening_ramp';
 }
 
 interface TraceClaim {
@@ -95,6 +113,8 @@ function makeTrace(durationMs: number, peak: number): TraceClaim[] {
 }
 
 interface ClaimOutcome {
+  /** When the trace made the claim, as a fraction of the day. */
+  dayFraction: number;
   tenant: string;
   burst: boolean;
   latencyMs: number;
@@ -107,6 +127,7 @@ async function replay(
   corral: () => import('../../src/client/corral-client').CorralClient,
   pool: string,
   trace: TraceClaim[],
+  durationMs = 1,
 ): Promise<ClaimOutcome[]> {
   const t0 = performance.now();
   const outcomes: Promise<ClaimOutcome>[] = [];
@@ -121,6 +142,7 @@ async function replay(
           lease = await corral().claim(pool, { tenant: c.tenant, requestId: `${pool}-${i}`, timeout: claimTimeout });
         } catch (err) {
           return {
+            dayFraction: c.atMs / durationMs,
             tenant: c.tenant,
             burst: c.burst,
             latencyMs: performance.now() - started,
@@ -135,6 +157,7 @@ async function replay(
           .release(lease)
           .catch(() => undefined);
         return {
+          dayFraction: c.atMs / durationMs,
           tenant: c.tenant,
           burst: c.burst,
           latencyMs,
@@ -187,8 +210,16 @@ function summariseMode(outcomes: ClaimOutcome[], idle: { idleWorkerSeconds: numb
   const errors: Record<string, number> = {};
   for (const o of outcomes) if (o.error) errors[o.error] = (errors[o.error] ?? 0) + 1;
   const share = (part: number, whole: number) => (whole === 0 ? 0 : Math.round((part / whole) * 1000) / 1000);
+  const byPhase: Record<string, { claims: number; warm_hits: number }> = {};
+  for (const o of outcomes) {
+    const phase = o.burst ? 'bursts' : phaseOf(o.dayFraction);
+    const tally = (byPhase[phase] ??= { claims: 0, warm_hits: 0 });
+    tally.claims++;
+    if (o.warmHit) tally.warm_hits++;
+  }
   return {
     claims: outcomes.length,
+    by_phase: byPhase,
     warm_hit_ratio: share(ok.filter((o) => o.warmHit).length, outcomes.length),
     latency_ms: summarise(ok.map((o) => o.latencyMs)),
     errors,
@@ -225,6 +256,7 @@ async function main(): Promise<void> {
       tenants: tenants.length,
       heavy_tenant_share: 0.4,
       mean_hold_ms: meanHoldMs,
+      worker_start_delay_ms: startDelayMs,
       shape: 'night 2 % (0–30 %, 80–100 %), ramps (30–40 %, 70–80 %), peak (40–70 %)',
     },
   };
@@ -234,25 +266,50 @@ async function main(): Promise<void> {
     const store = new PoolStore(world.db);
     const base = (name: string, over: Partial<PoolSpecInput>): PoolSpecInput =>
       processPool(name, image, {
-        maxWorkers: 60,
+        maxWorkers: 80,
         refillPerMinute: 1_000,
+        env: { DEMO_WORKER_START_DELAY_MS: String(startDelayMs) },
         releasePolicy: 'retire',
         onFull: 'wait',
         ...over,
       });
 
-    // Calibration: the spawn-to-ready time T that sizes static minIdle for the peak.
-    await replica.corral.applyPool(base('calibrate', { minIdle: 8 }));
-    await until(async () => ((await store.inventory('calibrate')).counts.idle ?? 0) >= 8, {
+    // Calibration: the replenishment lead time L (reaction + spawn) that sizes static minIdle for
+    // the peak, measured on a pool kept warm while 40 claims arrive at the peak rate.
+    const calibration = base('calibrate', { minIdle: 20 });
+    await replica.corral.applyPool(calibration);
+    await until(async () => ((await store.inventory('calibrate')).counts.idle ?? 0) >= 20, {
       timeoutMs: 120_000,
       what: 'calibration pool warm',
     });
-    const spawnSeconds = (await store.observeDemand('calibrate', 60_000)).spawnSeconds ?? 10;
+    const calibrationTrace = Array.from({ length: 40 }, (_, i) => ({
+      atMs: (i * 1000) / peakPerSecond,
+      tenant: tenants[i % tenants.length]!,
+      holdMs: meanHoldMs,
+      burst: false,
+    }));
+    await replay(() => replica.corral, 'calibrate', calibrationTrace);
+    const observed = await store.observeDemand('calibrate', 60_000);
     await replica.corral.drainPool('calibrate');
-    const peakForecast = peakPerSecond * spawnSeconds;
-    const staticMinIdle = Math.ceil(peakForecast) + Math.ceil(2 * Math.sqrt(peakForecast));
-    result.calibration = { spawn_seconds: Math.round(spawnSeconds * 1000) / 1000, static_min_idle: staticMinIdle };
-    say(`T = ${spawnSeconds.toFixed(2)} s → static minIdle ${staticMinIdle}`);
+    const peakPerMinute = peakPerSecond * 60;
+    const atPeak = warmCapacityTarget(
+      { minIdle: 0, maxWorkers: 80, warmCapacity: { mode: 'demand', coolDown: 60_000, burst: 2 } },
+      {
+        ...observed,
+        claimsLastTenSeconds: peakPerSecond * 10,
+        claimsLastMinute: peakPerMinute,
+        peakClaimsPerMinute: peakPerMinute,
+      },
+    );
+    const staticMinIdle = atPeak.effectiveTarget;
+    const ms = (seconds: number) => Math.round(seconds * 1000);
+    result.calibration = {
+      lead_ms: ms(atPeak.leadSeconds),
+      reaction_ms: ms(atPeak.reactionSeconds),
+      spawn_ms: ms(atPeak.spawnSeconds),
+      static_min_idle: staticMinIdle,
+    };
+    say(`L = ${atPeak.leadSeconds.toFixed(2)} s → static minIdle ${staticMinIdle}`);
 
     const modes: [string, PoolSpecInput][] = [
       ['static', base('cap-static', { minIdle: staticMinIdle })],
@@ -266,7 +323,7 @@ async function main(): Promise<void> {
       });
       say(`${mode}: replaying`);
       const sampler = idleSampler(store, spec.name);
-      const outcomes = await replay(() => replica.corral, spec.name, trace);
+      const outcomes = await replay(() => replica.corral, spec.name, trace, durationMs);
       const idle = await sampler.stop();
       result[mode] = summariseMode(outcomes, idle);
       say(`${mode}: ${JSON.stringify(result[mode])}`);
@@ -293,7 +350,8 @@ async function main(): Promise<void> {
   }
   const json = JSON.stringify(result, null, 2);
   fs.mkdirSync(path.join(repoRoot, 'bench', 'results'), { recursive: true });
-  fs.writeFileSync(path.join(repoRoot, 'bench', 'results', 'capacity.json'), `${json}\n`);
+  const name = startDelayMs === defaultStartDelayMs ? 'capacity' : `capacity-start-${startDelayMs}ms`;
+  fs.writeFileSync(path.join(repoRoot, 'bench', 'results', `${name}.json`), `${json}\n`);
   console.log(json);
 }
 

@@ -21,6 +21,8 @@ export interface PoolView {
   minIdle: number;
   /** Demand mode: idle workers beyond the target, for the pool to retire (0 in static mode). */
   surplusIdle?: number;
+  /** Demand mode: look again after this long although nothing woke the pool — the target may fall by then. */
+  targetRecheckInMs?: number | null;
   /** Rolling replacement (decision 0036): the pod template's generation, and idle workers of older ones. */
   templateGeneration?: number;
   staleIdle?: number;
@@ -125,15 +127,23 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
       const spec = record?.spec;
       let minIdle = spec?.minIdle ?? 0;
       let surplusIdle = 0;
+      let targetRecheckInMs: number | null = null;
       if (spec && record?.status === 'active') {
         // What to keep idle (decision 0035): minIdle, or what the observed claim rate asks for.
         const demand = spec.warmCapacity?.mode === 'demand';
         const observed = demand
           ? await pools.observeDemand(pool, spec.warmCapacity.coolDown)
-          : { claimsLastMinute: 0, peakClaimsPerMinute: 0, spawnSeconds: null };
+          : {
+              claimsLastTenSeconds: 0,
+              claimsLastMinute: 0,
+              peakClaimsPerMinute: 0,
+              spawnSeconds: null,
+              reactionSeconds: null,
+            };
         const target = warmCapacityTarget(spec, observed);
         await pools.recordWarmTarget(pool, target);
         minIdle = target.effectiveTarget;
+        targetRecheckInMs = target.recheckInMs;
         if (demand) surplusIdle = Math.max(0, (inventory.counts.idle ?? 0) - target.effectiveTarget);
       }
       return {
@@ -142,6 +152,7 @@ export function createPoolActivities(deps: { pools: PoolStore; temporal?: Client
         generation: record?.generation ?? 0,
         minIdle,
         surplusIdle,
+        targetRecheckInMs,
         templateGeneration: record?.templateGeneration ?? 1,
         staleIdle: inventory.staleIdle,
         maxSurge: spec?.maxSurge ?? 1,

@@ -196,11 +196,24 @@ export const poolScaleResponse = z
     maxIdle: z.number().int().describe('demand mode: the ceiling on idle workers (maxWorkers unless set)'),
     maxWorkers: z.number().int(),
     effectiveTarget: z.number().int().describe('idle workers the pool keeps now'),
-    headroom: z.number().int().describe('the burst term of the target: ceil(burst × √forecast)'),
+    headroom: z
+      .number()
+      .int()
+      .describe('the burst term of the target: ceil(forecast + burst × √forecast) − ceil(forecast)'),
     claimsPerMinute: z
       .number()
-      .describe('the claim rate the target is computed from (max of the last minute and the cool-down window)'),
-    spawnSeconds: z.number().describe("median spawn-to-ready of the pool's recent workers (10 before any is known)"),
+      .describe(
+        'the claim rate the target is computed from (max of the last 10 s, the last minute and the busiest minute of the cool-down window)',
+      ),
+    leadSeconds: z.number().describe('the replenishment lead time: reactionSeconds + spawnSeconds'),
+    reactionSeconds: z
+      .number()
+      .describe(
+        "mean time from a recent warm claim to the pool's next reservation of a worker (0 before any is known)",
+      ),
+    spawnSeconds: z
+      .number()
+      .describe("mean reservation-to-ready of the pool's recent workers (10 before any is known)"),
     idle: z.number().int(),
     live: z.number().int(),
     waiting: z.number().int().describe("claims waiting in the pool's queue"),

@@ -123,6 +123,8 @@ export class PoolService {
       effectiveTarget: target.effectiveTarget,
       headroom: target.headroom,
       claimsPerMinute: Math.round(target.claimRate * 60 * 1000) / 1000,
+      leadSeconds: Math.round(target.leadSeconds * 1000) / 1000,
+      reactionSeconds: Math.round(target.reactionSeconds * 1000) / 1000,
       spawnSeconds: Math.round(target.spawnSeconds * 1000) / 1000,
       idle: inventory.counts.idle ?? 0,
       live: inventory.live,

@@ -8,6 +8,9 @@ import { RegistryUnavailableError } from './errors';
 import type { DemandObservation } from '../config/warm-capacity';
 import { liveRowPredicate } from './lifecycle-store';
 
+/** Who reserves a pool's refills: the first transition of the workers warm capacity's reaction time counts. */
+const poolSpawnOrigin: TransitionOrigin = 'pool_workflow';
+
 export const poolStatuses = ['active', 'draining', 'drained'] as const;
 export type PoolStatus = (typeof poolStatuses)[number];
 
@@ -235,34 +238,54 @@ export class PoolStore {
 
   /**
    * What demand-driven warm capacity reads (decision 0035), in one statement: claims made in the
-   * last minute, the most made in any clock minute of the last `coolDownMs`, and the median
-   * spawn-to-ready time (creation to leaving activating) of the pool's 20 most recent ready workers
-   * (null: none yet).
+   * last 10 seconds and the last minute, the most made in any clock minute of the last
+   * `coolDownMs`, and the two parts of the replenishment lead time — the mean reservation-to-ready
+   * (creation to leaving activating) of the pool's 40 most recently created workers that got ready,
+   * and the mean time from each of the pool's 50 most recent warm claims (not waited) to the pool
+   * workflow's next reservation within 10 s (null: none yet).
    */
   async observeDemand(pool: string, coolDownMs: number): Promise<DemandObservation> {
     const rows = await this.query(
       `SELECT
+         (SELECT count(*) FROM claims c WHERE c.pool = $1 AND c.created_at > now() - interval '10 seconds')::int AS last_ten_seconds,
          (SELECT count(*) FROM claims c WHERE c.pool = $1 AND c.created_at > now() - interval '1 minute')::int AS last_minute,
          (SELECT coalesce(max(n), 0) FROM (
             SELECT count(*) AS n FROM claims c
              WHERE c.pool = $1 AND c.created_at > now() - make_interval(secs => $2 / 1000.0)
              GROUP BY date_trunc('minute', c.created_at)) per_minute)::int AS peak_minute,
-         (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY r.seconds) FROM (
+         (SELECT avg(r.seconds) FROM (
             SELECT extract(epoch FROM (
                      SELECT min(t.at) FROM worker_transitions t WHERE t.worker_id = w.id AND t.from_state = 'activating'
                    ) - w.created_at) AS seconds
               FROM workers w
-             WHERE w.pool = $1 AND ${liveRowPredicate} AND w.state IN ('idle', 'claimed', 'hot_idle')
+             WHERE w.pool = $1 AND w.created_at > now() - make_interval(secs => $2 / 1000.0) - interval '10 minutes'
              ORDER BY w.created_at DESC
-             LIMIT 20
-          ) r WHERE r.seconds IS NOT NULL) AS spawn_seconds`,
-      [pool, coolDownMs],
+             LIMIT 40
+          ) r WHERE r.seconds IS NOT NULL) AS spawn_seconds,
+         (SELECT avg(extract(epoch FROM next_reservation.created_at - warm.created_at)) FROM (
+            SELECT c.created_at FROM claims c
+             WHERE c.pool = $1 AND c.path = 'warm' AND c.waiting_since IS NULL
+               AND c.created_at > now() - make_interval(secs => $2 / 1000.0) - interval '10 minutes'
+             ORDER BY c.created_at DESC
+             LIMIT 50
+          ) warm
+          CROSS JOIN LATERAL (
+            SELECT w.created_at FROM workers w
+             WHERE w.pool = $1 AND w.created_at >= warm.created_at AND w.created_at < warm.created_at + interval '10 seconds'
+               AND (SELECT t.origin FROM worker_transitions t WHERE t.worker_id = w.id ORDER BY t.id LIMIT 1) = $3
+             ORDER BY w.created_at
+             LIMIT 1
+          ) next_reservation) AS reaction_seconds`,
+      [pool, coolDownMs, poolSpawnOrigin],
     );
     const row = rows[0] ?? {};
+    const seconds = (value: unknown) => (value == null ? null : Number(value));
     return {
+      claimsLastTenSeconds: Number(row.last_ten_seconds ?? 0),
       claimsLastMinute: Number(row.last_minute ?? 0),
       peakClaimsPerMinute: Number(row.peak_minute ?? 0),
-      spawnSeconds: row.spawn_seconds == null ? null : Number(row.spawn_seconds),
+      spawnSeconds: seconds(row.spawn_seconds),
+      reactionSeconds: seconds(row.reaction_seconds),
     };
   }
 

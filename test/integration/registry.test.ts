@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { allowedTransitions, workerStates, type WorkerState } from '../../src/common';
+import { allowedTransitions, workerStates, type TransitionOrigin, type WorkerState } from '../../src/common';
 import { RegistryInputError, TransitionNotAllowedError } from '../../src/registry/errors';
 import { createRegistryPool } from '../../src/registry/database';
 import { ClaimStore } from '../../src/registry/claim-store';
@@ -526,14 +526,16 @@ describe('capacity policy, the corners', () => {
 });
 
 describe('warm capacity', () => {
-  test('observeDemand counts claims in the last minute and the busiest minute of the cool-down window, and the median spawn-to-ready of ready workers', async () => {
+  test('observeDemand counts claims in the last 10 s, the last minute and the busiest minute of the cool-down window, and measures the lead time: mean spawn-to-ready, mean warm claim to the next reservation by the pool', async () => {
     const pool = newId('demand');
     await seedPool(pool, 10);
     const pools = new PoolStore(registry.db);
     assert.deepEqual(await pools.observeDemand(pool, 600_000), {
+      claimsLastTenSeconds: 0,
       claimsLastMinute: 0,
       peakClaimsPerMinute: 0,
       spawnSeconds: null,
+      reactionSeconds: null,
     });
     // Two claims in the last minute; three in one clock minute four minutes ago; one twenty minutes ago.
     const at = [
@@ -566,10 +568,47 @@ describe('warm capacity', () => {
       );
     }
     await registry.seedWorker({ id: newId('spawning'), pool, state: 'spawning' });
+    // Reaction: warm claims eight minutes ago (one clock minute, three claims), each followed by a
+    // reservation of the pool workflow — 0.5 s and 1 s later; a cold claim's own worker (origin api)
+    // 0.2 s after the second is not the pool's; a claim that waited, and one the pool did not
+    // replace within 10 s, are not counted.
+    const minute = "date_trunc('minute', now()) - interval '8 minutes'";
+    const warmClaims: [string, string, string | null][] = [
+      ['w-1', `${minute} + interval '10 seconds'`, null],
+      ['w-2', `${minute} + interval '20 seconds'`, null],
+      ['w-waited', `${minute} + interval '40 seconds'`, `${minute} + interval '39 seconds'`],
+    ];
+    for (const [requestId, createdAt, waitingSince] of warmClaims) {
+      await registry.db.query(
+        `INSERT INTO claims (pool, request_id, tenant, status, path, pending_until, created_at, waiting_since)
+         VALUES ($1, $2, 't', 'granted', 'warm', now(), ${createdAt}, ${waitingSince ?? 'NULL'})`,
+        [pool, requestId],
+      );
+    }
+    const reservations: [string, TransitionOrigin][] = [
+      [`${minute} + interval '10.5 seconds'`, 'pool_workflow'],
+      [`${minute} + interval '20.2 seconds'`, 'api'],
+      [`${minute} + interval '21 seconds'`, 'pool_workflow'],
+      [`${minute} + interval '41 seconds'`, 'pool_workflow'],
+    ];
+    for (const [createdAt, origin] of reservations) {
+      const id = newId('reserved');
+      await registry.db.query(
+        `INSERT INTO workers (id, pool, image, state, epoch, created_at) VALUES ($1, $2, 'i', 'retired', 1, ${createdAt})`,
+        [id, pool],
+      );
+      await registry.db.query(
+        `INSERT INTO worker_transitions (worker_id, from_state, to_state, epoch_before, epoch_after, operation, origin)
+         VALUES ($1, NULL, 'spawning', NULL, 1, 'create', $2)`,
+        [id, origin],
+      );
+    }
     assert.deepEqual(await pools.observeDemand(pool, 600_000), {
+      claimsLastTenSeconds: 2,
       claimsLastMinute: 2,
       peakClaimsPerMinute: 3,
-      spawnSeconds: 6,
+      spawnSeconds: 22 / 3,
+      reactionSeconds: 0.75,
     });
   });
 

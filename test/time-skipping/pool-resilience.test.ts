@@ -39,6 +39,8 @@ class FakePool {
   templateGeneration = 1;
   /** Demand mode: readPool reports the idle surplus over minIdle (the demand-driven target). */
   demand = false;
+  /** Demand mode: what readPool says about looking again (the fast window set the target). */
+  recheckInMs: number | null = null;
   maxSurge = 1;
   /** The fewest idle workers seen after any change the pool made once it had filled (rolling floor). */
   fewestIdleAfterFill: number | null = null;
@@ -88,6 +90,7 @@ class FakePool {
         asked,
         askedReasons,
         surplusIdle: this.demand ? Math.max(0, (counts.idle ?? 0) - this.minIdle) : 0,
+        targetRecheckInMs: this.demand ? this.recheckInMs : null,
         templateGeneration: this.templateGeneration,
         staleIdle: [...this.workers.values()].filter(
           (w) => w.state === 'idle' && (w.generation ?? 1) < this.templateGeneration,
@@ -260,6 +263,20 @@ test('demand mode: when the target falls, the pool retires exactly the idle surp
   await advanceUntil(handle, 'refilled to the new target', (d) => (d.inventory.idle ?? 0) === 4);
   assert.equal(fake.idle(), 4);
   assert.deepEqual(fake.retireCalls, [3], 'a rise never retires');
+  await handle.terminate('test done');
+});
+
+test('demand mode: a target the 10-second window set is looked at again 10 s later, with nothing to wake the pool', async () => {
+  fake.minIdle = 5;
+  fake.demand = true;
+  fake.recheckInMs = 10_000;
+  // The safety-net turn is an hour away: only the recheck can make the pool read again.
+  const handle = await startPool({ reconcileIntervalMs: 3_600_000 });
+  await advanceUntil(handle, 'the pool filled to 5 and read it', (d) => (d.inventory.idle ?? 0) === 5, 30_000);
+  fake.minIdle = 2; // the burst left the fast window: the target fell, and no signal says so
+  const shrunk = await advanceUntil(handle, 'the surplus retired', (d) => (d.inventory.idle ?? 0) === 2, 30_000);
+  assert.equal(shrunk.totals.idleRetired, 3);
+  assert.deepEqual(fake.retireCalls, [3]);
   await handle.terminate('test done');
 });
 

@@ -153,7 +153,7 @@ export function registerPoolCommands(program: Command): void {
             if (json) return printJson(scale);
             console.log(
               `pool ${name} (${scale.mode}): keeps ${scale.effectiveTarget} idle (minIdle ${scale.minIdle}, maxIdle ${scale.maxIdle}, ` +
-                `headroom ${scale.headroom}); ${scale.claimsPerMinute} claims/min, spawn ${scale.spawnSeconds} s; ` +
+                `headroom ${scale.headroom}); ${scale.claimsPerMinute} claims/min, lead ${scale.leadSeconds} s (reaction ${scale.reactionSeconds} + spawn ${scale.spawnSeconds}); ` +
                 `${scale.idle} idle of ${scale.live} live (max ${scale.maxWorkers}), ${scale.waiting} waiting`,
             );
             return;

@@ -429,6 +429,9 @@ export async function poolWorkflow(input: PoolWorkflowInput): Promise<PoolWorkfl
       now + reconcileIntervalMs,
       wakeAt,
       lastView ? breakerWakeAt(s.breaker, lastView.breaker) : null,
+      // Demand mode: a target the 10-second window set may fall once it has passed. (Read from the
+      // activity's answer, so a replayed turn waits the same; answers from before carry none.)
+      lastView?.targetRecheckInMs ? now + lastView.targetRecheckInMs : null,
     ].filter((t): t is number => t !== null);
     const sleepMs = Math.max(1, Math.min(...candidates) - Date.now());
     await condition(() => wakeups !== seen, sleepMs);
