@@ -240,9 +240,11 @@ export class PoolStore {
    * What demand-driven warm capacity reads (decision 0035), in one statement: claims made in the
    * last 10 seconds and the last minute, the most made in any clock minute of the last
    * `coolDownMs`, and the two parts of the replenishment lead time — the mean reservation-to-ready
-   * (creation to leaving activating) of the pool's 40 most recently created workers that got ready,
-   * and the mean time from each of the pool's 50 most recent warm claims (not waited) to the pool
-   * workflow's next reservation within 10 s (null: none yet).
+   * (creation to leaving activating) of those of the pool's 40 most recently created workers that
+   * got ready, however long ago (a quiet pool keeps what it last measured), and the mean time from each of the
+   * pool's 50 most recent warm claims (not waited; made within the cool-down window and 10 minutes
+   * before it, so the scan for them is bounded) to the pool workflow's next reservation within 10 s
+   * (null: none yet).
    */
   async observeDemand(pool: string, coolDownMs: number): Promise<DemandObservation> {
     const rows = await this.query(
@@ -258,7 +260,7 @@ export class PoolStore {
                      SELECT min(t.at) FROM worker_transitions t WHERE t.worker_id = w.id AND t.from_state = 'activating'
                    ) - w.created_at) AS seconds
               FROM workers w
-             WHERE w.pool = $1 AND w.created_at > now() - make_interval(secs => $2 / 1000.0) - interval '10 minutes'
+             WHERE w.pool = $1
              ORDER BY w.created_at DESC
              LIMIT 40
           ) r WHERE r.seconds IS NOT NULL) AS spawn_seconds,

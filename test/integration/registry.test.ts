@@ -553,8 +553,9 @@ describe('warm capacity', () => {
         [pool, `r-${i}`],
       );
     }
-    // Three ready workers that took 4, 6 and 12 s from creation to leaving activating; one still spawning.
-    const createdAt = new Date(Date.now() - 60_000);
+    // Three ready workers that took 4, 6 and 12 s from creation to leaving activating, two hours ago
+    // (a quiet pool keeps what it last measured); one still spawning.
+    const createdAt = new Date(Date.now() - 2 * 3_600_000);
     for (const readySeconds of [4, 6, 12]) {
       const id = newId('ready');
       await registry.db.query(
